@@ -1,0 +1,1 @@
+"""RADIUS dictionary files (FreeRADIUS format) shipped with otp-radiusd; read with importlib.resources."""

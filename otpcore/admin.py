@@ -1,0 +1,234 @@
+"""Provisioning: the operations behind `otp-admin` (and `otp-radiusd --demo`), as a library.
+
+Every operation validates its input before touching the store and runs in one transaction, so a refused operation
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .config import Config
+from .errors import InputError, StoreError
+from .oath import ALGORITHMS, encode_base32
+from .passwords import hash_password
+from .seal import Sealer, create_key_file, load_key_file
+from .service import token_identity
+from .store import Store, TokenRow, UserRow
+from .uri import otpauth_uri
+
+__all__ = ["Admin", "NewToken", "TokenSpec", "UserSpec", "validate_user_name"]
+
+OTP_TOKEN_TYPES = ("totp", "hotp")
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    type: str = "totp"
+    secret: bytes | None = None  # None: a new random 160-bit secret
+    algorithm: str = "SHA1"
+    digits: int = 6
+    period: int = 30
+    t0: int = 0
+    counter: int = 0
+    last_step: int = -1
+    window: int | None = None
+    issuer: str | None = None
+
+    def validated(self) -> TokenSpec:
+        if self.type not in OTP_TOKEN_TYPES:
+            raise InputError(f"token type must be one of {', '.join(OTP_TOKEN_TYPES)}, not {self.type!r}")
+        algorithm = self.algorithm.upper().replace("-", "")
+        if algorithm not in ALGORITHMS:
+            raise InputError(f"algorithm must be SHA1, SHA256 or SHA512, not {self.algorithm!r}")
+        if self.digits not in (6, 7, 8):
+            raise InputError(f"digits must be 6, 7 or 8, not {self.digits}")
+        if not 1 <= self.period <= 3600:
+            raise InputError(f"period must be between 1 and 3600 seconds, not {self.period}")
+        if self.counter < 0:
+            raise InputError(f"counter must not be negative, not {self.counter}")
+        if self.window is not None and not 0 <= self.window <= 100:
+            raise InputError(f"window must be between 0 and 100, not {self.window}")
+        if self.secret is not None and len(self.secret) < 10:
+            raise InputError("secret is too short: at least 80 bits are required")
+        return replace(self, algorithm=algorithm)
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    password: bytes | None = None
+
+
+@dataclass(frozen=True)
+class NewToken:
+    id: int
+    user: str
+    type: str
+    secret_b32: str
+    uri: str
+
+
+def validate_user_name(name: str) -> str:
+    if not name or len(name) > 253 or any(c.isspace() or not c.isprintable() for c in name):
+        raise InputError(f"invalid user name {name!r}: 1-253 printable characters, no spaces")
+    return name
+
+
+class Admin:
+    """Opens the store and the key of one configuration. Use as a context manager."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._store: Store | None = None
+        self._sealer: Sealer | None = None
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            _ = self.sealer  # a store without its key is a broken installation: say so before anything else
+            self._store = Store.open(self.config.store.path)
+        return self._store
+
+    @property
+    def sealer(self) -> Sealer:
+        if self._sealer is None:
+            self._sealer = load_key_file(self.config.store.key_file)
+        return self._sealer
+
+    # -- set-up -------------------------------------------------------------------------------------------------------
+
+    def init(self) -> list[str]:
+        """Create the key and the store if missing, migrate the schema. Idempotent. Returns what was created."""
+        created = []
+        if create_key_file(self.config.store.key_file):
+            created.append(f"key file {self.config.store.key_file}")
+        self._sealer = load_key_file(self.config.store.key_file)  # also checks an existing key's mode
+        existed = self.config.store.path.exists()
+        self._store = Store.open(self.config.store.path, create=True)
+        if not existed:
+            created.append(f"store {self.config.store.path}")
+        return created
+
+    # -- users --------------------------------------------------------------------------------------------------------
+
+    def add_user(self, spec: UserSpec, *, now: float) -> int:
+        validate_user_name(spec.name)
+        password_hash = hash_password(spec.password) if spec.password else None
+        with self.store.transaction():
+            user_id = self.store.add_user(spec.name, email=spec.email, phone=spec.phone, password_hash=password_hash,
+                                          now=now)
+            self._audit(spec.name, "user_added", now)
+        return user_id
+
+    def users(self) -> list[UserRow]:
+        return self.store.users()
+
+    def user(self, name: str) -> UserRow:
+        return self.store.require_user(name)
+
+    def delete_user(self, name: str, *, now: float) -> None:
+        with self.store.transaction():
+            self.store.delete_user(self.store.require_user(name).id)
+            self._audit(name, "user_deleted", now)
+
+    def unlock_user(self, name: str, *, now: float) -> None:
+        with self.store.transaction():
+            row = self.store.require_user(name)
+            self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
+            self._audit(name, "unlocked", now)
+
+    def set_password(self, name: str, password: bytes | None, *, now: float) -> None:
+        password_hash = hash_password(password) if password else None
+        with self.store.transaction():
+            self.store.set_password_hash(self.store.require_user(name).id, password_hash)
+            self._audit(name, "password_set", now)
+
+    # -- tokens -------------------------------------------------------------------------------------------------------
+
+    def add_token(self, user: str, spec: TokenSpec, *, now: float) -> NewToken:
+        spec = spec.validated()
+        with self.store.transaction():
+            row = self.store.require_user(user)
+            new = self._insert_token(row, spec, now)
+            self._audit(user, "token_added", now)
+        return new
+
+    def tokens(self, user: str | None = None) -> list[tuple[TokenRow, str]]:
+        """Tokens with their owner's name."""
+        names = {u.id: u.name for u in self.store.users()}
+        user_id = self.store.require_user(user).id if user is not None else None
+        return [(t, names.get(t.user_id, "?")) for t in self.store.tokens(user_id)]
+
+    def set_token_active(self, token_id: int, active: bool, *, now: float) -> None:
+        with self.store.transaction():
+            token = self.store.require_token(token_id)
+            self.store.set_token_active(token_id, active)
+            self._audit(self._owner(token), "token_enabled" if active else "token_disabled", now)
+
+    def delete_token(self, token_id: int, *, now: float) -> None:
+        with self.store.transaction():
+            token = self.store.require_token(token_id)
+            self.store.delete_token(token_id)
+            self._audit(self._owner(token), "token_deleted", now)
+
+    def import_users(self, records: Sequence[tuple[UserSpec, TokenSpec]], *, now: float) -> int:
+        """All or nothing: users are created when new (else their token is added); returns the tokens added."""
+        prepared = [(u, t.validated(), hash_password(u.password) if u.password else None) for u, t in records]
+        for user, _, _ in prepared:
+            validate_user_name(user.name)
+        with self.store.transaction():
+            for user, token, password_hash in prepared:
+                row = self.store.user(user.name)
+                if row is None:
+                    self.store.add_user(user.name, email=user.email, phone=user.phone, password_hash=password_hash,
+                                        now=now)
+                    row = self.store.require_user(user.name)
+                else:
+                    self.store.update_user_contact(row.id, email=user.email, phone=user.phone)
+                    if password_hash:
+                        self.store.set_password_hash(row.id, password_hash)
+                self._insert_token(row, token, now)
+            self.store.audit(now=now, user=None, door="admin", client="otp-admin", result="ok",
+                             reason=f"imported_{len(prepared)}_tokens")
+        return len(prepared)
+
+    # -- helpers ------------------------------------------------------------------------------------------------------
+
+    def _insert_token(self, row: UserRow, spec: TokenSpec, now: float) -> NewToken:
+        secret = spec.secret if spec.secret is not None else os.urandom(20)
+        fields = {
+            "type": spec.type, "algorithm": spec.algorithm, "digits": spec.digits, "period": spec.period,
+            "t0": spec.t0, "counter": spec.counter, "last_step": spec.last_step, "drift": 0, "window": spec.window,
+            "issuer": spec.issuer, "active": 1,
+        }
+        token_id = self.store.add_token(row.id, fields, now)
+        # The sealed secret is bound to the row id, known only after the insert (same transaction).
+        self.store.set_token_secret(token_id, self.sealer.seal(secret, token_identity(token_id)))
+        uri = otpauth_uri(kind=spec.type, account=row.name, secret=secret, issuer=spec.issuer,
+                          algorithm=spec.algorithm, digits=spec.digits, period=spec.period, counter=spec.counter)
+        return NewToken(token_id, row.name, spec.type, encode_base32(secret), uri)
+
+    def _owner(self, token: TokenRow) -> str:
+        owner = self.store.user_by_id(token.user_id)
+        if owner is None:
+            raise StoreError(f"token {token.id} has no owner")
+        return owner.name
+
+    def _audit(self, user: str | None, reason: str, now: float) -> None:
+        self.store.audit(now=now, user=user, door="admin", client="otp-admin", result="ok", reason=reason)

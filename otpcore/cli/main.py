@@ -1,0 +1,368 @@
+"""`otp-admin`: provisioning from the command line.
+
+Exit 0 on success, 1 on a refused operation (unknown user, wrong code, store or key problem), 2 on bad usage;
+every failure is one line on stderr and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..admin import Admin, TokenSpec, UserSpec
+from ..config import Config, load_config
+from ..errors import ConfigError, InputError, OtpError
+from ..oath import decode_base32
+from ..store import TokenRow, UserRow
+from .output import format_since, print_table
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as for every other failure (argparse would print the whole usage first).
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.error("a command is required (see --help)")
+    try:
+        config = load_config(args.config)
+        return int(args.handler(args, config) or 0)
+    except (InputError, ConfigError) as exc:
+        print(f"otp-admin: error: {exc}", file=sys.stderr)
+        return 2
+    except OtpError as exc:
+        print(f"otp-admin: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- handlers ---------------------------------------------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        created = admin.init()
+    for what in created:
+        print(f"created {what}")
+    if not created:
+        print("store and key already present; schema up to date")
+    return 0
+
+
+def _user_add(args: argparse.Namespace, config: Config) -> int:
+    password = _read_password() if args.password_stdin else None
+    with Admin(config) as admin:
+        admin.add_user(UserSpec(args.name, email=args.email, phone=args.phone, password=password), now=time.time())
+    print(f"user {args.name} added")
+    return 0
+
+
+def _user_list(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        users = admin.users()
+        counts = {}
+        for token, owner in admin.tokens():
+            counts[owner] = counts.get(owner, 0) + int(token.active)
+    rows = [_user_json(u, config, counts.get(u.name, 0)) for u in users]
+    _emit(args, rows, ["name", "email", "phone", "password", "active_tokens", "failures", "locked"])
+    return 0
+
+
+def _user_show(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        user = admin.user(args.name)
+        tokens = [_token_json(t, owner) for t, owner in admin.tokens(args.name)]
+    data = _user_json(user, config, sum(1 for t in tokens if t["active"]))
+    data["tokens"] = tokens
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            if key != "tokens":
+                print(f"{key}: {'' if value is None else value}")
+        print_table(tokens, ["id", "type", "algorithm", "digits", "period", "counter", "active"])
+    return 0
+
+
+def _user_delete(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        admin.delete_user(args.name, now=time.time())
+    print(f"user {args.name} deleted")
+    return 0
+
+
+def _user_unlock(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        admin.unlock_user(args.name, now=time.time())
+    print(f"user {args.name} unlocked")
+    return 0
+
+
+def _user_passwd(args: argparse.Namespace, config: Config) -> int:
+    if not args.password_stdin:
+        raise InputError("the new password is read with --password-stdin")
+    password = _read_password()
+    with Admin(config) as admin:
+        admin.set_password(args.name, password, now=time.time())
+    print(f"password of {args.name} set")
+    return 0
+
+
+def _token_add(args: argparse.Namespace, config: Config) -> int:
+    qr = args.qr
+    if qr not in ("terminal", "none") and Path(qr).suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"--qr must be terminal, none, FILE.png or FILE.svg, not {qr!r}")
+    spec = TokenSpec(
+        type=args.type,
+        secret=decode_base32(args.secret) if args.secret is not None else None,
+        algorithm=args.algorithm,
+        digits=args.digits,
+        period=args.period,
+        counter=args.counter,
+        issuer=args.issuer,
+    ).validated()
+    with Admin(config) as admin:
+        new = admin.add_token(args.name, spec, now=time.time())
+    from .. import qr as qrcode
+
+    if qr not in ("terminal", "none"):
+        qrcode.save(new.uri, Path(qr))
+    if args.json:
+        print(json.dumps({"id": new.id, "user": new.user, "type": new.type, "uri": new.uri}))
+    else:
+        print(f"token {new.id} added for {new.user}")
+        print(new.uri)
+        if qr == "terminal":
+            print(qrcode.render_terminal(new.uri), end="")
+        elif qr != "none":
+            print(f"QR code written to {qr}")
+    return 0
+
+
+def _token_list(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        rows = [_token_json(t, owner) for t, owner in admin.tokens(args.name)]
+    _emit(args, rows, ["id", "user", "type", "algorithm", "digits", "period", "counter", "active"])
+    return 0
+
+
+def _token_set_active(active: bool) -> Callable[[argparse.Namespace, Config], int]:
+    def handler(args: argparse.Namespace, config: Config) -> int:
+        with Admin(config) as admin:
+            admin.set_token_active(args.id, active, now=time.time())
+        print(f"token {args.id} {'enabled' if active else 'disabled'}")
+        return 0
+
+    return handler
+
+
+def _token_delete(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        admin.delete_token(args.id, now=time.time())
+    print(f"token {args.id} deleted")
+    return 0
+
+
+def _token_verify(args: argparse.Namespace, config: Config) -> int:
+    from ..service import Verifier
+
+    verifier = Verifier.open(config)
+    try:
+        verifier.store.require_user(args.name)
+        decision = verifier.verify_code(args.name, args.code, door="admin", client="otp-admin", now=time.time())
+    finally:
+        verifier.close()
+    if decision.accepted:
+        print("code accepted")
+        return 0
+    print(f"otp-admin: code refused ({decision.reason})", file=sys.stderr)
+    return 1
+
+
+def _token_resync(args: argparse.Namespace, config: Config) -> int:
+    from ..service import Verifier
+
+    verifier = Verifier.open(config)
+    try:
+        verifier.store.require_user(args.name)
+        decision = verifier.resync(args.name, args.code1, args.code2, door="admin", client="otp-admin",
+                                   now=time.time())
+    finally:
+        verifier.close()
+    if decision.accepted:
+        print(f"token {decision.token_id} of {args.name} resynchronised")
+        return 0
+    print(f"otp-admin: codes not found in the resync range ({decision.reason})", file=sys.stderr)
+    return 1
+
+
+def _import(args: argparse.Namespace, config: Config) -> int:
+    from ..importers import parse_records
+
+    try:
+        text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+    records = parse_records(args.format, text, user=args.user, issuer=args.issuer)
+    with Admin(config) as admin:
+        count = admin.import_users(records, now=time.time())
+    print(f"imported {count} token(s) for {len({u.name for u, _ in records})} user(s)")
+    return 0
+
+
+def _audit(args: argparse.Namespace, config: Config) -> int:
+    since = format_since(args.since, time.time()) if args.since else None
+    with Admin(config) as admin:
+        rows = admin.store.audit_rows(user=args.user, since=since)
+    out = [{"time": _iso(r.time), "user": r.user, "door": r.door, "client": r.client, "result": r.result,
+            "reason": r.reason} for r in rows]
+    _emit(args, out, ["time", "user", "door", "client", "result", "reason"])
+    return 0
+
+
+def _pam_config(args: argparse.Namespace, config: Config) -> int:
+    from pam_module.pamconfig import auth_line
+
+    if args.mode == "radius" and not args.server:
+        raise InputError("--mode radius needs at least one --server HOST:PORT")
+    print(auth_line(args.mode, servers=args.server or [], secret_file=args.secret_file,
+                    config=str(config.path) if config.path else None))
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------------
+
+
+def _read_password() -> bytes:
+    line = sys.stdin.buffer.readline().rstrip(b"\r\n")
+    if not line:
+        raise InputError("empty password on standard input")
+    return line
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _user_json(u: UserRow, config: Config, active_tokens: int) -> dict[str, Any]:
+    from ..policy import FailureState, is_locked
+
+    locked = is_locked(FailureState(u.failures, u.last_bad, u.locked_at), config.policy, time.time())
+    return {"name": u.name, "email": u.email, "phone": u.phone, "password": u.password_hash is not None,
+            "active_tokens": active_tokens, "failures": u.failures, "locked": locked, "created": _iso(u.created)}
+
+
+def _token_json(t: TokenRow, owner: str) -> dict[str, Any]:
+    return {"id": t.id, "user": owner, "type": t.type, "algorithm": t.algorithm, "digits": t.digits,
+            "period": t.period if t.type == "totp" else None, "counter": t.counter if t.type == "hotp" else None,
+            "drift": t.drift if t.type == "totp" else None, "active": t.active, "issuer": t.issuer,
+            "created": _iso(t.created)}
+
+
+def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows, columns)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="otp-admin", description="Provision users and tokens of the OTP server.")
+    p.add_argument("--config", help="TOML config (default: $OTP_CONFIG or /etc/otp/otp.toml)")
+    sub = p.add_subparsers(metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("init", help="create the store and the sealing key (idempotent)")
+    s.set_defaults(handler=_init)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(metavar="VERB", parser_class=_Parser)
+    s = user.add_parser("add", help="add a user")
+    s.add_argument("name")
+    s.add_argument("--email")
+    s.add_argument("--phone")
+    s.add_argument("--password-stdin", action="store_true", help="read the first-factor password from stdin")
+    s.set_defaults(handler=_user_add)
+    s = user.add_parser("list", help="list users")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_user_list)
+    s = user.add_parser("show", help="show a user and their tokens")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_user_show)
+    for verb, handler, text in (("delete", _user_delete, "delete a user and their tokens"),
+                                ("unlock", _user_unlock, "clear a lockout and the failure count")):
+        s = user.add_parser(verb, help=text)
+        s.add_argument("name")
+        s.set_defaults(handler=handler)
+    s = user.add_parser("passwd", help="set the first-factor password")
+    s.add_argument("name")
+    s.add_argument("--password-stdin", action="store_true", required=True)
+    s.set_defaults(handler=_user_passwd)
+
+    token = sub.add_parser("token", help="manage tokens").add_subparsers(metavar="VERB", parser_class=_Parser)
+    s = token.add_parser("add", help="add a token; prints the otpauth:// URI and QR code")
+    s.add_argument("name")
+    s.add_argument("--type", required=True, choices=["totp", "hotp"])
+    s.add_argument("--secret", help="base32 secret (default: a new random 160-bit secret)")
+    s.add_argument("--algorithm", default="SHA1", choices=["SHA1", "SHA256", "SHA512"])
+    s.add_argument("--digits", type=int, default=6, help="6, 7 or 8")
+    s.add_argument("--period", type=int, default=30, help="TOTP time step in seconds")
+    s.add_argument("--counter", type=int, default=0, help="HOTP initial counter")
+    s.add_argument("--issuer", help="issuer shown by authenticator apps")
+    s.add_argument("--qr", default="terminal", help="terminal | none | FILE.png | FILE.svg")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_token_add)
+    s = token.add_parser("list", help="list tokens")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_token_list)
+    for verb, handler, text in (("disable", _token_set_active(False), "disable a token"),
+                                ("enable", _token_set_active(True), "enable a token"),
+                                ("delete", _token_delete, "delete a token")):
+        s = token.add_parser(verb, help=text)
+        s.add_argument("id", type=int)
+        s.set_defaults(handler=handler)
+    s = token.add_parser("resync", help="resynchronise with two consecutive codes")
+    s.add_argument("name")
+    s.add_argument("code1")
+    s.add_argument("code2")
+    s.set_defaults(handler=_token_resync)
+    s = token.add_parser("verify", help="check and consume a code (exit 0 when valid)")
+    s.add_argument("name")
+    s.add_argument("code")
+    s.set_defaults(handler=_token_verify)
+
+    s = sub.add_parser("import", help="import users and tokens from another system (all or nothing)")
+    s.add_argument("--format", required=True, choices=["csv", "google-authenticator", "oath-usersfile"])
+    s.add_argument("--user", help="owner of a google-authenticator file; with other formats, import only this user")
+    s.add_argument("--issuer", help="issuer recorded on the imported tokens")
+    s.add_argument("file", help="file to import, or - for stdin")
+    s.set_defaults(handler=_import)
+
+    s = sub.add_parser("pam-config", help="print the /etc/pam.d auth line for this installation's PAM module")
+    s.add_argument("--mode", required=True, choices=["local", "radius"])
+    s.add_argument("--server", action="append", help="HOST:PORT of otp-radiusd (radius mode; repeatable)")
+    s.add_argument("--secret-file", help="file holding the RADIUS shared secret (radius mode)")
+    s.set_defaults(handler=_pam_config)
+
+    s = sub.add_parser("audit", help="show the audit trail")
+    s.add_argument("--user")
+    s.add_argument("--since", help="ISO date/time, unix time, or an age such as 30m, 12h, 7d")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_audit)
+    return p
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

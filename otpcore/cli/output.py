@@ -1,0 +1,47 @@
+"""Plain-text tables and time arguments for otp-admin."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["format_since", "print_table"]
+
+_AGE = re.compile(r"(\d+)\s*([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def format_since(text: str, now: float) -> float:
+    """'30m', '12h', '7d' (an age), a unix time, or an ISO date/time (UTC unless it says otherwise)."""
+    text = text.strip()
+    if m := _AGE.fullmatch(text):
+        return now - int(m[1]) * _UNIT[m[2]]
+    if re.fullmatch(r"\d{9,}(\.\d+)?", text):
+        return float(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--since: not a time: {text!r} (use 2026-01-31, 2026-01-31T08:00, 1700000000 or 12h)"
+                         ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

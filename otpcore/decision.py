@@ -1,0 +1,48 @@
+"""The values a verification returns. Each door turns them into its own answer once."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Decision", "Reason", "Verdict"]
+
+
+class Verdict(enum.Enum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    CHALLENGE = "challenge"
+    LOCKED = "locked"
+
+
+class Reason(enum.StrEnum):
+    OK = "ok"
+    WRONG_PASSWORD = "wrong_password"
+    WRONG_CODE = "wrong_code"
+    REPLAY = "replay"
+    LOCKED = "locked"
+    UNKNOWN_USER = "unknown_user"
+    NO_TOKEN = "no_token"
+    NO_TOKEN_ACCEPTED = "no_token_accepted"
+    CHALLENGE_SENT = "challenge"
+    BAD_STATE = "bad_state"
+    EXPIRED_STATE = "expired_state"
+    FIRST_FACTOR_UNAVAILABLE = "first_factor_unavailable"
+    DELIVERY_FAILED = "delivery_failed"
+    RESEND_TOO_SOON = "resend_too_soon"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    EXPIRED_CODE = "expired_code"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: Reason
+    user: str
+    token_id: int | None = None
+    state: bytes | None = None  # set with CHALLENGE: the RADIUS State / PAM challenge handle
+    message: str = ""  # short text for the user (Reply-Message / PAM prompt); never says which factor failed
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is Verdict.ACCEPT

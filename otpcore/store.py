@@ -1,0 +1,382 @@
+"""The SQLite store: users, tokens, challenges, audit. The only module that touches SQLite.
+
+WAL mode with a busy timeout, so a PAM login and several otp-radiusd workers share one file. Every verification runs
+in one `BEGIN IMMEDIATE` transaction (read, decide, write, audit), and counters / time steps advance by
+compare-and-set on top of that, so two processes can never accept the same code.
+Schema creation and migrations go through sqlite-utils, imported only when the schema is behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError, StoreError
+
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Store", "TokenRow", "UserRow"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    password_hash: str | None
+    failures: int
+    last_bad: bytes | None
+    locked_at: float | None
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: int
+    user_id: int
+    type: str
+    algorithm: str
+    digits: int
+    period: int
+    t0: int
+    counter: int  # HOTP: the next counter expected
+    last_step: int  # TOTP: the last accepted time step (-1: none yet)
+    drift: int  # TOTP: steps between the token's clock and ours at the last accept
+    window: int | None  # per-token override of totp_window / hotp_lookahead (e.g. from google-authenticator)
+    secret: bytes | None  # sealed
+    issuer: str | None
+    active: bool
+    created: float
+    options: str | None  # JSON: per-token knobs of out-of-band tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRow:
+    state: bytes
+    user_id: int
+    client: str
+    token_id: int | None
+    created: float
+    expires: float
+    code_hash: bytes | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    time: float
+    user: str | None
+    door: str
+    client: str | None
+    result: str
+    reason: str
+
+
+_USER_COLS = "id, name, email, phone, password_hash, failures, last_bad, locked_at, created"
+_TOKEN_COLS = (
+    "id, user_id, type, algorithm, digits, period, t0, counter, last_step, drift, window, secret, issuer, active, "
+    "created, options"
+)
+_CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts"
+
+
+class Store:
+    """One connection to the store. Not thread-safe: one per thread or process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._depth = 0
+
+    # -- opening ------------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False) -> Store:
+        """Open the store; with `create`, make the file (0600) and bring the schema up to date."""
+        path = Path(path)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise StoreError(f"cannot create store {path}: {exc.strerror}") from None
+        elif not path.exists():
+            raise StoreError(f"store not found: {path} (run `otp-admin init`)")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across process crashes in WAL mode; only a power loss can drop the last commits.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from None
+        store = cls(conn, path)
+        if version < SCHEMA_VERSION:
+            if not create and version == 0:
+                conn.close()
+                raise StoreError(f"store {path} is not initialised (run `otp-admin init`)")
+            store._migrate(version)
+        elif version > SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"store {path} has schema {version}, newer than this program ({SCHEMA_VERSION})")
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- transactions -------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front so read-decide-write cannot interleave."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"store is busy or unwritable: {exc}") from None
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._conn.execute("ROLLBACK")
+            raise StoreError(f"store write failed: {exc}") from None
+
+    def _exec(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"refused by the store: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"store error: {exc}") from None
+
+    # -- users --------------------------------------------------------------------------------------------------------
+
+    def user(self, name: str) -> UserRow | None:
+        row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE name = ?", (name,)).fetchone()
+        return UserRow(*row) if row else None
+
+    def user_by_id(self, user_id: int) -> UserRow | None:
+        row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (user_id,)).fetchone()
+        return UserRow(*row) if row else None
+
+    def require_user(self, name: str) -> UserRow:
+        user = self.user(name)
+        if user is None:
+            raise NotFoundError(f"no such user: {name}")
+        return user
+
+    def users(self) -> list[UserRow]:
+        return [UserRow(*r) for r in self._exec(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
+
+    def add_user(
+        self, name: str, *, email: str | None, phone: str | None, password_hash: str | None, now: float
+    ) -> int:
+        if self.user(name) is not None:
+            raise StoreError(f"user already exists: {name}")
+        cur = self._exec(
+            "INSERT INTO users (name, email, phone, password_hash, failures, created) VALUES (?, ?, ?, ?, 0, ?)",
+            (name, email, phone, password_hash, now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_user_contact(self, user_id: int, *, email: str | None, phone: str | None) -> None:
+        self._exec("UPDATE users SET email = coalesce(?, email), phone = coalesce(?, phone) WHERE id = ?",
+                   (email, phone, user_id))
+
+    def set_password_hash(self, user_id: int, password_hash: str | None) -> None:
+        self._exec("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+    def delete_user(self, user_id: int) -> None:
+        self._exec("DELETE FROM challenges WHERE user_id = ?", (user_id,))
+        self._exec("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+        self._exec("DELETE FROM users WHERE id = ?", (user_id,))
+
+    def set_failure_state(
+        self, user_id: int, *, failures: int, last_bad: bytes | None, locked_at: float | None
+    ) -> None:
+        self._exec(
+            "UPDATE users SET failures = ?, last_bad = ?, locked_at = ? WHERE id = ?",
+            (failures, last_bad, locked_at, user_id),
+        )
+
+    # -- tokens -------------------------------------------------------------------------------------------------------
+
+    def token(self, token_id: int) -> TokenRow | None:
+        row = self._exec(f"SELECT {_TOKEN_COLS} FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        return _token(row) if row else None
+
+    def require_token(self, token_id: int) -> TokenRow:
+        token = self.token(token_id)
+        if token is None:
+            raise NotFoundError(f"no such token: {token_id}")
+        return token
+
+    def tokens(self, user_id: int | None = None, *, active_only: bool = False) -> list[TokenRow]:
+        sql = f"SELECT {_TOKEN_COLS} FROM tokens WHERE 1"
+        params: list[Any] = []
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        if active_only:
+            sql += " AND active = 1"
+        return [_token(r) for r in self._exec(sql + " ORDER BY id", tuple(params))]
+
+    def add_token(self, user_id: int, fields: dict[str, Any], now: float) -> int:
+        cols = ["user_id", "created", *fields]
+        cur = self._exec(
+            f"INSERT INTO tokens ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            (user_id, now, *fields.values()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def set_token_secret(self, token_id: int, sealed: bytes) -> None:
+        self._exec("UPDATE tokens SET secret = ? WHERE id = ?", (sealed, token_id))
+
+    def set_token_active(self, token_id: int, active: bool) -> None:
+        self._exec("UPDATE tokens SET active = ? WHERE id = ?", (int(active), token_id))
+
+    def delete_token(self, token_id: int) -> None:
+        self._exec("DELETE FROM challenges WHERE token_id = ?", (token_id,))
+        self._exec("DELETE FROM tokens WHERE id = ?", (token_id,))
+
+    def advance_hotp(self, token_id: int, *, expected: int, new_counter: int) -> bool:
+        """Compare-and-set: move the counter forward only if nobody else moved it. False means lost the race."""
+        cur = self._exec(
+            "UPDATE tokens SET counter = ? WHERE id = ? AND counter = ? AND ? > counter",
+            (new_counter, token_id, expected, new_counter),
+        )
+        return cur.rowcount == 1
+
+    def advance_totp(self, token_id: int, *, expected: int, new_step: int, drift: int) -> bool:
+        """Compare-and-set: record the accepted step only if it is newer than the last one and nobody moved it."""
+        cur = self._exec(
+            "UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND last_step = ? AND ? > last_step",
+            (new_step, drift, token_id, expected, new_step),
+        )
+        return cur.rowcount == 1
+
+    # -- challenges ---------------------------------------------------------------------------------------------------
+
+    def add_challenge(self, row: ChallengeRow) -> None:
+        self._exec(
+            f"INSERT INTO challenges ({_CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.state, row.user_id, row.client, row.token_id, row.created, row.expires, row.code_hash, row.attempts),
+        )
+
+    def take_challenge(self, state: bytes) -> ChallengeRow | None:
+        """Remove and return the challenge: a State is single use."""
+        row = self._exec(f"DELETE FROM challenges WHERE state = ? RETURNING {_CHALLENGE_COLS}", (state,)).fetchone()
+        return ChallengeRow(*row) if row else None
+
+    def challenge(self, state: bytes) -> ChallengeRow | None:
+        row = self._exec(f"SELECT {_CHALLENGE_COLS} FROM challenges WHERE state = ?", (state,)).fetchone()
+        return ChallengeRow(*row) if row else None
+
+    def purge_challenges(self, now: float) -> None:
+        self._exec("DELETE FROM challenges WHERE expires < ?", (now,))
+
+    # -- audit --------------------------------------------------------------------------------------------------------
+
+    def audit(
+        self, *, now: float, user: str | None, door: str, client: str | None, result: str, reason: str
+    ) -> None:
+        self._exec(
+            "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)",
+            (now, user, door, client, result, reason),
+        )
+
+    def audit_rows(self, *, user: str | None = None, since: float | None = None, limit: int | None = None
+                   ) -> list[AuditRow]:
+        sql = "SELECT id, time, user, door, client, result, reason FROM audit WHERE 1"
+        params: list[Any] = []
+        if user is not None:
+            sql += " AND user = ?"
+            params.append(user)
+        if since is not None:
+            sql += " AND time >= ?"
+            params.append(since)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [AuditRow(*r) for r in self._exec(sql, tuple(params))]
+
+    # -- schema -------------------------------------------------------------------------------------------------------
+
+    def _migrate(self, version: int) -> None:
+        import sqlite_utils  # only when the schema is behind: keeps logins free of its import cost
+
+        db = sqlite_utils.Database(self._conn)
+        with self.transaction():
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            for target, step in _MIGRATIONS:
+                if version < target:
+                    step(db)
+                    self._conn.execute(f"PRAGMA user_version = {target}")
+                    version = target
+
+
+def _token(row: tuple[Any, ...]) -> TokenRow:
+    values = list(row)
+    values[13] = bool(values[13])
+    return TokenRow(*values)
+
+
+def _migration_1(db: Any) -> None:
+    db["users"].create(
+        {"id": int, "name": str, "email": str, "phone": str, "password_hash": str, "failures": int,
+         "last_bad": bytes, "locked_at": float, "created": float},
+        pk="id", not_null={"name", "failures", "created"}, defaults={"failures": 0},
+    )
+    db["users"].create_index(["name"], unique=True)
+    db["tokens"].create(
+        {"id": int, "user_id": int, "type": str, "algorithm": str, "digits": int, "period": int, "t0": int,
+         "counter": int, "last_step": int, "drift": int, "window": int, "secret": bytes, "issuer": str,
+         "active": int, "created": float, "options": str},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "type", "algorithm", "digits", "period", "t0", "counter", "last_step", "drift",
+                  "active", "created"},
+        defaults={"algorithm": "SHA1", "digits": 6, "period": 30, "t0": 0, "counter": 0, "last_step": -1,
+                  "drift": 0, "active": 1},
+    )
+    db["tokens"].create_index(["user_id"])
+    db["challenges"].create(
+        {"state": bytes, "user_id": int, "client": str, "token_id": int, "created": float, "expires": float,
+         "code_hash": bytes, "attempts": int},
+        pk="state", not_null={"user_id", "client", "created", "expires", "attempts"}, defaults={"attempts": 0},
+    )
+    db["challenges"].create_index(["expires"])
+    db["challenges"].create_index(["user_id"])
+    db["audit"].create(
+        {"id": int, "time": float, "user": str, "door": str, "client": str, "result": str, "reason": str},
+        pk="id", not_null={"time", "door", "result", "reason"},
+    )
+    db["audit"].create_index(["user", "time"])
+    db["audit"].create_index(["time"])
+
+
+_MIGRATIONS = [(1, _migration_1)]
