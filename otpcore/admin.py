@@ -7,9 +7,11 @@ writes nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from . import oob
 from .config import Config
 from .errors import InputError, StoreError
 from .oath import ALGORITHMS, encode_base32
@@ -22,6 +24,7 @@ from .uri import otpauth_uri
 __all__ = ["Admin", "NewToken", "TokenSpec", "UserSpec", "validate_user_name"]
 
 OTP_TOKEN_TYPES = ("totp", "hotp")
+TOKEN_TYPES = (*OTP_TOKEN_TYPES, *oob.CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,23 @@ class TokenSpec:
     last_step: int = -1
     window: int | None = None
     issuer: str | None = None
+    # email/sms tokens: per-token knobs (length, alphabet, validity, max_attempts, resend_interval; see otpcore.oob),
+    # each falling back to the [policy] oob_* default when absent. A `digits` other than 6 sets the length.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def validated(self) -> TokenSpec:
-        if self.type not in OTP_TOKEN_TYPES:
-            raise InputError(f"token type must be one of {', '.join(OTP_TOKEN_TYPES)}, not {self.type!r}")
+        if self.type not in TOKEN_TYPES:
+            raise InputError(f"token type must be one of {', '.join(TOKEN_TYPES)}, not {self.type!r}")
+        if self.type in oob.CHANNELS:
+            options = dict(self.options)
+            if self.digits != 6:
+                if options.get("length", self.digits) != self.digits:
+                    raise InputError(f"digits {self.digits} and length {options['length']} disagree")
+                options["length"] = self.digits
+            options = oob.validate_options(options)
+            return replace(self, secret=None, options=options, digits=options.get("length", 6))
+        if self.options:
+            raise InputError("options (length, alphabet, validity ...) are for email and sms tokens only")
         algorithm = self.algorithm.upper().replace("-", "")
         if algorithm not in ALGORITHMS:
             raise InputError(f"algorithm must be SHA1, SHA256 or SHA512, not {self.algorithm!r}")
@@ -211,6 +227,8 @@ class Admin:
     # -- helpers ------------------------------------------------------------------------------------------------------
 
     def _insert_token(self, row: UserRow, spec: TokenSpec, now: float) -> NewToken:
+        if spec.type in oob.CHANNELS:
+            return self._insert_oob_token(row, spec, now)
         secret = spec.secret if spec.secret is not None else os.urandom(20)
         fields = {
             "type": spec.type, "algorithm": spec.algorithm, "digits": spec.digits, "period": spec.period,
@@ -223,6 +241,18 @@ class Admin:
         uri = otpauth_uri(kind=spec.type, account=row.name, secret=secret, issuer=spec.issuer,
                           algorithm=spec.algorithm, digits=spec.digits, period=spec.period, counter=spec.counter)
         return NewToken(token_id, row.name, spec.type, encode_base32(secret), uri)
+
+    def _insert_oob_token(self, row: UserRow, spec: TokenSpec, now: float) -> NewToken:
+        """An email or sms token: no secret, the code is made and sent at each login, to the profile's address."""
+        current = self.store.user_by_id(row.id) or row  # an import may have just set the address
+        address = current.email if spec.type == "email" else current.phone
+        if not address:
+            what = "e-mail address (user add --email)" if spec.type == "email" else "phone number (user add --phone)"
+            raise InputError(f"user {row.name} has no {what} for an {spec.type} token")
+        fields = {"type": spec.type, "digits": spec.digits, "active": 1, "issuer": spec.issuer,
+                  "options": oob.dump_options(spec.options)}
+        token_id = self.store.add_token(row.id, fields, now)
+        return NewToken(token_id, row.name, spec.type, "", "")
 
     def _owner(self, token: TokenRow) -> str:
         owner = self.store.user_by_id(token.user_id)

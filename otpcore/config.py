@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .delivery_config import DeliveryConfig, parse_delivery
 from .errors import ConfigError
 
 __all__ = [
@@ -49,6 +50,12 @@ class Policy:
     challenge: bool = True
     challenge_timeout: int = 120
     pam_service: str = "login"
+    # email/sms tokens: defaults of the per-token knobs (see otpcore.oob)
+    oob_length: int = 6  # 4-10 characters
+    oob_alphabet: str = "digits"  # digits | alphanumeric (letters and digits without look-alikes)
+    oob_validity: int = 300  # seconds a sent code stays valid
+    oob_max_attempts: int = 3  # wrong answers a code survives
+    oob_resend_interval: int = 30  # seconds between two sends to one token
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,8 @@ class Config:
     store: StoreConfig = StoreConfig()
     radius: RadiusConfig = RadiusConfig()
     policy: Policy = Policy()
-    # [delivery.*] tables, checked by the delivery module that owns them.
-    delivery: Mapping[str, Any] = field(default_factory=dict)
+    # [delivery.smtp] / [delivery.sms]: how email and sms codes are sent (otpcore.delivery_config)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -105,7 +112,7 @@ def parse_config(data: Mapping[str, Any], *, base: Path = Path("."), path: Path 
     store = _parse_store(_table(data, "store"), base)
     radius = _parse_radius(_table(data, "radius"), base)
     policy = _parse_policy(_table(data, "policy"))
-    delivery = _table(data, "delivery")
+    delivery = parse_delivery(_table(data, "delivery"), base)
     return Config(path=path, store=store, radius=radius, policy=policy, delivery=delivery)
 
 
@@ -157,7 +164,20 @@ def _parse_policy(t: Mapping[str, Any]) -> Policy:
     values["no_token"] = _choice(t, "policy", "no_token", d.no_token, ("reject", "accept"))
     values["challenge"] = _bool(t, "policy", "challenge", d.challenge)
     values["pam_service"] = _str(t, "policy", "pam_service", d.pam_service)
+    values.update(_parse_oob_policy(t, d))
     return Policy(**values)
+
+
+def _parse_oob_policy(t: Mapping[str, Any], d: Policy) -> dict[str, Any]:
+    from .oob import ALPHABETS, OPTION_BOUNDS
+
+    values: dict[str, Any] = {}
+    for name, low, high in OPTION_BOUNDS.values():
+        values[name] = _int(t, "policy", name, getattr(d, name), minimum=low)
+        if values[name] > high:
+            raise ConfigError(f"policy.{name}: must be at most {high}")
+    values["oob_alphabet"] = _choice(t, "policy", "oob_alphabet", d.oob_alphabet, tuple(ALPHABETS))
+    return values
 
 
 def _parse_radius(t: Mapping[str, Any], base: Path) -> RadiusConfig:

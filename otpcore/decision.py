@@ -32,6 +32,7 @@ class Reason(enum.StrEnum):
     RESEND_TOO_SOON = "resend_too_soon"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     EXPIRED_CODE = "expired_code"
+    CODE_SENT = "code_sent"  # an email/sms code was sent; no challenge (policy.challenge off): log in again with it
 
 
 @dataclass(frozen=True, slots=True)

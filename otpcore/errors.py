@@ -2,7 +2,7 @@
 
 Normal outcomes (accept, wrong code, replay, locked) are values, not exceptions."""
 
-__all__ = ["ConfigError", "InputError", "NotFoundError", "OtpError", "SealError", "StoreError"]
+__all__ = ["ConfigError", "DeliveryError", "InputError", "NotFoundError", "OtpError", "SealError", "StoreError"]
 
 
 class OtpError(Exception):
@@ -27,3 +27,7 @@ class StoreError(OtpError):
 
 class SealError(OtpError):
     """The sealing key is missing, has unsafe permissions, or does not open a sealed secret."""
+
+
+class DeliveryError(OtpError):
+    """A code could not be sent (mail server or SMS gateway down, slow, or refusing). Never contains the code."""

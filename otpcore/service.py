@@ -6,21 +6,36 @@ transaction. Slow first-factor checks (argon2, PAM) run before that transaction,
 
 from __future__ import annotations
 
+import hmac
+import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
+from . import oob
 from . import policy as pol
 from .config import Config, Policy
 from .decision import Decision, Reason, Verdict
+from .delivery_config import DeliveryConfig
 from .passwords import burn_time, verify_password
 from .seal import Sealer, load_key_file
 from .store import ChallengeRow, Store, TokenRow, UserRow
 
 __all__ = ["CHALLENGE_MESSAGE", "REJECT_MESSAGE", "Verifier", "token_identity"]
 
+log = logging.getLogger("otpcore.service")
+
 CHALLENGE_MESSAGE = "Enter your one-time password"
 REJECT_MESSAGE = "Authentication failed"
 WELCOME_MESSAGE = "Welcome"
+# email/sms codes (issue 5)
+SENT_MESSAGES = {("email",): "Enter the code sent to you by e-mail", ("sms",): "Enter the code sent to you by SMS",
+                 ("email", "sms"): "Enter the code sent to you by e-mail and SMS"}
+PENDING_MESSAGE = "Enter the code sent to you earlier"
+RETRY_MESSAGE = "Wrong code, try again"
+NOT_SENT_MESSAGE = "The code could not be sent, try again later"
+WAIT_MESSAGE = "A code was sent recently, wait before asking again"
+SENT_REJECT_MESSAGE = "A code has been sent to you, log in again with it"
 # Users who do not exist are checked as if they had one 6-digit token, so they cost what a real user costs.
 _PHANTOM_DIGITS = (6,)
 
@@ -33,15 +48,18 @@ def token_identity(token_id: int) -> bytes:
 
 
 class Verifier:
-    def __init__(self, store: Store, sealer: Sealer, policy: Policy) -> None:
+    def __init__(self, store: Store, sealer: Sealer, policy: Policy, *, delivery: oob.Deliverer | None = None,
+                 delivery_config: DeliveryConfig | None = None) -> None:
         self.store = store
         self.sealer = sealer
         self.policy = policy
+        self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
+        self._delivery_config = delivery_config
 
     @classmethod
     def open(cls, config: Config) -> Verifier:
         sealer = load_key_file(config.store.key_file)
-        return cls(Store.open(config.store.path), sealer, config.policy)
+        return cls(Store.open(config.store.path), sealer, config.policy, delivery_config=config.delivery)
 
     def close(self) -> None:
         self.store.close()
@@ -58,15 +76,20 @@ class Verifier:
         if first_factor == "none":
             if row is None:
                 return self._finish(user, None, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
+            if not password and self._oob_tokens(row):  # an empty password asks for an email/sms code
+                return self._send_code(row, door=door, client=client, now=now, challenge=self.policy.challenge)
             return self._check_code(row.name, password.decode("ascii", "replace"), door=door, client=client, now=now)
 
         check = self._first_factor(first_factor)
-        digit_lengths = sorted({t.digits for t in tokens}, reverse=True) if row else list(_PHANTOM_DIGITS)
+        oob_settings = [s for _, s in self._oob_tokens(row)] if row else []
+        digit_lengths = (sorted({t.digits for t in tokens} | {s.length for s in oob_settings}, reverse=True) if row
+                         else list(_PHANTOM_DIGITS))
         for digits in digit_lengths:
             if len(password) <= digits:
                 continue
             password_part, code_part = password[:-digits], password[-digits:]
-            if not (code_part.isascii() and code_part.isdigit()):
+            if not (code_part.isascii() and (code_part.isdigit() or any(
+                    oob.looks_like_code(oob.normalize_code(code_part.decode()), s) for s in oob_settings))):
                 continue
             verdict = check(row, password_part)
             if verdict is None:
@@ -83,8 +106,24 @@ class Verifier:
         return self._password_only(row, tokens, door=door, client=client, now=now)
 
     def verify_code(self, user: str, code: str, *, door: str, client: str, now: float) -> Decision:
-        """The code alone (the password was checked elsewhere, e.g. by pam_unix, or there is none)."""
+        """The code alone (the password was checked elsewhere, e.g. by pam_unix, or there is none).
+
+        An empty code, for a user with an email/sms token, asks for a code to be sent (a challenge).
+        """
+        if not code.strip():
+            row = self.store.user(user)
+            if row is not None and self._oob_tokens(row):
+                return self._send_code(row, door=door, client=client, now=now, challenge=self.policy.challenge)
         return self._check_code(user, code, door=door, client=client, now=now)
+
+    def send_code(self, user: str, *, door: str, client: str, now: float, force: bool = False) -> Decision:
+        """Send a code to the user's email/sms tokens now, for a help desk (`otp-admin token send`): CHALLENGE with a
+        State on success. The code is also accepted without the State (`token verify`, password+code, or the next
+        challenge within the resend interval). `force` ignores the resend interval."""
+        row = self.store.user(user)
+        if row is None:
+            return self._finish(user, None, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
+        return self._send_code(row, door=door, client=client, now=now, challenge=True, force=force, rekey=False)
 
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
                          ) -> Decision:
@@ -94,6 +133,9 @@ class Verifier:
             row = self.store.user_by_id(challenge.user_id) if challenge else None
             if challenge is None or row is None or row.name != user or challenge.client != client:
                 return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.BAD_STATE)
+            if challenge.code_hash is not None:
+                return self._answer_sent_code(challenge, row, code.decode("ascii", "replace"), door=door,
+                                              client=client, now=now)
             if now >= challenge.expires:
                 return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.EXPIRED_STATE)
             return self._check_code(row.name, code.decode("ascii", "replace"), door=door, client=client, now=now)
@@ -123,7 +165,7 @@ class Verifier:
             if pol.is_locked(failures, self.policy, now):
                 return self._finish(user, row, door, client, now, Verdict.LOCKED, Reason.LOCKED)
             tokens = self._otp_tokens(row)
-            if not tokens:
+            if not tokens and not self._oob_tokens(row):
                 return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
             result = pol.check_code(tokens, code, self.policy, now)
             if result.ok and self._advance(result):
@@ -131,6 +173,13 @@ class Verifier:
                     self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
                 return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
             reason = result.reason if not result.ok else Reason.REPLAY
+            sent_reason, sent_token = self._check_sent_code(row, code, now)
+            if sent_reason is Reason.OK:
+                if failures != pol.CLEAR:
+                    self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
+                return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, sent_token)
+            if sent_reason is not None:
+                reason = sent_reason
             fingerprint = self.sealer.fingerprint(b"code", str(row.id).encode(), code.encode())
             new = pol.record_failure(failures, fingerprint, self.policy, now)
             if new != failures:
@@ -140,6 +189,8 @@ class Verifier:
 
     def _password_only(self, row: UserRow, tokens: Sequence[pol.OtpToken], *, door: str, client: str, now: float
                        ) -> Decision:
+        if self._oob_tokens(row):  # the password opens the way to an email/sms code
+            return self._send_code(row, door=door, client=client, now=now, challenge=self.policy.challenge)
         if not tokens:
             if self.policy.no_token == "accept":
                 return self._finish(row.name, row, door, client, now, Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED)
@@ -157,6 +208,185 @@ class Verifier:
                                                   code_hash=None, attempts=0))
             decision = self._finish(row.name, row, door, client, now, Verdict.CHALLENGE, Reason.CHALLENGE_SENT)
         return Decision(decision.verdict, decision.reason, decision.user, state=state, message=CHALLENGE_MESSAGE)
+
+    # -- email/sms codes ----------------------------------------------------------------------------------------------
+    # A code is made when the user passed the first factor, stored only as a keyed hash in a challenge row (expiry =
+    # the code's validity, attempts = wrong answers so far, or oob.USED once accepted), sent outside any transaction,
+    # and accepted once: with the State of its challenge, or without it (password+code, `otp-admin token verify`).
+
+    def _send_code(self, row: UserRow, *, door: str, client: str, now: float, challenge: bool, force: bool = False,
+                   rekey: bool = True) -> Decision:
+        user = row.name
+        failures = pol.FailureState(row.failures, row.last_bad, row.locked_at)
+        if pol.is_locked(failures, self.policy, now):
+            return self._finish(user, row, door, client, now, Verdict.LOCKED, Reason.LOCKED)
+        tokens = self._oob_tokens(row)
+        if not tokens:
+            return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
+        primary, settings = tokens[0]  # the first token's knobs make the code; every token gets it (email + sms)
+        targets = [(t, row.email if t.type == "email" else row.phone) for t, _ in tokens]
+        for t, address in targets:
+            if not address:
+                log.warning("user=%s token=%d: no %s in the user's profile", user, t.id,
+                            "e-mail address" if t.type == "email" else "phone number")
+        targets = [(t, address) for t, address in targets if address]
+        if not targets:
+            return self._not_sent(row, door, client, now)
+        code = oob.generate_code(settings)
+        state = os.urandom(16)
+        with self.store.transaction():
+            self.store.purge_challenges(now)
+            current = self.store.token(primary.id)  # re-read under the write lock: another process may have sent
+            wait = 0.0 if force or current is None else oob.resend_wait(oob.last_sent(current.options), settings, now)
+            if wait > 0:
+                return self._resend_too_soon(row, state, settings, door=door, client=client, now=now,
+                                             rekey=challenge and rekey)
+            for old in self.store.code_challenges(row.id):  # a new code replaces the ones still pending
+                if old.attempts != oob.USED:
+                    self.store.delete_challenge(old.state)
+            for t, _ in targets:
+                self.store.set_token_option(t.id, "last_sent", now)
+            self.store.add_challenge(ChallengeRow(
+                state=state, user_id=row.id, client=client, token_id=primary.id, created=now,
+                expires=now + settings.validity, code_hash=oob.code_hash(self.sealer.fingerprint, row.id, code),
+                attempts=0))
+        # The network, outside the transaction: the store stays writable for everybody else meanwhile.
+        messages = [oob.Outgoing(t.type, address, user, code, settings.validity) for t, address in targets]
+        errors = self._deliver(messages)
+        sent = tuple(sorted({m.channel for m, error in zip(messages, errors, strict=True) if error is None}))
+        if not sent:
+            with self.store.transaction():
+                self.store.delete_challenge(state)
+                return self._not_sent(row, door, client, now)
+        with self.store.transaction():
+            for m, error in zip(messages, errors, strict=True):
+                if error is not None:  # one channel of two failed: the code went the other way
+                    self.store.audit(now=now, user=user, door=door, client=client, result="error",
+                                     reason=f"{Reason.DELIVERY_FAILED.value}_{m.channel}")
+            if not challenge:
+                decision = self._finish(user, row, door, client, now, Verdict.REJECT, Reason.CODE_SENT, primary.id)
+                return replace(decision, message=SENT_REJECT_MESSAGE)
+            decision = self._finish(user, row, door, client, now, Verdict.CHALLENGE, Reason.CHALLENGE_SENT, primary.id)
+        return replace(decision, state=state, message=SENT_MESSAGES.get(sent, CHALLENGE_MESSAGE))
+
+    def _resend_too_soon(self, row: UserRow, state: bytes, settings: oob.OobSettings, *, door: str, client: str,
+                         now: float, rekey: bool) -> Decision:
+        """No new code yet. With `rekey`, a code still pending moves to a new State, so the user can finish with it."""
+        pending = next((c for c in self.store.code_challenges(row.id)
+                        if 0 <= c.attempts < settings.max_attempts and now < c.expires), None)
+        if pending is not None and rekey:
+            self.store.delete_challenge(pending.state)
+            self.store.add_challenge(replace(pending, state=state, client=client))
+            decision = self._finish(row.name, row, door, client, now, Verdict.CHALLENGE, Reason.RESEND_TOO_SOON,
+                                    pending.token_id)
+            return replace(decision, state=state, message=PENDING_MESSAGE)
+        decision = self._finish(row.name, row, door, client, now, Verdict.REJECT, Reason.RESEND_TOO_SOON)
+        return replace(decision, message=WAIT_MESSAGE)
+
+    def _not_sent(self, row: UserRow, door: str, client: str, now: float) -> Decision:
+        decision = self._finish(row.name, row, door, client, now, Verdict.REJECT, Reason.DELIVERY_FAILED)
+        return replace(decision, message=NOT_SENT_MESSAGE)
+
+    def _deliver(self, messages: Sequence[oob.Outgoing]) -> list[str | None]:
+        if self.delivery is None and self._delivery_config is not None:
+            from .delivery import Sender  # smtplib, http.client, ssl: only for the logins that send a code
+
+            self.delivery = Sender(self._delivery_config)
+        if self.delivery is None:
+            log.warning("user=%s: no delivery configured ([delivery.smtp] / [delivery.sms])", messages[0].user)
+            return ["no delivery configured"] * len(messages)
+        try:
+            return self.delivery.send_all(messages)
+        except Exception as exc:  # a broken sender must not break the login: the code was not sent
+            log.exception("user=%s: delivery failed", messages[0].user)
+            return [f"delivery failed: {type(exc).__name__}"] * len(messages)
+
+    def _answer_sent_code(self, challenge: ChallengeRow, row: UserRow, code: str, *, door: str, client: str,
+                          now: float) -> Decision:
+        """The State of a challenge that sent a code, with the answer. Runs inside answer_challenge's transaction,
+        after the challenge row was taken (deleted); it is put back as a tombstone or under a new State."""
+        user = row.name
+        settings = next((s for t, s in self._oob_tokens(row) if t.id == challenge.token_id), None)
+        if settings is None:  # the token was disabled or deleted meanwhile
+            return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.BAD_STATE)
+        if challenge.attempts == oob.USED:
+            self.store.add_challenge(challenge)
+            return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.REPLAY, challenge.token_id)
+        failures = pol.FailureState(row.failures, row.last_bad, row.locked_at)
+        if pol.is_locked(failures, self.policy, now):
+            return self._finish(user, row, door, client, now, Verdict.LOCKED, Reason.LOCKED)
+        assert challenge.code_hash is not None
+        outcome, attempts = oob.check_code(
+            stored_hash=challenge.code_hash, given_hash=oob.code_hash(self.sealer.fingerprint, row.id, code),
+            attempts=challenge.attempts, expires=challenge.expires, settings=settings, now=now)
+        if outcome is oob.CodeOutcome.ACCEPT:
+            self.store.add_challenge(replace(challenge, attempts=oob.USED))  # kept until expiry: a reuse is a replay
+            if failures != pol.CLEAR:
+                self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
+            return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, challenge.token_id)
+        if outcome is oob.CodeOutcome.EXPIRED:
+            return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.EXPIRED_CODE, challenge.token_id)
+        if outcome is oob.CodeOutcome.EXHAUSTED and attempts == challenge.attempts:  # dead before this answer
+            self.store.add_challenge(challenge)
+            return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.TOO_MANY_ATTEMPTS,
+                                challenge.token_id)
+        reason = Reason.WRONG_CODE
+        otp_tokens = self._otp_tokens(row)  # a user with an authenticator app too may answer with its code
+        if otp_tokens:
+            result = pol.check_code(otp_tokens, code, self.policy, now)
+            if result.ok and self._advance(result):
+                if failures != pol.CLEAR:
+                    self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
+                return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
+            if result.reason is Reason.REPLAY or result.ok:
+                reason = Reason.REPLAY
+        fingerprint = self.sealer.fingerprint(b"code", str(row.id).encode(), code.encode())
+        new = pol.record_failure(failures, fingerprint, self.policy, now)
+        if new != failures:
+            self.store.set_failure_state(row.id, failures=new.failures, last_bad=new.last_bad, locked_at=new.locked_at)
+        if pol.is_locked(new, self.policy, now):
+            return self._finish(user, row, door, client, now, Verdict.LOCKED, Reason.LOCKED, challenge.token_id)
+        if outcome is oob.CodeOutcome.EXHAUSTED:
+            self.store.add_challenge(replace(challenge, attempts=attempts))
+            return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.TOO_MANY_ATTEMPTS,
+                                challenge.token_id)
+        new_state = os.urandom(16)  # a State is single use: the next try gets a new one, for the same code
+        self.store.add_challenge(replace(challenge, state=new_state, attempts=attempts))
+        decision = self._finish(user, row, door, client, now, Verdict.CHALLENGE, reason, challenge.token_id)
+        return replace(decision, state=new_state, message=RETRY_MESSAGE)
+
+    def _check_sent_code(self, row: UserRow, code: str, now: float) -> tuple[Reason | None, int | None]:
+        """A sent code given without its State (inside _check_code's transaction). (None, None): no sent code has
+        this value (every pending one counts the wrong try); (OK, token id): accepted and used up; else the refusal."""
+        settings = {t.id: s for t, s in self._oob_tokens(row)}
+        pending = [c for c in self.store.code_challenges(row.id) if c.token_id in settings]
+        if not pending:
+            return None, None
+        given = oob.code_hash(self.sealer.fingerprint, row.id, code)
+        match = next((c for c in pending if c.code_hash is not None and hmac.compare_digest(c.code_hash, given)),
+                     None)
+        if match is None:
+            for c in pending:
+                s = settings[c.token_id or 0]
+                if 0 <= c.attempts < s.max_attempts and now < c.expires:
+                    self.store.set_challenge_attempts(c.state, c.attempts + 1)
+            return None, None
+        assert match.code_hash is not None
+        outcome, _ = oob.check_code(stored_hash=match.code_hash, given_hash=given, attempts=match.attempts,
+                                    expires=match.expires, settings=settings[match.token_id or 0], now=now)
+        if outcome is oob.CodeOutcome.ACCEPT:
+            self.store.set_challenge_attempts(match.state, oob.USED)
+            return Reason.OK, match.token_id
+        reasons = {oob.CodeOutcome.USED: Reason.REPLAY, oob.CodeOutcome.EXPIRED: Reason.EXPIRED_CODE,
+                   oob.CodeOutcome.EXHAUSTED: Reason.TOO_MANY_ATTEMPTS}
+        return reasons.get(outcome, Reason.WRONG_CODE), match.token_id
+
+    def _oob_tokens(self, row: UserRow | None) -> list[tuple[TokenRow, oob.OobSettings]]:
+        """The user's active email/sms tokens with the knobs in force for each, oldest first."""
+        if row is None:
+            return []
+        return [(t, oob.settings_for(self.policy, oob.load_options(t.options)))
+                for t in self.store.tokens(row.id, active_only=True) if t.type in oob.CHANNELS]
 
     def _advance(self, result: pol.CodeCheck) -> bool:
         assert result.token_id is not None

@@ -12,15 +12,15 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import NotFoundError, StoreError
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Store", "TokenRow", "UserRow"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "SessionEvent", "SessionRow", "Store", "TokenRow", "UserRow"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -80,12 +80,54 @@ class AuditRow:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """What one Accounting-Request says about a session (RFC 2866), as the store records it."""
+
+    client: str  # the configured RADIUS client's name
+    session_id: str  # Acct-Session-Id
+    event_time: float  # when it happened at the NAS: Event-Timestamp, else arrival minus Acct-Delay-Time
+    user: str | None = None
+    nas_address: str | None = None  # NAS-IP-Address / NAS-IPv6-Address, else the packet's source address
+    nas_identifier: str | None = None
+    framed_ip: str | None = None
+    calling_station: str | None = None
+    session_time: int | None = None  # Acct-Session-Time
+    input_octets: int | None = None  # Gigawords included
+    output_octets: int | None = None
+    terminate_cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: int
+    client: str
+    session_id: str
+    user: str | None
+    nas_address: str | None
+    nas_identifier: str | None
+    framed_ip: str | None
+    calling_station: str | None
+    start_time: float
+    last_update: float
+    stop_time: float | None
+    session_time: int | None
+    input_octets: int | None
+    output_octets: int | None
+    terminate_cause: str | None
+    status: str  # active | stopped (Stop received) | closed (Accounting-On/Off of its NAS)
+
+
 _USER_COLS = "id, name, email, phone, password_hash, failures, last_bad, locked_at, created"
 _TOKEN_COLS = (
     "id, user_id, type, algorithm, digits, period, t0, counter, last_step, drift, window, secret, issuer, active, "
     "created, options"
 )
 _CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts"
+_SESSION_COLS = (
+    "id, client, session_id, user, nas_address, nas_identifier, framed_ip, calling_station, start_time, last_update, "
+    "stop_time, session_time, input_octets, output_octets, terminate_cause, status"
+)
 
 
 class Store:
@@ -298,6 +340,23 @@ class Store:
     def purge_challenges(self, now: float) -> None:
         self._exec("DELETE FROM challenges WHERE expires < ?", (now,))
 
+    def code_challenges(self, user_id: int) -> list[ChallengeRow]:
+        """The user's challenges that carry a sent code (email/sms), newest first."""
+        rows = self._exec(f"SELECT {_CHALLENGE_COLS} FROM challenges WHERE user_id = ? AND code_hash IS NOT NULL "
+                          "ORDER BY created DESC", (user_id,))
+        return [ChallengeRow(*r) for r in rows]
+
+    def set_challenge_attempts(self, state: bytes, attempts: int) -> None:
+        self._exec("UPDATE challenges SET attempts = ? WHERE state = ?", (attempts, state))
+
+    def delete_challenge(self, state: bytes) -> None:
+        self._exec("DELETE FROM challenges WHERE state = ?", (state,))
+
+    def set_token_option(self, token_id: int, key: str, value: Any) -> None:
+        """Set one key of the token's options JSON (e.g. the last send time of an email/sms token)."""
+        self._exec("UPDATE tokens SET options = json_set(coalesce(options, '{}'), ?, ?) WHERE id = ?",
+                   (f"$.{key}", value, token_id))
+
     # -- audit --------------------------------------------------------------------------------------------------------
 
     def audit(
@@ -324,6 +383,94 @@ class Store:
             params.append(limit)
         return [AuditRow(*r) for r in self._exec(sql, tuple(params))]
 
+    # -- accounting sessions ------------------------------------------------------------------------------------------
+    # Idempotent: an Accounting-Request sent again (a retransmission the duplicate cache did not catch, e.g. from a new
+    # source port or with a new Acct-Delay-Time) changes nothing. A session is (client, Acct-Session-Id); a NAS that
+    # reuses an Acct-Session-Id after the session stopped gets a new row from its next Start.
+
+    def session_start(self, event: SessionEvent) -> bool:
+        """Record a Start. False when the session is already known (a repeated or late Start)."""
+        with self.transaction():
+            row = self._latest_session(event)
+            if row is not None and (row.stop_time is None or event.event_time <= row.stop_time):
+                self._merge_session(row, event, stop=False)
+                return False
+            self._insert_session(event, start_time=event.event_time, stop=False)
+            return True
+
+    def session_update(self, event: SessionEvent) -> bool:
+        """Record an Interim-Update; opens the session if its Start was lost. False when it changed nothing."""
+        with self.transaction():
+            row = self._latest_session(event)
+            if row is None:
+                self._insert_session(event, start_time=_started(event), stop=False)
+                return True
+            if row.stop_time is not None:
+                return False  # a late update of a finished session
+            return self._merge_session(row, event, stop=False)
+
+    def session_stop(self, event: SessionEvent) -> bool:
+        """Record a Stop; records the whole session if its Start was lost. False for a repeated Stop."""
+        with self.transaction():
+            row = self._latest_session(event)
+            if row is None:
+                self._insert_session(event, start_time=_started(event), stop=True)
+                return True
+            if row.status == "stopped":
+                return False
+            return self._merge_session(row, event, stop=True)  # open, or closed by Accounting-On/Off meanwhile
+
+    def close_nas_sessions(self, client: str, nas_address: str | None, nas_identifier: str | None, *, now: float,
+                           cause: str = "NAS-Reboot") -> int:
+        """Accounting-On/Off: the NAS restarted or stops, so none of its sessions is open any more."""
+        sql = ("UPDATE sessions SET stop_time = max(?, last_update), status = 'closed', "
+               "terminate_cause = coalesce(terminate_cause, ?) WHERE client = ? AND stop_time IS NULL "
+               "AND nas_address IS ?")
+        params: list[Any] = [now, cause, client, nas_address]
+        if nas_identifier is not None:
+            sql += " AND nas_identifier IS ?"
+            params.append(nas_identifier)
+        with self.transaction():
+            return self._exec(sql, tuple(params)).rowcount
+
+    def sessions(self, *, active_only: bool = False, user: str | None = None) -> list[SessionRow]:
+        sql = f"SELECT {_SESSION_COLS} FROM sessions WHERE 1"
+        params: list[Any] = []
+        if active_only:
+            sql += " AND stop_time IS NULL"
+        if user is not None:
+            sql += " AND user = ?"
+            params.append(user)
+        return [SessionRow(*r) for r in self._exec(sql + " ORDER BY start_time, id", tuple(params))]
+
+    def _latest_session(self, event: SessionEvent) -> SessionRow | None:
+        row = self._exec(f"SELECT {_SESSION_COLS} FROM sessions WHERE client = ? AND session_id = ? "
+                         "ORDER BY id DESC LIMIT 1", (event.client, event.session_id)).fetchone()
+        return SessionRow(*row) if row else None
+
+    def _insert_session(self, event: SessionEvent, *, start_time: float, stop: bool) -> None:
+        self._exec(
+            f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.client, event.session_id, event.user, event.nas_address, event.nas_identifier, event.framed_ip,
+             event.calling_station, start_time, event.event_time, event.event_time if stop else None,
+             event.session_time, event.input_octets, event.output_octets,
+             event.terminate_cause if stop else None, "stopped" if stop else "active"),
+        )
+
+    def _merge_session(self, row: SessionRow, event: SessionEvent, *, stop: bool) -> bool:
+        merged = _merge(row, event, stop=stop)
+        if merged == row:
+            return False
+        self._exec(
+            "UPDATE sessions SET user = ?, nas_identifier = ?, framed_ip = ?, calling_station = ?, last_update = ?, "
+            "stop_time = ?, session_time = ?, input_octets = ?, output_octets = ?, terminate_cause = ?, status = ? "
+            "WHERE id = ?",
+            (merged.user, merged.nas_identifier, merged.framed_ip, merged.calling_station, merged.last_update,
+             merged.stop_time, merged.session_time, merged.input_octets, merged.output_octets,
+             merged.terminate_cause, merged.status, row.id),
+        )
+        return True
+
     # -- schema -------------------------------------------------------------------------------------------------------
 
     def _migrate(self, version: int) -> None:
@@ -344,6 +491,37 @@ def _token(row: tuple[Any, ...]) -> TokenRow:
     values = list(row)
     values[13] = bool(values[13])
     return TokenRow(*values)
+
+
+def _started(event: SessionEvent) -> float:
+    """When a session began, from an Interim-Update or Stop whose Start never arrived."""
+    return event.event_time - (event.session_time or 0)
+
+
+def _grown(old: int | None, new: int | None) -> int | None:
+    if new is None:
+        return old
+    return new if old is None else max(old, new)
+
+
+def _merge(row: SessionRow, event: SessionEvent, *, stop: bool) -> SessionRow:
+    """The session after `event`. Counters only grow and times only move forward, so a replayed or reordered
+    request changes nothing; what a Start said (user, NAS) is only filled in, never overwritten."""
+    merged = replace(
+        row,
+        user=row.user or event.user,
+        nas_identifier=row.nas_identifier or event.nas_identifier,
+        framed_ip=event.framed_ip or row.framed_ip,
+        calling_station=row.calling_station or event.calling_station,
+        last_update=max(row.last_update, event.event_time),
+        session_time=_grown(row.session_time, event.session_time),
+        input_octets=_grown(row.input_octets, event.input_octets),
+        output_octets=_grown(row.output_octets, event.output_octets),
+    )
+    if stop:
+        merged = replace(merged, stop_time=max(event.event_time, row.start_time), status="stopped",
+                         terminate_cause=event.terminate_cause or row.terminate_cause)
+    return merged
 
 
 def _migration_1(db: Any) -> None:
@@ -379,4 +557,17 @@ def _migration_1(db: Any) -> None:
     db["audit"].create_index(["time"])
 
 
-_MIGRATIONS = [(1, _migration_1)]
+def _migration_sessions(db: Any) -> None:
+    """RADIUS accounting (RFC 2866): one row per NAS session."""
+    db["sessions"].create(
+        {"id": int, "client": str, "session_id": str, "user": str, "nas_address": str, "nas_identifier": str,
+         "framed_ip": str, "calling_station": str, "start_time": float, "last_update": float, "stop_time": float,
+         "session_time": int, "input_octets": int, "output_octets": int, "terminate_cause": str, "status": str},
+        pk="id", not_null={"client", "session_id", "start_time", "last_update", "status"},
+    )
+    db["sessions"].create_index(["client", "session_id"])
+    db["sessions"].create_index(["user", "start_time"])
+    db["sessions"].create_index(["stop_time"])
+
+
+_MIGRATIONS = [(1, _migration_1), (2, _migration_sessions)]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
 
 __all__ = ["DEFAULT_PROMPT", "FORWARD_PROMPT", "OptionError", "Options", "parse_hostport", "parse_options"]
 
-_N = TypeVar("_N", int, float)
 DEFAULT_PROMPT = "One-time password: "
 FORWARD_PROMPT = "Password and one-time password: "
 FLAGS = ("use_first_pass", "try_first_pass", "forward_pass", "nullok", "debug")
@@ -97,11 +95,11 @@ def parse_options(args: Sequence[str]) -> Options:
         elif key == "server":
             o.servers.extend(parse_hostport(v) for v in value.split(",") if v.strip())
         elif key == "timeout":
-            o.timeout = _number(key, value, float, 0.01, 300.0)
+            o.timeout = _float(key, value, 0.01, 300.0)
         elif key == "retries":
-            o.retries = _number(key, value, int, 0, 10)
+            o.retries = _int(key, value, 0, 10)
         elif key == "digits":
-            o.digits = _number(key, value, int, 4, 10)
+            o.digits = _int(key, value, 4, 10)
         elif key == "first_factor":
             if value not in ("none", "store"):
                 raise OptionError(f"first_factor: must be none or store, got {value!r}")
@@ -124,11 +122,20 @@ def parse_options(args: Sequence[str]) -> Options:
     return o
 
 
-def _number(key: str, text: str, kind: type[_N], low: _N, high: _N) -> _N:
+def _float(key: str, text: str, low: float, high: float) -> float:
     try:
-        value = kind(text)
+        value = float(text)
     except ValueError:
         raise OptionError(f"{key}: not a number: {text!r}") from None
+    if not low <= value <= high:  # also refuses nan
+        raise OptionError(f"{key}: must be between {low:g} and {high:g}")
+    return value
+
+
+def _int(key: str, text: str, low: int, high: int) -> int:
+    if not text.isdigit():
+        raise OptionError(f"{key}: not a whole number: {text!r}")
+    value = int(text)
     if not low <= value <= high:
         raise OptionError(f"{key}: must be between {low} and {high}")
     return value

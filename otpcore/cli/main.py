@@ -83,7 +83,7 @@ def _user_list(args: argparse.Namespace, config: Config) -> int:
 def _user_show(args: argparse.Namespace, config: Config) -> int:
     with Admin(config) as admin:
         user = admin.user(args.name)
-        tokens = [_token_json(t, owner) for t, owner in admin.tokens(args.name)]
+        tokens = [_token_json(t, owner, config) for t, owner in admin.tokens(args.name)]
     data = _user_json(user, config, sum(1 for t in tokens if t["active"]))
     data["tokens"] = tokens
     if args.json:
@@ -121,6 +121,13 @@ def _user_passwd(args: argparse.Namespace, config: Config) -> int:
 
 
 def _token_add(args: argparse.Namespace, config: Config) -> int:
+    options = {"length": args.length, "alphabet": args.alphabet, "validity": args.validity,
+               "max_attempts": args.max_attempts, "resend_interval": args.resend_interval}
+    if args.type in ("email", "sms"):
+        return _token_add_oob(args, config, options)
+    given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None]
+    if given:
+        raise InputError(f"{', '.join(given)}: only for --type email or sms")
     qr = args.qr
     if qr not in ("terminal", "none") and Path(qr).suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--qr must be terminal, none, FILE.png or FILE.svg, not {qr!r}")
@@ -128,7 +135,7 @@ def _token_add(args: argparse.Namespace, config: Config) -> int:
         type=args.type,
         secret=decode_base32(args.secret) if args.secret is not None else None,
         algorithm=args.algorithm,
-        digits=args.digits,
+        digits=args.digits if args.digits is not None else 6,
         period=args.period,
         counter=args.counter,
         issuer=args.issuer,
@@ -151,9 +158,51 @@ def _token_add(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _token_add_oob(args: argparse.Namespace, config: Config, options: dict[str, Any]) -> int:
+    """An email or sms token: no secret and no QR code; codes go to the user's --email / --phone."""
+    if args.secret is not None:
+        raise InputError(f"--secret: {args.type} tokens have no secret (their codes are made at each login)")
+    if args.digits is not None and args.length is not None and args.digits != args.length:
+        raise InputError("--digits and --length disagree (they are the same thing for email/sms tokens)")
+    if args.digits is not None:
+        options["length"] = args.digits
+    spec = TokenSpec(type=args.type, issuer=args.issuer, options=options).validated()
+    with Admin(config) as admin:
+        new = admin.add_token(args.name, spec, now=time.time())
+        user = admin.user(args.name)
+    address = user.email if args.type == "email" else user.phone
+    if args.json:
+        print(json.dumps({"id": new.id, "user": new.user, "type": new.type, "address": address,
+                          "options": dict(spec.options)}))
+    else:
+        print(f"token {new.id} added for {new.user}: codes are sent by {args.type} to {address}")
+    return 0
+
+
+def _token_send(args: argparse.Namespace, config: Config) -> int:
+    from ..decision import Reason, Verdict
+    from ..service import Verifier
+
+    verifier = Verifier.open(config)
+    try:
+        verifier.store.require_user(args.name)
+        decision = verifier.send_code(args.name, door="admin", client="otp-admin", now=time.time(), force=args.force)
+    finally:
+        verifier.close()
+    if decision.verdict is Verdict.CHALLENGE:
+        print(f"code sent to {args.name}; check it with: otp-admin token verify {args.name} CODE")
+        return 0
+    hint = {Reason.NO_TOKEN: "the user has no active email or sms token",
+            Reason.RESEND_TOO_SOON: "a code was sent moments ago (--force sends another one)",
+            Reason.DELIVERY_FAILED: "delivery failed, see the log",
+            Reason.LOCKED: "the user is locked (otp-admin user unlock)"}.get(decision.reason, str(decision.reason))
+    print(f"otp-admin: code not sent: {hint}", file=sys.stderr)
+    return 1
+
+
 def _token_list(args: argparse.Namespace, config: Config) -> int:
     with Admin(config) as admin:
-        rows = [_token_json(t, owner) for t, owner in admin.tokens(args.name)]
+        rows = [_token_json(t, owner, config) for t, owner in admin.tokens(args.name)]
     _emit(args, rows, ["id", "user", "type", "algorithm", "digits", "period", "counter", "active"])
     return 0
 
@@ -178,6 +227,8 @@ def _token_delete(args: argparse.Namespace, config: Config) -> int:
 def _token_verify(args: argparse.Namespace, config: Config) -> int:
     from ..service import Verifier
 
+    if not args.code.strip():
+        raise InputError("the code is empty")
     verifier = Verifier.open(config)
     try:
         verifier.store.require_user(args.name)
@@ -232,6 +283,20 @@ def _audit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _sessions(args: argparse.Namespace, config: Config) -> int:
+    with Admin(config) as admin:
+        rows = admin.store.sessions(active_only=args.active, user=args.user)
+    out = [{"id": r.id, "user": r.user, "client": r.client, "nas": r.nas_identifier or r.nas_address,
+            "nas_address": r.nas_address, "nas_identifier": r.nas_identifier, "session_id": r.session_id,
+            "framed_ip": r.framed_ip, "calling_station": r.calling_station, "start": _iso(r.start_time),
+            "last_update": _iso(r.last_update), "stop": _iso(r.stop_time), "session_time": r.session_time,
+            "input_octets": r.input_octets, "output_octets": r.output_octets, "terminate_cause": r.terminate_cause,
+            "status": r.status} for r in rows]
+    _emit(args, out, ["user", "client", "nas", "session_id", "framed_ip", "start", "stop", "input_octets",
+                      "output_octets", "terminate_cause", "status"])
+    return 0
+
+
 def _pam_config(args: argparse.Namespace, config: Config) -> int:
     from pam_module.pamconfig import auth_line
 
@@ -264,11 +329,21 @@ def _user_json(u: UserRow, config: Config, active_tokens: int) -> dict[str, Any]
             "active_tokens": active_tokens, "failures": u.failures, "locked": locked, "created": _iso(u.created)}
 
 
-def _token_json(t: TokenRow, owner: str) -> dict[str, Any]:
-    return {"id": t.id, "user": owner, "type": t.type, "algorithm": t.algorithm, "digits": t.digits,
+def _token_json(t: TokenRow, owner: str, config: Config) -> dict[str, Any]:
+    data = {"id": t.id, "user": owner, "type": t.type, "algorithm": t.algorithm, "digits": t.digits,
             "period": t.period if t.type == "totp" else None, "counter": t.counter if t.type == "hotp" else None,
             "drift": t.drift if t.type == "totp" else None, "active": t.active, "issuer": t.issuer,
             "created": _iso(t.created)}
+    if t.type in ("email", "sms"):
+        from .. import oob
+
+        # The knobs in force: the token's own options over the [policy] oob_* defaults.
+        settings = oob.settings_for(config.policy, oob.load_options(t.options))
+        data.update(algorithm=None, digits=settings.length,
+                    oob={"length": settings.length, "alphabet": settings.alphabet, "validity": settings.validity,
+                         "max_attempts": settings.max_attempts, "resend_interval": settings.resend_interval,
+                         "last_sent": _iso(oob.last_sent(t.options))})
+    return data
 
 
 def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -313,14 +388,23 @@ def _build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="manage tokens").add_subparsers(metavar="VERB", parser_class=_Parser)
     s = token.add_parser("add", help="add a token; prints the otpauth:// URI and QR code")
     s.add_argument("name")
-    s.add_argument("--type", required=True, choices=["totp", "hotp"])
+    s.add_argument("--type", required=True, choices=["totp", "hotp", "email", "sms"],
+                   help="totp/hotp: an authenticator app; email/sms: a code sent to the user's --email/--phone")
     s.add_argument("--secret", help="base32 secret (default: a new random 160-bit secret)")
     s.add_argument("--algorithm", default="SHA1", choices=["SHA1", "SHA256", "SHA512"])
-    s.add_argument("--digits", type=int, default=6, help="6, 7 or 8")
+    s.add_argument("--digits", type=int, help="6 (default), 7 or 8; for email/sms: the code length, as --length")
     s.add_argument("--period", type=int, default=30, help="TOTP time step in seconds")
     s.add_argument("--counter", type=int, default=0, help="HOTP initial counter")
     s.add_argument("--issuer", help="issuer shown by authenticator apps")
     s.add_argument("--qr", default="terminal", help="terminal | none | FILE.png | FILE.svg")
+    oob_group = s.add_argument_group("email and sms tokens (default: policy.oob_* of the config)")
+    oob_group.add_argument("--length", type=int, help="code length, 4 to 10")
+    oob_group.add_argument("--alphabet", choices=["digits", "alphanumeric"],
+                           help="digits, or letters and digits without look-alikes (no 0/O, 1/I/L)")
+    oob_group.add_argument("--validity", type=int, metavar="SECONDS", help="how long a sent code is valid")
+    oob_group.add_argument("--max-attempts", type=int, metavar="N", help="wrong answers a code survives")
+    oob_group.add_argument("--resend-interval", type=int, metavar="SECONDS",
+                           help="minimum time between two codes sent to this token")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=_token_add)
     s = token.add_parser("list", help="list tokens")
@@ -342,6 +426,10 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("code")
     s.set_defaults(handler=_token_verify)
+    s = token.add_parser("send", help="send a code to the user's email/sms tokens now (help desk)")
+    s.add_argument("name")
+    s.add_argument("--force", action="store_true", help="send even if a code was sent within the resend interval")
+    s.set_defaults(handler=_token_send)
 
     s = sub.add_parser("import", help="import users and tokens from another system (all or nothing)")
     s.add_argument("--format", required=True, choices=["csv", "google-authenticator", "oath-usersfile"])
@@ -361,6 +449,12 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", help="ISO date/time, unix time, or an age such as 30m, 12h, 7d")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=_audit)
+
+    s = sub.add_parser("sessions", help="list the sessions reported by RADIUS accounting")
+    s.add_argument("--active", action="store_true", help="only sessions still open")
+    s.add_argument("--user")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(handler=_sessions)
     return p
 
 

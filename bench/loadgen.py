@@ -1,0 +1,400 @@
+"""A RADIUS load generator: pre-encoded PAP Access-Requests, a window in flight, latency percentiles.
+
+Every request is encoded before the clock starts (User-Password hidden per RFC 2865 §5.2, Message-Authenticator per
+RFC 3579 §3.2 as the first attribute, a random Request Authenticator each, so no two requests look like
+retransmissions). The hot loop only sends those bytes and reads the first two octets of each reply (code and ID).
+
+Request i carries ID i % 256. It may leave on any of the generator's UDP sockets whose slot for that ID is free, so
+more than 256 requests can be in flight (one socket per 256, plus one spare so that an out-of-order reply does not
+stall the ring). There are at least 16 sockets, used in turn: the load comes from 16 source ports, as from many
+NASes, so that a server with SO_REUSEPORT workers (which hash the source address and port) sees all of them busy. A
+reply is matched by (socket, ID); a slot whose request timed out is retired for the rest of the run, so a late reply
+can never be counted against the wrong request.
+
+Two modes:
+- closed loop (`window`): keep `window` requests in flight, as fast as the server answers -> throughput;
+- open loop (`rate`): send at a fixed rate whatever the answers -> latency at a given load.
+
+Library use: `build_requests(...)` then `run(...)`; command line: `python bench/loadgen.py --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import math
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ACCEPT", "CHALLENGE", "REJECT", "Result", "access_request", "build_requests", "pap_hide", "reply_authentic", "run",
+    "status_server",
+]
+
+ACCESS_REQUEST = 1
+ACCEPT = 2
+REJECT = 3
+CHALLENGE = 11
+_USER_NAME = 1
+_USER_PASSWORD = 2
+_NAS_IP_ADDRESS = 4
+_NAS_PORT = 5
+_MESSAGE_AUTHENTICATOR = 80
+_UNANSWERED = 0  # in Result.codes: no reply (timed out or never sent)
+# Requests are spread over this many UDP sockets (source ports) at least, as a login storm comes from many NASes: a
+# server whose workers share the port with SO_REUSEPORT gets one worker per source address and port.
+SOURCE_PORTS = 16
+
+
+# -- encoding (before the clock starts) -------------------------------------------------------------------------------
+
+
+def pap_hide(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
+    """RFC 2865 §5.2 User-Password hiding (the client side)."""
+    if len(password) > 128:
+        raise ValueError("a PAP password is at most 128 octets")
+    padded = password + bytes(-len(password) % 16 if password else 16)
+    out = []
+    last = authenticator
+    for i in range(0, len(padded), 16):
+        pad = hashlib.md5(secret + last).digest()
+        last = bytes(a ^ b for a, b in zip(padded[i:i + 16], pad, strict=True))
+        out.append(last)
+    return b"".join(out)
+
+
+def _attr(kind: int, value: bytes) -> bytes:
+    if len(value) > 253:
+        raise ValueError(f"attribute {kind} too long")
+    return bytes((kind, len(value) + 2)) + value
+
+
+def access_request(ident: int, user: str, password: bytes, secret: bytes, *, authenticator: bytes | None = None,
+                   extra: bytes = b"") -> bytes:
+    """One signed PAP Access-Request: Message-Authenticator first, User-Name, User-Password, NAS-IP, NAS-Port."""
+    authenticator = authenticator or os.urandom(16)
+    attrs = (_attr(_USER_NAME, user.encode()) + _attr(_USER_PASSWORD, pap_hide(password, secret, authenticator))
+             + _attr(_NAS_IP_ADDRESS, bytes((127, 0, 0, 1))) + _attr(_NAS_PORT, struct.pack(">I", ident)) + extra)
+    length = 20 + 18 + len(attrs)
+    head = struct.pack(">BBH", ACCESS_REQUEST, ident & 0xFF, length) + authenticator
+    unsigned = head + bytes((_MESSAGE_AUTHENTICATOR, 18)) + bytes(16) + attrs
+    mac = hmac.digest(secret, unsigned, "md5")
+    return head + bytes((_MESSAGE_AUTHENTICATOR, 18)) + mac + attrs
+
+
+def build_requests(credentials: Iterable[tuple[str, bytes]], secret: bytes) -> list[bytes]:
+    """Request i (ID i % 256) for the i-th (user, User-Password)."""
+    return [access_request(i & 0xFF, user, password, secret) for i, (user, password) in enumerate(credentials)]
+
+
+def status_server(server: tuple[str, int], secret: bytes, *, source: str = "127.0.0.1", timeout: float = 0.2
+                  ) -> bool:
+    """One Status-Server (RFC 5997, with its Message-Authenticator): True when a signed reply comes back."""
+    authenticator = os.urandom(16)
+    head = struct.pack(">BBH", 12, 0, 38) + authenticator
+    packet = head + bytes((_MESSAGE_AUTHENTICATOR, 18)) + hmac.digest(
+        secret, head + bytes((_MESSAGE_AUTHENTICATOR, 18)) + bytes(16), "md5")
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.bind((source, 0))
+            s.sendto(packet, server)
+            reply = s.recv(4096)
+        except OSError:
+            return False
+    return reply_authentic(reply, packet, secret)
+
+
+def reply_authentic(reply: bytes, request: bytes, secret: bytes) -> bool:
+    """RFC 2865 §3 Response Authenticator check (used by the self-checks, not in the hot loop)."""
+    if len(reply) < 20 or reply[1] != request[1]:
+        return False
+    expected = hashlib.md5(reply[:4] + request[4:20] + reply[20:] + secret).digest()
+    return hmac.compare_digest(expected, reply[4:20])
+
+
+# -- running ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    sent: int
+    elapsed: float  # first send to last reply (or last timeout)
+    latencies: list[float] = field(repr=False)  # seconds, answered requests only, in arrival order
+    codes: bytearray = field(repr=False)  # per request: reply code, 0 when unanswered
+    timeouts: int = 0
+    strays: int = 0  # replies for no request in flight (should stay 0)
+    late_sends: int = 0  # open loop: requests sent more than 1 ms after their due time
+    max_lag: float = 0.0  # open loop: the worst such delay (s)
+    replies: dict[int, bytes] = field(default_factory=dict, repr=False)  # with keep_replies: request index -> bytes
+
+    def count(self, code: int) -> int:
+        return self.codes.count(code)
+
+    @property
+    def answered(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def accepts(self) -> int:
+        return self.count(ACCEPT)
+
+    @property
+    def rejects(self) -> int:
+        return self.count(REJECT)
+
+    @property
+    def challenges(self) -> int:
+        return self.count(CHALLENGE)
+
+    @property
+    def rate(self) -> float:
+        """Answered requests per second."""
+        return self.answered / self.elapsed if self.elapsed > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(99)
+
+    @property
+    def max(self) -> float:
+        return max(self.latencies) if self.latencies else math.nan
+
+    def summary(self) -> str:
+        other = self.answered - self.accepts - self.rejects - self.challenges
+        text = (f"{self.rate:8.0f} req/s  sent {self.sent} in {self.elapsed:.2f}s  accept {self.accepts} "
+                f"reject {self.rejects} challenge {self.challenges} other {other} timeout {self.timeouts}  "
+                f"p50 {self.p50 * 1e3:.2f} ms p99 {self.p99 * 1e3:.2f} ms max {self.max * 1e3:.2f} ms")
+        if self.strays:
+            text += f"  strays {self.strays}"
+        if self.late_sends:
+            text += f"  late sends {self.late_sends} (worst {self.max_lag * 1e3:.1f} ms)"
+        return text
+
+
+def run(requests: Sequence[bytes], server: tuple[str, int], *, window: int = 64, rate: float | None = None,
+        timeout: float = 2.0, source: str = "127.0.0.1", sockets: int | None = None,
+        keep_replies: bool = False) -> Result:
+    """Send every request once; closed loop with `window` in flight, or open loop at `rate` requests/s.
+
+    In open loop `window` is ignored: every slot of every socket may be in flight (256 per socket).
+    """
+    n = len(requests)
+    if rate is not None:
+        nsock = sockets or max(SOURCE_PORTS, math.ceil(rate * timeout / 256) + 1)
+        limit = nsock * 256
+    else:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        nsock = sockets or max(SOURCE_PORTS, math.ceil(window / 256) + 1)
+        limit = window
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    socks = []
+    for _ in range(nsock):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        s.bind((source, 0))
+        s.connect(server)
+        s.setblocking(False)
+        socks.append(s)
+    try:
+        return _loop(requests, socks, n, limit, rate, timeout, keep_replies)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _loop(requests: Sequence[bytes], socks: list[socket.socket], n: int, limit: int, rate: float | None,
+          timeout: float, keep_replies: bool) -> Result:
+    nsock = len(socks)
+    clock = time.perf_counter
+    poller = select.epoll()
+    fd_index = {}
+    for k, s in enumerate(socks):
+        poller.register(s.fileno(), select.EPOLLIN)
+        fd_index[s.fileno()] = k
+    sends = [s.send for s in socks]
+    recvs = [s.recv for s in socks]
+    # free[id]: sockets whose slot for this ID is free, in the order they will be used; slot = socket << 8 | ID.
+    # Request i leaves on socket i % nsock while nothing is late: the load is spread evenly over the source ports.
+    free = [deque((ident + k) % nsock for k in range(nsock)) for ident in range(256)]
+    sent_at = [0.0] * (nsock * 256)
+    req_of = [0] * (nsock * 256)
+    codes = bytearray(n)
+    latencies: list[float] = []
+    lat_append = latencies.append
+    replies: dict[int, bytes] = {}
+    timeouts = strays = late_sends = 0
+    max_lag = 0.0
+    outstanding = 0
+    i = 0
+    interval = 1.0 / rate if rate else 0.0
+    start = clock()
+    next_scan = start + min(0.05, timeout / 4)
+    last_event = start
+    poll = poller.poll
+    while i < n or outstanding:
+        now = clock()
+        # -- send what the window (or the schedule) allows
+        if rate is None:
+            while outstanding < limit and i < n:
+                pkt = requests[i]
+                fl = free[pkt[1]]
+                if not fl:
+                    break  # every socket still waits for this ID: wait for a reply
+                k = fl.popleft()
+                slot = (k << 8) | pkt[1]
+                req_of[slot] = i
+                sent_at[slot] = clock()
+                try:
+                    sends[k](pkt)
+                except BlockingIOError:  # send buffer full: try again after reading
+                    sent_at[slot] = 0.0
+                    fl.appendleft(k)
+                    break
+                except ConnectionRefusedError:  # ICMP from an earlier send: this one left, it will time out
+                    pass
+                i += 1
+                outstanding += 1
+            wait = timeout / 4
+        else:
+            due = start + i * interval
+            while i < n and due <= now:
+                pkt = requests[i]
+                fl = free[pkt[1]]
+                if not fl:
+                    break
+                k = fl.popleft()
+                slot = (k << 8) | pkt[1]
+                req_of[slot] = i
+                t = clock()
+                if t - due > 0.001:
+                    late_sends += 1
+                    max_lag = max(max_lag, t - due)
+                sent_at[slot] = t
+                try:
+                    sends[k](pkt)
+                except BlockingIOError:
+                    sent_at[slot] = 0.0
+                    fl.appendleft(k)
+                    break
+                except ConnectionRefusedError:
+                    pass
+                i += 1
+                outstanding += 1
+                due = start + i * interval
+            wait = max(0.0, due - clock()) if i < n else timeout / 4
+        # -- read what came back
+        for fd, _ in poll(min(wait, timeout / 4)):
+            k = fd_index[fd]
+            recv = recvs[k]
+            base = k << 8
+            while True:
+                try:
+                    data = recv(4096)
+                except BlockingIOError:
+                    break
+                except ConnectionRefusedError:  # an ICMP error queued on the socket: not a reply
+                    continue
+                t = clock()
+                if len(data) < 20:
+                    strays += 1
+                    continue
+                ident = data[1]
+                slot = base | ident
+                sent = sent_at[slot]
+                if not sent:
+                    strays += 1
+                    continue
+                sent_at[slot] = 0.0
+                lat_append(t - sent)
+                req = req_of[slot]
+                codes[req] = data[0]
+                if keep_replies:
+                    replies[req] = data
+                free[ident].append(k)
+                outstanding -= 1
+                last_event = t
+        # -- expire what waited too long
+        now = clock()
+        if now >= next_scan:
+            next_scan = now + min(0.05, timeout / 4)
+            cutoff = now - timeout
+            for slot, sent in enumerate(sent_at):
+                if sent and sent < cutoff:
+                    sent_at[slot] = 0.0  # retired: its socket never reuses this ID in this run
+                    timeouts += 1
+                    outstanding -= 1
+                    last_event = now
+            if rate is not None or outstanding or i < n:
+                # every socket retired this ID: nothing can carry request i any more
+                while i < n and not free[requests[i][1]] and not any(
+                        sent_at[(k << 8) | requests[i][1]] for k in range(nsock)):
+                    timeouts += 1
+                    i += 1
+    poller.close()
+    return Result(sent=i, elapsed=max(last_event - start, 1e-9), latencies=latencies, codes=codes,
+                  timeouts=timeouts, strays=strays, late_sends=late_sends, max_lag=max_lag, replies=replies)
+
+
+def pin_to_cpu(cpu: int) -> None:
+    """Pin this process to one CPU (Linux), e.g. to keep the generator off the server's cores."""
+    os.sched_setaffinity(0, {cpu})
+
+
+# -- command line -----------------------------------------------------------------------------------------------------
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--server", type=_hostport, default=("127.0.0.1", 1812), help="HOST:PORT (default 127.0.0.1:1812)")
+    p.add_argument("--secret", default="testing123")
+    p.add_argument("--source", default="127.0.0.1", help="source address (selects the RADIUS client)")
+    p.add_argument("--users", type=int, default=1000, help="users USER-PREFIX0 .. USER-PREFIX{N-1}, round robin")
+    p.add_argument("--user-prefix", default="user")
+    p.add_argument("--password", default="password", help="User-Password of every request")
+    p.add_argument("--requests", type=int, default=50_000)
+    p.add_argument("--window", type=int, default=64, help="requests in flight (closed loop)")
+    p.add_argument("--rate", type=float, help="open loop at this many requests/s instead")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--cpu", type=int, help="pin the generator to this CPU")
+    args = p.parse_args(argv)
+    if args.cpu is not None:
+        pin_to_cpu(args.cpu)
+    t = time.perf_counter()
+    creds = ((f"{args.user_prefix}{i % args.users}", args.password.encode()) for i in range(args.requests))
+    reqs = build_requests(creds, args.secret.encode())
+    print(f"encoded {len(reqs)} requests in {time.perf_counter() - t:.2f}s", file=sys.stderr)
+    result = run(reqs, args.server, window=args.window, rate=args.rate, timeout=args.timeout, source=args.source)
+    print(result.summary())
+    return 0 if result.answered else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""The benchmark, in one run: FreeRADIUS (reference) and otp-radiusd side by side on loopback.
+
+    .venv/bin/python bench/run.py            # the full run (a few minutes); --help for the knobs
+
+Measures, with the same load generator and window:
+- FreeRADIUS 3 (PAP against a users file of the same users): the reference, installed with apt-get if missing;
+- otp-radiusd, OTP-only client (first_factor "none"), TOTP accept path: 20 000 distinct users, one valid code each
+  (every request is a real accept: replay-protection write and audit row);
+- otp-radiusd, wrong-code path: 20 000 distinct users, one wrong code each (full verification, failure counting);
+- otp-radiusd, password + code (first_factor "store", argon2id);
+- the accept path at a fixed rate of half its throughput (p50/p99);
+- the same with workers = 1 (scaling), the RSS of each worker with 100 000 users in the store, and the time
+  `otp-admin import --format csv` takes for 20 000 users.
+Each figure is the median of --reps runs, interleaved with the reference so that both see the same machine noise;
+ratios are to FreeRADIUS's median in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import freeradius
+import loadgen
+from otpserver import (
+    OTP_SOURCE,
+    PW_SOURCE,
+    BenchUser,
+    OtpBench,
+    Server,
+    UserPool,
+    totp_code,
+    wrong_code,
+)
+
+FR_PASSWORD = "fr-pass-{}"
+
+
+@dataclass
+class Series:
+    """Repeated runs of one scenario."""
+
+    name: str
+    results: list[loadgen.Result] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)  # server CPU seconds per answered request
+    gen_cpu: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(r.rate for r in self.results)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.results)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rates": [round(r.rate, 1) for r in self.results], "median_rate": round(self.rate, 1),
+            "p50_ms": round(self.median("p50") * 1e3, 3), "p99_ms": round(self.median("p99") * 1e3, 3),
+            "max_ms": round(max(r.max for r in self.results) * 1e3, 3),
+            "accept": sum(r.accepts for r in self.results), "reject": sum(r.rejects for r in self.results),
+            "challenge": sum(r.challenges for r in self.results), "timeouts": sum(r.timeouts for r in self.results),
+            "sent": sum(r.sent for r in self.results),
+            "server_cpu_us_per_request":
+                round(statistics.median(self.server_cpu) * 1e6, 1) if self.server_cpu else None,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=20_000, help="distinct users per accept / wrong-code run")
+    p.add_argument("--store-users", type=int, default=100_000, help="users in the store (for the RSS figure)")
+    p.add_argument("--pw-users", type=int, default=384, help="users with a password (argon2id) for password+code")
+    p.add_argument("--reps", type=int, default=3, help="runs of each scenario (medians are reported)")
+    p.add_argument("--window", type=int, default=64, help="requests in flight (the same for every server)")
+    p.add_argument("--fr-requests", type=int, default=100_000, help="requests per FreeRADIUS run")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--scaling", default="1", help="other worker counts to measure, comma-separated ('' for none)")
+    p.add_argument("--log-level", default="info", help="otp-radiusd --log-level (info: a line per decision)")
+    p.add_argument("--workdir", type=Path, help="keep the store and logs here (default: a temporary directory)")
+    p.add_argument("--json", type=Path, help="also write the figures to this file")
+    p.add_argument("--quick", action="store_true", help="a tiny configuration that checks the tooling works")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.users, args.store_users, args.pw_users, args.reps, args.fr_requests = 200, 800, 4, 1, 2000
+        args.scaling = ""
+    if args.store_users < args.users * 2:
+        p.error("--store-users must be at least twice --users (accept pool and wrong-code users)")
+    scaling = [int(w) for w in args.scaling.split(",") if w.strip()]
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="otp-bench-"))
+    out = Report()
+    out.line(f"machine: {os.cpu_count()} cores (nproc {_nproc()}), {platform.python_implementation()} "
+             f"{platform.python_version()}, {_freeradius_version()}; window {args.window}, "
+             f"otp-radiusd --log-level {args.log_level}; work dir {workdir}")
+    figures: dict[str, object] = {"nproc": _nproc(), "window": args.window, "workers": args.workers,
+                                  "log_level": args.log_level}
+
+    # -- users and provisioning ------------------------------------------------------------------------------------
+    users = [BenchUser(f"user{i:06d}", os.urandom(20)) for i in range(args.store_users)]
+    pw_users = [BenchUser(f"pwuser{i:05d}", os.urandom(20), f"Pw-{i}-{os.urandom(4).hex()}".encode())
+                for i in range(args.pw_users)]
+    wrong_users = users[args.users:2 * args.users]  # these only ever get wrong codes
+    pool = UserPool(users[:args.users] + users[2 * args.users:])  # accept runs draw from here, once per TOTP step
+
+    bench = OtpBench(workdir, log_level=args.log_level)
+    bench.init()
+    t_import = bench.import_csv(users[:args.users], "first")
+    out.line(f"import: otp-admin import --format csv, {args.users} users: {t_import:.2f} s")
+    t_pw = bench.import_with_passwords(pw_users, "passwords")
+    out.line(f"import: otp-admin import --format oath-usersfile, {args.pw_users} users with a password (argon2id "
+             f"hash each): {t_pw:.2f} s")
+    t_rest = bench.import_csv(users[args.users:], "rest") if args.store_users > args.users else 0.0
+    out.line(f"import: otp-admin import --format csv, {args.store_users - args.users} more users: {t_rest:.2f} s "
+             f"(store: {args.store_users} users, {args.store_users + args.pw_users} tokens)")
+    figures["import_seconds"] = {"csv_first": round(t_import, 3), "csv_first_users": args.users,
+                                 "passwords": round(t_pw, 3), "password_users": args.pw_users,
+                                 "csv_rest": round(t_rest, 3)}
+    argon2 = _argon2_cost()
+    out.line(f"argon2id: {argon2['parameters']}: {argon2['verify_ms']:.1f} ms per verification here (one core)")
+    figures["argon2"] = argon2
+
+    # -- the reference ---------------------------------------------------------------------------------------------
+    fr_users = [(u.name, FR_PASSWORD.format(i)) for i, u in enumerate(users[:args.users])]
+    fr = Series("FreeRADIUS")
+    series: dict[str, Series] = {}
+    with freeradius.FreeRadius(fr_users, secret=bench.secret, client=OTP_SOURCE) as fr_server:
+        fr_requests = loadgen.build_requests(
+            ((fr_users[i % len(fr_users)][0], fr_users[i % len(fr_users)][1].encode())
+             for i in range(args.fr_requests)), bench.secret)
+
+        def run_fr() -> None:
+            _measure(fr, lambda: loadgen.run(fr_requests, fr_server.address, window=args.window,
+                                             source=OTP_SOURCE), fr_server.proc.pid, None)
+
+        for workers in [args.workers, *scaling]:
+            series.update(_otp_scenarios(bench, workers, args, pool, wrong_users, pw_users, run_fr,
+                                         main_run=workers == args.workers))
+    # -- report ----------------------------------------------------------------------------------------------------
+    out.line("")
+    out.line(f"{'scenario':44} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+             f"{'cpu us/req':>10}  runs (req/s)")
+    for s in [fr, *series.values()]:
+        ratio = s.rate / fr.rate if fr.rate else 0.0
+        cpu = f"{statistics.median(s.server_cpu) * 1e6:10.0f}" if s.server_cpu else f"{'':10}"
+        out.line(f"{s.name:44} {s.rate:8.0f} {ratio:6.3f} {s.median('p50') * 1e3:7.2f} {s.median('p99') * 1e3:7.2f} "
+                 f"{max(r.max for r in s.results) * 1e3:7.2f} {cpu}  "
+                 + " ".join(f"{r.rate:.0f}" for r in s.results))
+    figures["freeradius"] = fr.to_json()
+    figures["scenarios"] = {name: s.to_json() for name, s in series.items()}
+    accept = series.get(f"accept (workers={args.workers})")
+    if accept is not None and fr.rate:
+        paired = [a.rate / f.rate for a, f in zip(accept.results, fr.results, strict=False)]
+        figures["accept_ratio"] = round(accept.rate / fr.rate, 4)
+        out.line(f"\naccept path / FreeRADIUS: {accept.rate / fr.rate:.3f} (ratio of medians); per run: "
+                 + " ".join(f"{x:.3f}" for x in paired) + " (target >= 0.35)")
+    for line in _RSS_LINES:
+        out.line(line)
+    figures["rss"] = _RSS
+    for line in _CHECK_LINES:
+        out.line(line)
+    figures["checks"] = _CHECK_LINES
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if not _FAILED else 1
+
+
+_RSS: dict[str, object] = {}
+_RSS_LINES: list[str] = []
+_CHECK_LINES: list[str] = []
+_FAILED: list[str] = []
+
+
+class Report:
+    def line(self, text: str) -> None:
+        print(text, flush=True)
+
+
+def _measure(s: Series, go: Callable[[], loadgen.Result], server_pid: int | None, server: Server | None
+             ) -> loadgen.Result:
+    cpu0 = server.cpu_seconds() if server else _proc_cpu(server_pid)
+    g0 = resource.getrusage(resource.RUSAGE_SELF)
+    result = go()
+    g1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu1 = server.cpu_seconds() if server else _proc_cpu(server_pid)
+    s.results.append(result)
+    if result.answered:
+        s.server_cpu.append((cpu1 - cpu0) / result.answered)
+        s.gen_cpu.append((g1.ru_utime + g1.ru_stime - g0.ru_utime - g0.ru_stime) / result.answered)
+    print(f"  {s.name:42} {result.summary()}", flush=True)
+    return result
+
+
+def _otp_scenarios(bench: OtpBench, workers: int, args: argparse.Namespace, pool: UserPool,
+                   wrong_users: list[BenchUser], pw_users: list[BenchUser], run_fr: Callable[[], None],
+                   *, main_run: bool) -> dict[str, Series]:
+    secret = bench.secret
+    accept = Series(f"accept (workers={workers})")
+    wrong = Series(f"wrong code (workers={workers})")
+    pw = Series(f"password+code, argon2id (workers={workers})")
+    out = {accept.name: accept, wrong.name: wrong}
+    pw_pool = UserPool(pw_users)
+    pw_per_run = max(1, len(pw_users) // args.reps)
+    accepted: list[tuple[bytes, str]] = []  # (request, user) of accepted requests, for the replay check
+    with bench.server(workers=workers) as srv:
+        print(f"otp-radiusd workers={workers} on {srv.address[0]}:{srv.address[1]} (pids {srv.worker_pids()})",
+              flush=True)
+        for rep in range(args.reps):
+            if main_run:
+                run_fr()
+            users, step = pool.take(args.users)
+            reqs = loadgen.build_requests(((u.name, totp_code(u, step).encode()) for u in users), secret)
+            r = _measure(accept, lambda reqs=reqs: loadgen.run(reqs, srv.address, window=args.window,
+                                                               source=OTP_SOURCE), None, srv)
+            _check(r.accepts == len(reqs), f"{accept.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+            if rep == 0:
+                accepted = [(u.name, totp_code(u, step)) for u in users[: min(1000, len(users))]]
+            step_now = int(time.time() // 30)
+            reqs = loadgen.build_requests(
+                ((u.name, wrong_code(u, step_now, rep * 7 + workers).encode()) for u in wrong_users), secret)
+            r = _measure(wrong, lambda reqs=reqs: loadgen.run(reqs, srv.address, window=args.window,
+                                                              source=OTP_SOURCE), None, srv)
+            _check(r.rejects == len(reqs), f"{wrong.name} run {rep + 1}: {r.rejects}/{len(reqs)} rejected")
+            if main_run:
+                out[pw.name] = pw
+                users, step = pw_pool.take(pw_per_run)
+                reqs = loadgen.build_requests(
+                    ((u.name, (u.password or b"") + totp_code(u, step).encode()) for u in users), secret)
+                r = _measure(pw, lambda reqs=reqs: loadgen.run(reqs, srv.address, window=args.window, timeout=10.0,
+                                                               source=PW_SOURCE), None, srv)
+                _check(r.accepts == len(reqs), f"{pw.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+        if main_run:
+            # Latency at half the accept throughput, open loop.
+            half = Series(f"accept at half rate (workers={workers})")
+            rate = accept.rate / 2
+            users, step = pool.take(min(args.users, max(1000, int(rate * 5))))
+            reqs = loadgen.build_requests(((u.name, totp_code(u, step).encode()) for u in users), secret)
+            r = _measure(half, lambda: loadgen.run(reqs, srv.address, rate=rate, source=OTP_SOURCE), None, srv)
+            half.name = f"accept at {rate:.0f} req/s fixed (workers={workers})"
+            out[half.name] = half
+            _check(r.accepts == len(reqs), f"{half.name}: {r.accepts}/{len(reqs)} accepted")
+            # Replays: codes accepted in the first run, sent again in new requests, must all be refused.
+            reqs = loadgen.build_requests(((name, code.encode()) for name, code in accepted), secret)
+            r = loadgen.run(reqs, srv.address, window=args.window, source=OTP_SOURCE)
+            _check(r.rejects == len(reqs), f"replays refused: {r.rejects}/{len(reqs)}")
+            rss = srv.rss()
+            workers_rss = {pid: v for pid, v in rss.items() if pid != srv.proc.pid} or rss
+            _RSS.update({"workers_mb": [round(v / 2**20, 1) for v in workers_rss.values()],
+                         "supervisor_mb": round(rss.get(srv.proc.pid, 0) / 2**20, 1)})
+            _RSS_LINES.append(
+                f"RSS with {args.store_users} users in the store (all of them served during this run): workers "
+                + ", ".join(f"{v / 2**20:.1f} MB" for v in workers_rss.values())
+                + (f"; supervisor {rss[srv.proc.pid] / 2**20:.1f} MB" if len(rss) > 1 else "")
+                + " (target <= 150 MB per worker)")
+            _check(all(v <= 150 * 2**20 for v in workers_rss.values()), "RSS per worker <= 150 MB")
+    # Every answered request left one audit row.
+    answered = sum(r.answered for s in out.values() for r in s.results)
+    with sqlite3.connect(bench.store_path) as db:
+        rows = db.execute("SELECT count(*) FROM audit WHERE door = 'radius'").fetchone()[0]
+    _AUDIT_SEEN.append(answered + (len(accepted) if main_run else 0))
+    _check(rows == sum(_AUDIT_SEEN), f"audit rows: {rows} for {sum(_AUDIT_SEEN)} answered requests")
+    return out
+
+
+_AUDIT_SEEN: list[int] = []
+
+
+def _check(ok: bool, text: str) -> None:
+    if not ok:
+        _FAILED.append(text)
+    line = f"check {'ok  ' if ok else 'FAIL'} {text}"
+    if not ok or not any(line == x for x in _CHECK_LINES):
+        _CHECK_LINES.append(line)
+
+
+def _argon2_cost() -> dict[str, object]:
+    from otpcore.passwords import ARGON2_PARAMETERS, hash_password, verify_password
+
+    stored = hash_password(b"benchmark")
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        verify_password(stored, b"benchmark")
+        times.append(time.perf_counter() - t)
+    params = ARGON2_PARAMETERS
+    text = (f"m={params['memory_cost']} KiB, t={params['time_cost']}, p={params['parallelism']}, "
+            f"hash {params['hash_len']} B, salt {params['salt_len']} B")
+    return {"parameters": text, "verify_ms": round(statistics.median(times) * 1e3, 2)}
+
+
+def _proc_cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _nproc() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _freeradius_version() -> str:
+    try:
+        proc = subprocess.run([freeradius.ensure_installed(), "-v"], capture_output=True, text=True)
+        first = proc.stdout.splitlines()[0]
+        return "FreeRADIUS " + first.split("Version ")[1].split(",")[0]
+    except (IndexError, OSError, subprocess.SubprocessError):
+        return "FreeRADIUS (version unknown)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""`otp-radiusd [--config PATH] [--demo]`: the RADIUS server, in the foreground.
+
+Logs to stderr (one line per decision), stops cleanly on SIGTERM/SIGINT, reloads clients and policy on SIGHUP, logs
+its counters on SIGUSR1. With `workers = N` a supervisor process forks N workers sharing the port (SO_REUSEPORT).
+Exit status: 0 after a clean stop, 1 when it cannot start (store, key, address in use), 2 on a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from otpcore.config import Config, load_config, parse_hostport
+from otpcore.errors import ConfigError, OtpError
+
+from .server import VerifierFactory, Worker, bind_sockets, format_address
+
+__all__ = ["main"]
+
+log = logging.getLogger("otp.radiusd")
+
+FAST_FAILURE_SECONDS = 5.0  # a worker dying this soon after its start stops the whole server
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="otp-radiusd", description="RADIUS server for one-time passwords (TOTP/HOTP).")
+    parser.add_argument("--config", metavar="PATH", help="TOML configuration (default: $OTP_CONFIG, "
+                        "else /etc/otp/otp.toml)")
+    parser.add_argument("--demo", action="store_true", help="run the embedded demo: a store in --state-dir, user "
+                        "demo/demo with a TOTP token, client 127.0.0.1 with secret testing123, on 127.0.0.1:1812")
+    parser.add_argument("--state-dir", metavar="DIR", type=Path, default=Path("state"),
+                        help="where --demo keeps its configuration, store and key (default: ./state)")
+    parser.add_argument("--listen", metavar="HOST:PORT", action="append",
+                        help="listen here instead of radius.listen (repeatable; [::1]:1812 for IPv6)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="info logs one line per decision (default); warning logs only problems")
+    args = parser.parse_args(argv)
+    if args.demo and args.config:
+        parser.error("--demo and --config exclude each other")
+    _setup_logging(args.log_level)
+
+    try:
+        listen = tuple(parse_hostport(text, 1812, "--listen") for text in args.listen or ())
+        if args.demo:
+            from .demo import prepare  # only the demo needs otpcore.admin and segno
+
+            path = prepare(args.state_dir, listen[0] if listen else None)
+        else:
+            path = Path(args.config) if args.config else None
+        loader = _loader(path, listen)
+        config = loader()
+        if config.radius.workers > 1:
+            # Open the store once here, so a missing store or key is one line, not one per worker.
+            _verifier_factory()(config).close()
+    except ConfigError as exc:
+        print(f"otp-radiusd: {exc}", file=sys.stderr)
+        return 2
+    except (OtpError, OSError) as exc:
+        print(f"otp-radiusd: {exc}", file=sys.stderr)
+        return 1
+
+    workers = config.radius.workers
+    try:
+        sockets = bind_sockets(config.radius.listen, workers)
+    except OSError as exc:
+        print(f"otp-radiusd: radius.listen: {exc.strerror}", file=sys.stderr)
+        return 1
+    if workers == 1:
+        return _run_worker(config, sockets[0], loader, "")
+    return _supervise(config, sockets, loader)
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd (JOURNAL_STREAM is set) the journal adds time and pid itself.
+    fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else \
+        "%(asctime)s otp-radiusd[%(process)d] %(levelname)s %(message)s"
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper()), format=fmt)
+
+
+def _loader(path: Path | None, listen: tuple[tuple[str, int], ...]) -> Callable[[], Config]:
+    def load() -> Config:
+        config = load_config(path)
+        if listen:
+            config = dataclasses.replace(config, radius=dataclasses.replace(config.radius, listen=listen))
+        return config
+    return load
+
+
+def _verifier_factory() -> VerifierFactory:
+    from otpcore.service import Verifier
+
+    return Verifier.open
+
+
+def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[], Config], label: str) -> int:
+    worker = Worker(config, sockets, verifier_factory=_verifier_factory(), config_loader=loader, label=label)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    signal.signal(signal.SIGHUP, lambda *_: worker.request_reload())
+    signal.signal(signal.SIGUSR1, lambda *_: worker.request_stats())
+    try:
+        worker.start()
+    except OtpError as exc:
+        print(f"otp-radiusd: {exc}", file=sys.stderr)
+        return 1
+    where = ", ".join(format_address(s.getsockname()) for s in sockets)
+    log.info("ready: listening on %s with %d clients%s", where, len(config.radius.clients), label)
+    if not config.radius.clients:
+        log.warning("no [[radius.clients]] configured: every request is dropped%s", label)
+    worker.serve()
+    for sock in sockets:
+        sock.close()
+    log.info("stopped%s", label)
+    return 0
+
+
+def _supervise(config: Config, sockets: list[list[socket.socket]], loader: Callable[[], Config]) -> int:
+    """Fork one worker per socket set; forward signals; restart a worker that dies (unless it dies at start-up)."""
+    flags: set[int] = set()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
+        signal.signal(signum, lambda signum, _frame: flags.add(signum))
+    signal.set_wakeup_fd(wake_w)
+    children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, start time)
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(wake_r)
+                os.close(wake_w)
+                for i, socks in enumerate(sockets):
+                    if i != index:
+                        for sock in socks:
+                            sock.close()
+                label = f" worker={index + 1}"
+                code = _run_worker(config, sockets[index], loader, label)
+            except BaseException:
+                log.exception("worker %d failed", index + 1)
+            finally:
+                logging.shutdown()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = (index, time.monotonic())
+
+    for index in range(len(sockets)):
+        spawn(index)
+    log.info("supervisor: %d workers started", len(sockets))
+
+    exit_code = 0
+    selector = selectors.DefaultSelector()
+    selector.register(wake_r, selectors.EVENT_READ)
+    stopping = False
+    deadline = 0.0
+    while children:
+        selector.select(1.0)
+        try:
+            while os.read(wake_r, 512):
+                pass
+        except OSError:
+            pass
+        pending = set(flags)
+        flags.difference_update(pending)
+        if pending & {signal.SIGTERM, signal.SIGINT} and not stopping:
+            stopping = True
+            _signal_all(children, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        if signal.SIGHUP in pending and not stopping:
+            try:
+                loader()  # checked once here, so a bad file gives one error line, not one per worker
+            except OtpError as exc:
+                log.error("reload failed, keeping the running configuration: %s", exc)
+            else:
+                _signal_all(children, signal.SIGHUP)
+        if signal.SIGUSR1 in pending:
+            _signal_all(children, signal.SIGUSR1)
+        # Reap.
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                children.clear()
+                break
+            if pid == 0:
+                break
+            index, started = children.pop(pid, (-1, 0.0))
+            if stopping or index < 0:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if time.monotonic() - started < FAST_FAILURE_SECONDS:
+                log.error("worker %d exited at start-up (status %d): stopping", index + 1, code)
+                exit_code = 1
+                stopping = True
+                deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+                _signal_all(children, signal.SIGTERM)
+            else:
+                log.error("worker %d exited (status %d): restarting it", index + 1, code)
+                spawn(index)
+        if stopping and children and time.monotonic() > deadline:
+            log.error("workers did not stop in time: killing them")
+            _signal_all(children, signal.SIGKILL)
+    signal.set_wakeup_fd(-1)
+    for socks in sockets:
+        for sock in socks:
+            sock.close()
+    log.info("stopped")
+    return exit_code
+
+
+def _signal_all(children: dict[int, tuple[int, float]], signum: int) -> None:
+    for pid in list(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)

@@ -1,0 +1,225 @@
+"""RADIUS on the wire: the checks pyrad does not do, and the replies.
+
+pyrad decodes the attributes (with the packaged dictionary) and encodes the replies. This module adds what a server
+must do and pyrad does not: framing checks (RFC 2865 §3, §5), the Message-Authenticator of requests verified in
+constant time over the bytes received (RFC 3579 §3.2), the policy on missing ones (BlastRADIUS, RFC 5997 §3), and
+PAP User-Password decryption to *bytes* (pyrad's `PwDecrypt` silently drops invalid UTF-8, so `b"pass\\xffword"` would
+match `password`).
+
+Everything here is pure: bytes in, a `Request` or a `Drop` out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyrad.packet import AuthPacket
+
+from .dictionary import load_dictionary
+
+__all__ = [
+    "ACCESS_ACCEPT",
+    "ACCESS_CHALLENGE",
+    "ACCESS_REJECT",
+    "ACCESS_REQUEST",
+    "BAD_AUTHENTICATOR",
+    "MALFORMED",
+    "MAX_PACKET",
+    "MISSING_MESSAGE_AUTHENTICATOR",
+    "STATUS_SERVER",
+    "UNSUPPORTED_CODE",
+    "Drop",
+    "Request",
+    "decode_request",
+    "encode_reply",
+    "pap_decrypt",
+    "pap_encrypt",
+]
+
+# Packet codes (RFC 2865 §3, RFC 5997).
+ACCESS_REQUEST = 1
+ACCESS_ACCEPT = 2
+ACCESS_REJECT = 3
+ACCESS_CHALLENGE = 11
+STATUS_SERVER = 12
+
+# Attribute numbers (RFC 2865 §5, RFC 2869).
+USER_NAME = 1
+USER_PASSWORD = 2
+CHAP_PASSWORD = 3
+REPLY_MESSAGE = 18
+STATE = 24
+PROXY_STATE = 33
+ARAP_PASSWORD = 70
+EAP_MESSAGE = 79
+MESSAGE_AUTHENTICATOR = 80
+
+MAX_PACKET = 4096  # RFC 2865 §3
+_MAX_VALUE = 253
+_ZERO16 = bytes(16)
+_get = OrderedDict.get  # raw attribute values by number, without pyrad's per-key dictionary lookups
+
+# Reasons a request is dropped; each is a counter of the server.
+MALFORMED = "malformed"
+BAD_AUTHENTICATOR = "bad_authenticator"
+MISSING_MESSAGE_AUTHENTICATOR = "missing_message_authenticator"
+UNSUPPORTED_CODE = "unsupported_code"
+
+
+class Drop(Exception):
+    """The packet is discarded silently; `reason` names the counter it adds to."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A decoded, authenticated request. For Status-Server only code, id, authenticator and proxy_state are set."""
+
+    code: int
+    id: int
+    authenticator: bytes
+    proxy_state: tuple[bytes, ...] = ()
+    user: str = ""
+    password: bytes | None = None  # the PAP User-Password, decrypted, trailing NUL padding removed
+    state: bytes | None = None
+    other_auth: bool = False  # CHAP, EAP or ARAP: methods that cannot carry a one-time password
+
+
+def decode_request(data: bytes, secret: bytes, *, require_message_authenticator: bool) -> Request:
+    """Check and decode an Access-Request or Status-Server from a client with this shared secret.
+
+    Raises Drop for anything that must get no answer.
+    """
+    size = len(data)
+    if size < 20:
+        raise Drop(MALFORMED)
+    length = (data[2] << 8) | data[3]
+    if length < 20 or length > size or length > MAX_PACKET:
+        raise Drop(MALFORMED)
+    if length < size:
+        data = data[:length]  # octets past the Length field are padding (RFC 2865 §3)
+    code = data[0]
+    if code != ACCESS_REQUEST and code != STATUS_SERVER:
+        raise Drop(UNSUPPORTED_CODE)
+    ma_offset = _scan(data)
+    try:
+        packet = AuthPacket(packet=data, dict=load_dictionary(), secret=secret)
+    except Exception:  # pyrad raises PacketError, and anything else on data it did not expect
+        raise Drop(MALFORMED) from None
+    authenticator = data[4:20]
+
+    if ma_offset:
+        signed = data[:ma_offset + 2] + _ZERO16 + data[ma_offset + 18:]
+        if not hmac.compare_digest(hmac.digest(secret, signed, "md5"), data[ma_offset + 2:ma_offset + 18]):
+            raise Drop(BAD_AUTHENTICATOR)
+    elif require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in packet:
+        # RFC 5997 §3 for Status-Server; Proxy-State without a Message-Authenticator is the BlastRADIUS pattern.
+        raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
+    proxy_state = tuple(_get(packet, PROXY_STATE, ()))
+
+    if code == STATUS_SERVER:
+        return Request(code, data[1], authenticator, proxy_state)
+
+    names = _get(packet, USER_NAME)
+    if names is None or len(names) != 1 or not names[0]:
+        raise Drop(MALFORMED)
+    try:
+        user = names[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Drop(MALFORMED) from None
+
+    other_auth = CHAP_PASSWORD in packet or EAP_MESSAGE in packet or ARAP_PASSWORD in packet
+    password = None
+    hidden = _get(packet, USER_PASSWORD)
+    if hidden is not None:
+        if len(hidden) != 1 or other_auth:
+            raise Drop(MALFORMED)
+        value = hidden[0]
+        if len(value) < 16 or len(value) > 128 or len(value) % 16:  # RFC 2865 §5.2
+            raise Drop(MALFORMED)
+        password = pap_decrypt(value, secret, authenticator)
+
+    state = None
+    states = _get(packet, STATE)
+    if states is not None:
+        if len(states) != 1:
+            raise Drop(MALFORMED)
+        state = states[0]
+
+    return Request(code, data[1], authenticator, proxy_state, user, password, state, other_auth)
+
+
+def _scan(data: bytes) -> int:
+    """Check the attribute framing; return the offset of the Message-Authenticator, 0 when there is none.
+
+    pyrad accepts a last attribute whose Length runs past the packet; RFC 2865 §5 says discard the packet.
+    """
+    pos = 20
+    end = len(data)
+    found = 0
+    while pos < end:
+        if pos + 2 > end:
+            raise Drop(MALFORMED)
+        size = data[pos + 1]
+        if size < 2 or pos + size > end:
+            raise Drop(MALFORMED)
+        if data[pos] == MESSAGE_AUTHENTICATOR:
+            if found or size != 18:
+                raise Drop(MALFORMED)
+            found = pos
+        pos += size
+    return found
+
+
+def pap_decrypt(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes:
+    """RFC 2865 §5.2, to bytes. Trailing NUL padding is removed; nothing else is touched."""
+    out = []
+    last = authenticator
+    for i in range(0, len(hidden), 16):
+        block = hidden[i:i + 16]
+        pad = hashlib.md5(secret + last).digest()
+        out.append((int.from_bytes(block) ^ int.from_bytes(pad)).to_bytes(16))
+        last = block
+    return b"".join(out).rstrip(b"\x00")
+
+
+def pap_encrypt(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
+    """RFC 2865 §5.2: hide a password of up to 128 octets (the client side, for tests and tools)."""
+    if len(password) > 128:
+        raise ValueError("a PAP password is at most 128 octets")
+    padded = password + bytes(-len(password) % 16 if password else 16)
+    out = []
+    last = authenticator
+    for i in range(0, len(padded), 16):
+        pad = hashlib.md5(secret + last).digest()
+        last = (int.from_bytes(padded[i:i + 16]) ^ int.from_bytes(pad)).to_bytes(16)
+        out.append(last)
+    return b"".join(out)
+
+
+def encode_reply(code: int, request: Request, secret: bytes, *, message: str = "", state: bytes | None = None
+                 ) -> bytes:
+    """A signed reply: Message-Authenticator first, then Reply-Message, State, and the request's Proxy-States."""
+    reply = AuthPacket(code, request.id, secret, request.authenticator, dict=load_dictionary())
+    reply.message_authenticator = True  # pyrad puts it first when it computes it
+    if message:
+        reply[REPLY_MESSAGE] = _chunks(message.encode("utf-8"))
+    if state is not None:
+        reply[STATE] = [state]
+    if request.proxy_state:
+        reply[PROXY_STATE] = list(request.proxy_state)  # unchanged and in order (RFC 2865 §5.33)
+    return reply.ReplyPacket()
+
+
+def _chunks(value: bytes) -> Sequence[bytes]:
+    """A Reply-Message longer than one attribute is split; the client concatenates them (RFC 2865 §5.18)."""
+    return [value[i:i + _MAX_VALUE] for i in range(0, len(value), _MAX_VALUE)] or [b""]

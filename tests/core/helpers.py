@@ -1,0 +1,172 @@
+"""Helpers of the core suite: configs in a temporary folder, the real `otp-admin`, `oathtool` reference codes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otpcore.admin import Admin, TokenSpec, UserSpec
+from otpcore.config import Config, Policy
+from otpcore.seal import load_key_file
+from otpcore.service import Verifier
+from otpcore.store import Store
+
+OTP_ADMIN = Path(sys.executable).with_name("otp-admin")
+
+# RFC 4226 / RFC 6238 seeds.
+SEED20 = b"12345678901234567890"
+SEED32 = b"12345678901234567890123456789012"
+SEED64 = b"1234567890123456789012345678901234567890123456789012345678901234"
+
+
+def write_config(folder: Path, policy: Mapping[str, Any] | None = None) -> Path:
+    """A TOML config whose store and key live in `folder`, with `policy` overrides."""
+    lines = ["[store]", f'path = "{folder / "otp.sqlite"}"', f'key_file = "{folder / "otp.key"}"', "", "[policy]"]
+    for key, value in (policy or {}).items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            lines.append(f"{key} = {value}")
+        else:
+            lines.append(f'{key} = "{value}"')
+    path = folder / "otp.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- oathtool ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OathTool:
+    """Reference codes from oath-toolkit's `oathtool` (secrets passed as hex)."""
+
+    path: str
+
+    def totp(self, secret: bytes, now: float, *, algorithm: str = "SHA1", digits: int = 6, period: int = 30,
+             t0: int = 0) -> str:
+        args = [f"--totp={algorithm.lower()}", f"--digits={digits}", f"--time-step-size={period}",
+                f"--now=@{int(now)}"]
+        if t0:
+            args.append(f"--start-time=@{t0}")
+        return self._run(*args, secret.hex())
+
+    def hotp(self, secret: bytes, counter: int, *, digits: int = 6) -> str:
+        return self._run("--hotp", f"--digits={digits}", f"--counter={counter}", secret.hex())
+
+    def _run(self, *args: str) -> str:
+        out = subprocess.run([self.path, *args], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+
+# -- the real otp-admin ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cli:
+    """Runs `otp-admin --config CONFIG ...` in a subprocess."""
+
+    folder: Path
+    config: Path
+    env: dict[str, str] = field(default_factory=lambda: {**os.environ, "LC_ALL": "C.UTF-8"})
+
+    @property
+    def store(self) -> Path:
+        return self.folder / "otp.sqlite"
+
+    @property
+    def key(self) -> Path:
+        return self.folder / "otp.key"
+
+    def run(self, *args: str, stdin: str | None = None, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(OTP_ADMIN), "--config", str(self.config), *args], input=stdin, text=True,
+                              capture_output=True, env=self.env, umask=umask, timeout=60)
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        """Runs a command that must succeed; returns its stdout."""
+        out = self.run(*args, stdin=stdin)
+        assert out.returncode == 0, f"otp-admin {' '.join(args)} -> {out.returncode}: {out.stderr}"
+        return out.stdout
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(OTP_ADMIN), "--config", str(self.config), *args], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env)
+
+    def set_policy(self, **policy: Any) -> None:
+        write_config(self.folder, policy)
+
+
+# -- in-process: the library with an explicit clock --------------------------------------------------------------------
+
+
+@dataclass
+class Installation:
+    """A store and key in a temporary folder, provisioned through the Admin library."""
+
+    folder: Path
+    config: Config
+    verifiers: list[Verifier] = field(default_factory=list)
+
+    def admin(self) -> Admin:
+        return Admin(self.config)
+
+    def add_user(self, name: str, password: bytes | None = None, **kw: str) -> None:
+        with self.admin() as admin:
+            admin.add_user(UserSpec(name, password=password, **kw), now=0)
+
+    def add_token(self, user: str, **spec: Any) -> int:
+        with self.admin() as admin:
+            return admin.add_token(user, TokenSpec(**spec), now=0).id
+
+    def verifier(self, **policy: Any) -> Verifier:
+        v = Verifier(Store.open(self.config.store.path), load_key_file(self.config.store.key_file), Policy(**policy))
+        self.verifiers.append(v)
+        return v
+
+    def token(self, token_id: int) -> Any:
+        with self.admin() as admin:
+            return admin.store.require_token(token_id)
+
+    def user(self, name: str) -> Any:
+        with self.admin() as admin:
+            return admin.store.require_user(name)
+
+
+def wait_for_fresh_step(period: int = 30, margin: float = 3.0) -> float:
+    """If the current time step ends within `margin` seconds, wait for the next one. Returns the time now.
+
+    Only for tests of the real CLI, which reads the wall clock; unit tests pass `now`.
+    """
+    now = time.time()
+    left = period - (now % period)
+    if left < margin:
+        time.sleep(left + 0.05)
+        now = time.time()
+    return now
+
+
+def race_verify(config_path: str, user: str, code: str, now: float, barrier: Any, results: Any) -> None:
+    """One contender of the race test (runs in its own process): open the store, wait for all, verify one code."""
+    from otpcore.config import load_config
+
+    try:
+        verifier = Verifier.open(load_config(config_path))
+        try:
+            barrier.wait(timeout=60)
+            decision = verifier.verify_code(user, code, door="race", client=str(os.getpid()), now=now)
+            results.put((decision.verdict.value, decision.reason.value))
+        finally:
+            verifier.close()
+    except BaseException as exc:  # reported to the test, which fails on it
+        results.put(("error", repr(exc)))

@@ -1,0 +1,295 @@
+"""Fixtures of the email/sms code suite: a real SMTP server (aiosmtpd), a local HTTP server standing in for the SMS
+provider, servers that refuse or never answer, and installations whose config points at them."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from otpcore.admin import Admin, TokenSpec, UserSpec
+from otpcore.config import Config, load_config
+from otpcore.service import Verifier
+
+SMTP_USER = "mailer"
+SMTP_PASSWORD = "mail-secret"
+SMS_TOKEN = "gateway-token-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- TLS --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certs:
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A self-signed certificate for localhost / 127.0.0.1, made here with `cryptography`."""
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    paths = Certs(folder / "cert.pem", folder / "key.pem")
+    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    return paths
+
+
+# -- SMTP -------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received."""
+
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+    tls: list[bool] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        assert isinstance(envelope.content, bytes)
+        self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
+        self.messages.append(message_from_bytes(envelope.content))
+        implicit = server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
+        self.tls.append(session.ssl is not None or implicit)
+        self.arrived.set()
+        return "250 OK"
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+                     ) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == SMTP_USER.encode()
+              and auth_data.password == SMTP_PASSWORD.encode())
+        if ok:
+            self.logins.append(SMTP_USER)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    def last_body(self) -> str:
+        assert self.messages, "no mail arrived"
+        payload = self.messages[-1].get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        return payload.decode().replace("\r\n", "\n")
+
+    def last_code(self, length: int | None = None) -> str:
+        """The code in the last mail: the last word of its first line ("Your one-time code is X")."""
+        code = self.last_body().splitlines()[0].split()[-1]
+        if length is not None:
+            assert len(code) == length, code
+        return code
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Callable[..., Mailbox]]:
+    """Starts aiosmtpd on a free loopback port: plain, STARTTLS with AUTH required, or implicit TLS with AUTH."""
+    controllers: list[Controller] = []
+
+    def start(mode: str = "plain", certs: Certs | None = None) -> Mailbox:
+        box = Mailbox(free_port())
+        kwargs: dict[str, Any] = {}
+        if mode == "starttls":
+            assert certs is not None
+            kwargs = {"tls_context": certs.server_context(), "require_starttls": True,
+                      "authenticator": box.authenticate, "auth_required": True}
+        elif mode == "ssl":
+            assert certs is not None
+            # aiosmtpd advertises AUTH only after its own STARTTLS unless told that this socket is TLS already
+            # (auth_required would then warn, and warnings are errors here: the test checks the login instead)
+            kwargs = {"ssl_context": certs.server_context(), "authenticator": box.authenticate,
+                      "auth_require_tls": False}
+        controller = Controller(box, hostname="127.0.0.1", port=box.port, **kwargs)
+        controller.start()
+        controllers.append(controller)
+        return box
+
+    yield start
+    for controller in controllers:
+        controller.stop()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nobody listens on: connections are refused."""
+    return free_port()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A server that accepts connections (the kernel does, from the backlog) and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield int(listener.getsockname()[1])
+
+
+# -- the SMS provider -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SmsRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class SmsGateway:
+    port: int
+    requests: list[SmsRequest] = field(default_factory=list)
+    status: int = 200
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/send"
+
+
+@pytest.fixture
+def sms_gateway() -> Iterator[SmsGateway]:
+    """A local HTTP server standing in for the SMS provider; records every request, answers `status`."""
+    gateway = SmsGateway(0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            gateway.requests.append(SmsRequest(self.command, self.path, dict(self.headers.items()), body))
+            self.send_response(gateway.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_POST = do_GET = do_PUT = _record  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    gateway.port = int(server.server_address[1])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield gateway
+    server.shutdown()
+    server.server_close()
+
+
+# -- installations ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """A config file, store and key in a temporary folder, with the delivery tables the test wrote."""
+
+    folder: Path
+    config: Config
+    verifiers: list[Verifier] = field(default_factory=list)
+
+    @property
+    def config_path(self) -> Path:
+        assert self.config.path is not None
+        return self.config.path
+
+    def add_user(self, name: str = "alice", password: bytes | None = b"s3cret", **contact: str) -> None:
+        with Admin(self.config) as admin:
+            admin.add_user(UserSpec(name, password=password, **contact), now=0)
+
+    def add_token(self, user: str = "alice", type: str = "email", **spec: Any) -> int:  # noqa: A002
+        with Admin(self.config) as admin:
+            return admin.add_token(user, TokenSpec(type=type, **spec), now=0).id
+
+    def verifier(self) -> Verifier:
+        v = Verifier.open(self.config)
+        self.verifiers.append(v)
+        return v
+
+    def audit(self, user: str = "alice") -> list[tuple[str, str]]:
+        with Admin(self.config) as admin:
+            return [(r.result, r.reason) for r in admin.store.audit_rows(user=user) if r.door != "admin"]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
+    """make_site(delivery_toml, **policy): an initialised installation whose config has these extra tables."""
+    sites: list[Site] = []
+
+    def make(delivery: str = "", **policy: Any) -> Site:
+        folder = tmp_path / f"site{len(sites)}"
+        folder.mkdir()
+        lines = ["[store]", 'path = "otp.sqlite"', 'key_file = "otp.key"', "", "[policy]"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in policy.items()]
+        path = folder / "otp.toml"
+        path.write_text("\n".join(lines) + "\n\n" + delivery + "\n")
+        config = load_config(path)
+        with Admin(config) as admin:
+            admin.init()
+        made = Site(folder, config)
+        sites.append(made)
+        return made
+
+    yield make
+    for made in sites:
+        for v in made.verifiers:
+            v.close()
+
+
+def smtp_table(port: int, **extra: Any) -> str:
+    values = {"host": "127.0.0.1", "port": port, "from": "otp@example.org", "timeout": 1.0, **extra}
+    lines = ["[delivery.smtp]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def sms_table(url: str, **extra: Any) -> str:
+    lines = ["[delivery.sms]"]
+    for k, v in {"url": url, "timeout": 1.0, **extra}.items():
+        if isinstance(v, dict):
+            lines.append(f"{k} = {{ " + ", ".join(f"{json.dumps(a)} = {json.dumps(b)}" for a, b in v.items()) + " }")
+        else:
+            lines.append(f"{k} = {json.dumps(v)}")
+    return "\n".join(lines) + "\n"

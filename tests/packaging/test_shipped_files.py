@@ -1,0 +1,148 @@
+"""The files packaging/ ships, checked without building anything: the example config against otpcore.config, the
+systemd unit's contract, the maintainer scripts' promises."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import shlex
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from otpcore.config import ClientConfig, Policy, RadiusConfig, StoreConfig, parse_config
+from otpcore.delivery_config import SmsConfig, SmtpConfig
+
+PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
+EXAMPLE = PACKAGING / "otp.toml.example"
+# A commented-out key or table header: "#key = value", "#[table]", "#[[array]]".
+COMMENTED = re.compile(r"^#(?=\[|[a-z_]+ = )", re.MULTILINE)
+# An alternative to the key above it (both cannot be on at once): "# or: key = value".
+ALTERNATIVE = re.compile(r"^# or: ([a-z_]+) = ", re.MULTILINE)
+# Config fields named differently in the file.
+FILE_KEYS = {"sender": {"from"}, "password": {"password", "password_file"}, "token": {"token_file"}}
+
+
+def uncommented(tmp_path: Path) -> dict:
+    """The example with every commented-out key and table switched on (secret files pointed at a real file)."""
+    text = COMMENTED.sub("", EXAMPLE.read_text())
+    for name in ("localhost.secret", "sms.token"):
+        (tmp_path / name).write_text("s3cret\n")
+        text = text.replace(f'"/etc/otp/{name}"', f'"{tmp_path / name}"')
+    return tomllib.loads(text)
+
+
+def section_keys(data: dict, table: str) -> set[str]:
+    """The keys of a table of the uncommented example, with the alternatives written under them."""
+    text = EXAMPLE.read_text()
+    start = text.index(f"#[{table}]")
+    end = text.find("\n#[", start + 1)
+    block = text[start:] if end < 0 else text[start:end]
+    return set(data["delivery"][table.rpartition(".")[2]]) | set(ALTERNATIVE.findall(block))
+
+
+def file_keys(cls: type) -> set[str]:
+    return set().union(*(FILE_KEYS.get(f.name, {f.name}) for f in dataclasses.fields(cls)))
+
+
+def test_the_example_as_shipped_gives_the_defaults_and_no_client():
+    config = parse_config(tomllib.loads(EXAMPLE.read_text()))
+    assert config.store == StoreConfig()
+    assert config.radius == RadiusConfig()
+    assert config.policy == Policy()
+    assert config.radius.clients == ()
+
+
+def test_every_key_is_documented_with_its_default(tmp_path):
+    data = uncommented(tmp_path)
+    assert set(data["store"]) == {f.name for f in dataclasses.fields(StoreConfig)}
+    assert set(data["radius"]) == {f.name for f in dataclasses.fields(RadiusConfig)}
+    assert set(data["policy"]) == {f.name for f in dataclasses.fields(Policy)}
+    client_keys = set().union(*(set(c) for c in data["radius"]["clients"]))
+    expected = {f.name for f in dataclasses.fields(ClientConfig)} - {"network"} | {"address", "secret_file"}
+    assert client_keys == expected
+    assert section_keys(data, "delivery.smtp") == file_keys(SmtpConfig)
+    assert section_keys(data, "delivery.sms") == file_keys(SmsConfig)
+
+    config = parse_config(data, base=tmp_path)  # every documented key and value is accepted ...
+    assert config.policy == Policy()  # ... and the commented values are the defaults
+    assert config.store == StoreConfig()
+    defaults = RadiusConfig()
+    assert (config.radius.listen, config.radius.accounting_listen, config.radius.workers) == (
+        defaults.listen, defaults.accounting_listen, defaults.workers)
+    assert [c.name for c in config.radius.clients] == ["vpn", "localhost"]
+    assert config.radius.clients[1].secret == b"s3cret"
+    smtp = config.delivery.smtp
+    assert smtp is not None and (smtp.username, smtp.password) == ("otp", "secret")
+    assert dataclasses.replace(smtp, username=None, password=None) == SmtpConfig()
+    sms = config.delivery.sms
+    assert sms is not None and sms.url == "http://127.0.0.1:8080/send" and sms.token == "s3cret"
+    assert dataclasses.replace(sms, url=None, token=None) == SmsConfig()
+
+
+def test_the_unit_runs_the_server_as_otp_with_the_shipped_config(unit):
+    service = unit["Service"]
+    assert shlex.split(service["ExecStart"][0]) == ["/usr/bin/otp-radiusd", "--config", "/etc/otp/otp.toml"]
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert service["User"] == ["otp"] and service["Group"] == ["otp"]
+    assert service["StateDirectory"] == ["otp"] and service["ReadWritePaths"] == ["/var/lib/otp"]
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_the_unit_is_hardened(unit):
+    service = {key: values[-1] for key, values in unit["Service"].items()}
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
+                "ProtectKernelModules", "ProtectControlGroups", "RestrictNamespaces", "RestrictSUIDSGID",
+                "LockPersonality"):
+        assert service[key] == "yes", key
+    assert service["ProtectSystem"] == "strict"
+    assert service["CapabilityBoundingSet"] == "" and service["AmbientCapabilities"] == ""
+    assert service["RestrictAddressFamilies"].split() == ["AF_INET", "AF_INET6", "AF_UNIX"]
+    assert "@system-service" in unit["Service"]["SystemCallFilter"]
+    assert service["UMask"] == "0077"
+
+
+def test_the_maintainer_scripts_never_touch_pam_d():
+    for name in ("postinst", "prerm", "postrm"):
+        code = [line for line in (PACKAGING / "debian" / name).read_text().splitlines()
+                if not line.lstrip().startswith("#")]
+        assert not any("pam.d" in line for line in code), name
+
+
+def test_the_config_is_the_only_conffile():
+    assert (PACKAGING / "debian" / "conffiles").read_text().split() == ["/etc/otp/otp.toml"]
+
+
+def help_text(main: Callable[[list[str]], object], argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def options_by_command(main: Callable[[list[str]], object], capsys: pytest.CaptureFixture[str],
+                       argv: tuple[str, ...] = ()) -> dict[tuple[str, ...], set[str]]:
+    """{subcommand path: its long options}, walking the COMMAND/VERB lists of --help."""
+    text = help_text(main, list(argv), capsys)
+    usage = text.split("\n\n", 1)[0]
+    found = {argv: set(re.findall(r"--[a-z][a-z-]+", text)) - {"--help"}}
+    if re.search(r"\b(COMMAND|VERB) \.\.\.", usage):
+        for sub in re.findall(r"^    ([a-z][a-z-]*)\s", text, re.MULTILINE):
+            found.update(options_by_command(main, capsys, (*argv, sub)))
+    return found
+
+
+@pytest.mark.parametrize(("page", "module"), [("otp-admin.8", "otpcore.cli.main"), ("otp-radiusd.8", "radiusd.main")])
+def test_the_man_pages_name_every_command_and_option(page, module, capsys):
+    man = (PACKAGING / "man" / page).read_text().replace("\\-", "-").replace('"', "")
+    main = importlib.import_module(module).main
+    commands = options_by_command(main, capsys)
+    assert len(commands) > 1 or module == "radiusd.main"
+    for argv, options in commands.items():
+        if argv:
+            assert re.search(r"\b" + r"\s+".join(argv) + r"\b", man), f"add `{' '.join(argv)}` to packaging/man/{page}"
+        for option in options:
+            assert option in man, f"add `{' '.join(argv)} {option}` to packaging/man/{page}"
