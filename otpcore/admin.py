@@ -13,7 +13,7 @@ from typing import Any
 
 from . import oob
 from .config import Config
-from .errors import InputError, StoreError
+from .errors import InputError, SealError, StoreError
 from .oath import ALGORITHMS, encode_base32
 from .passwords import hash_password
 from .seal import Sealer, create_key_file, load_key_file
@@ -25,6 +25,7 @@ __all__ = ["Admin", "NewToken", "TokenSpec", "UserSpec", "validate_user_name"]
 
 OTP_TOKEN_TYPES = ("totp", "hotp")
 TOKEN_TYPES = (*OTP_TOKEN_TYPES, *oob.CHANNELS)
+MAX_COUNTER = 2**62  # an HOTP counter and its look-ahead stay within SQLite's 64-bit INTEGER
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ class TokenSpec:
             raise InputError(f"digits must be 6, 7 or 8, not {self.digits}")
         if not 1 <= self.period <= 3600:
             raise InputError(f"period must be between 1 and 3600 seconds, not {self.period}")
-        if self.counter < 0:
-            raise InputError(f"counter must not be negative, not {self.counter}")
+        if not 0 <= self.counter <= MAX_COUNTER:
+            raise InputError(f"counter must be between 0 and {MAX_COUNTER}, not {self.counter}")
         if self.window is not None and not 0 <= self.window <= 100:
             raise InputError(f"window must be between 0 and 100, not {self.window}")
         if self.secret is not None and len(self.secret) < 10:
@@ -132,6 +133,10 @@ class Admin:
     def init(self) -> list[str]:
         """Create the key and the store if missing, migrate the schema. Idempotent. Returns what was created."""
         created = []
+        key_file, store_path = self.config.store.key_file, self.config.store.path
+        if store_path.exists() and not key_file.exists():
+            raise SealError(f"key file not found: {key_file}, but the store {store_path} exists: restore its key "
+                            "(a new key would not open the secrets sealed in it)")
         if create_key_file(self.config.store.key_file):
             created.append(f"key file {self.config.store.key_file}")
         self._sealer = load_key_file(self.config.store.key_file)  # also checks an existing key's mode
@@ -190,6 +195,16 @@ class Admin:
         names = {u.id: u.name for u in self.store.users()}
         user_id = self.store.require_user(user).id if user is not None else None
         return [(t, names.get(t.user_id, "?")) for t in self.store.tokens(user_id)]
+
+    def token_uri(self, token_id: int) -> str:
+        """The otpauth:// URI of an existing TOTP/HOTP token (to show its QR code again)."""
+        token = self.store.require_token(token_id)
+        if token.type not in OTP_TOKEN_TYPES or token.secret is None:
+            raise InputError(f"token {token_id} is not a totp/hotp token")
+        secret = self.sealer.open(token.secret, token_identity(token.id))
+        return otpauth_uri(kind=token.type, account=self._owner(token), secret=secret, issuer=token.issuer,
+                           algorithm=token.algorithm, digits=token.digits, period=token.period,
+                           counter=token.counter)
 
     def set_token_active(self, token_id: int, active: bool, *, now: float) -> None:
         with self.store.transaction():

@@ -46,7 +46,7 @@ def parse_records(fmt: str, text: str, *, user: str | None = None, issuer: str |
 
 
 def parse_csv(text: str) -> list[Record]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))  # spreadsheets write a byte order mark
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in _CSV_REQUIRED if c not in header]
     if missing:
@@ -128,16 +128,20 @@ def parse_oath_usersfile(text: str) -> list[Record]:
                 secret = binascii.unhexlify(fields[3])
             except (binascii.Error, ValueError):
                 raise InputError("secret is not valid hex") from None
-            counter = int(fields[4]) if len(fields) > 4 and fields[4].isdigit() else 0
+            moving_factor = fields[4] if len(fields) > 4 else "0"
+            if not re.fullmatch(r"[0-9]+", moving_factor):
+                raise InputError(f"counter (moving factor) must be a number, not {moving_factor!r}")
             period = match["period"]
             pin = fields[2]
+            # HOTP: pam_oath rewrites the line with the counter it matched and that OTP after each login, so with a
+            # last OTP present that counter is used and the next one is expected. TOTP: the field is no time step.
+            counter = int(moving_factor) + (1 if len(fields) > 5 else 0)
             token = TokenSpec(
                 type="totp" if period else "hotp",
                 secret=secret,
                 digits=int(match["digits"] or 6),
                 period=int(period or 30),
                 counter=0 if period else counter,
-                last_step=counter if period and counter > 0 else -1,
             ).validated()
             user = UserSpec(validate_user_name(fields[1]),
                             password=None if pin in ("-", "+") else pin.encode())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .log import DEBUG, ERR, NOTICE, WARNING, Log
+from .log import ERR, NOTICE, WARNING, Log
 from .options import OptionError, Options, parse_options
 
 TYPE_CHECKING = False  # typing itself costs a login several milliseconds: imported for type checkers only
@@ -296,5 +296,4 @@ def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = tim
         log(ERR, f"{where}: authentication service unavailable ({outcome.detail})")
         return pamh.PAM_AUTHINFO_UNAVAIL
     log(NOTICE, f"{where}: authentication failure ({outcome.detail})")
-    log(DEBUG, f"{where}: verdict {outcome.kind}")
     return pamh.PAM_AUTH_ERR

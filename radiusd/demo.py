@@ -15,8 +15,6 @@ from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.errors import NotFoundError
 from otpcore.qr import render_terminal
-from otpcore.service import token_identity
-from otpcore.uri import otpauth_uri
 
 __all__ = ["DEMO_CONFIG", "prepare"]
 
@@ -66,10 +64,7 @@ def prepare(state_dir: Path, listen: tuple[str, int] | None = None, out: TextIO 
             admin.add_token(DEMO_USER, TokenSpec(type="totp", issuer=DEMO_ISSUER), now=now)
             tokens = [t for t, _ in admin.tokens(DEMO_USER) if t.active and t.type == "totp" and t.secret]
         token = tokens[0]
-        assert token.secret is not None
-        secret = admin.sealer.open(token.secret, token_identity(token.id))
-    uri = otpauth_uri(kind="totp", account=DEMO_USER, secret=secret, issuer=token.issuer,
-                      algorithm=token.algorithm, digits=token.digits, period=token.period)
+        uri = admin.token_uri(token.id)
     host, port = listen or config.radius.listen[0]
     server = host if port == 1812 else f"{host}:{port}"
     if ":" in host:

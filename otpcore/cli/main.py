@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `otp-admin audit | head`: the reader left, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 # -- handlers ---------------------------------------------------------------------------------------------------------
@@ -140,12 +144,19 @@ def _token_add(args: argparse.Namespace, config: Config) -> int:
         counter=args.counter,
         issuer=args.issuer,
     ).validated()
-    with Admin(config) as admin:
-        new = admin.add_token(args.name, spec, now=time.time())
     from .. import qr as qrcode
 
-    if qr not in ("terminal", "none"):
-        qrcode.save(new.uri, Path(qr))
+    # A QR file that cannot be written fails the command before the token is committed.
+    reserved = qrcode.reserve(Path(qr)) if qr not in ("terminal", "none") else None
+    try:
+        with Admin(config) as admin:
+            new = admin.add_token(args.name, spec, now=time.time())
+    except BaseException:
+        if reserved is not None:
+            reserved.unlink(missing_ok=True)
+        raise
+    if reserved is not None:
+        qrcode.save(new.uri, Path(qr), reserved)
     if args.json:
         print(json.dumps({"id": new.id, "user": new.user, "type": new.type, "uri": new.uri}))
     else:
@@ -310,6 +321,13 @@ def _pam_config(args: argparse.Namespace, config: Config) -> int:
 # -- helpers ----------------------------------------------------------------------------------------------------------
 
 
+def _token_id(text: str) -> int:
+    """argparse type of a token id: a positive integer that fits the store (SQLite INTEGER)."""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"not a token id: {text!r}")
+    return int(text)
+
+
 def _read_password() -> bytes:
     line = sys.stdin.buffer.readline().rstrip(b"\r\n")
     if not line:
@@ -415,7 +433,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                 ("enable", _token_set_active(True), "enable a token"),
                                 ("delete", _token_delete, "delete a token")):
         s = token.add_parser(verb, help=text)
-        s.add_argument("id", type=int)
+        s.add_argument("id", type=_token_id)
         s.set_defaults(handler=handler)
     s = token.add_parser("resync", help="resynchronise with two consecutive codes")
     s.add_argument("name")

@@ -113,7 +113,7 @@ def radclient(server: Radiusd, password: str, state: str | None = None, timeout:
     """One Access-Request by FreeRADIUS's radclient; returns the reply's type and attributes."""
     path = shutil.which("radclient")
     assert path, "radclient is required (Debian: freeradius-utils; ./dev test installs it)"
-    attrs = [f'User-Name = "alice"', f'User-Password = "{password}"', "Message-Authenticator = 0x00"]
+    attrs = ['User-Name = "alice"', f'User-Password = "{password}"', "Message-Authenticator = 0x00"]
     if state is not None:
         attrs.append(f"State = {state}")
     out = subprocess.run([path, "-x", "-r", "1", "-t", str(timeout), f"127.0.0.1:{server.port}", "auth", SECRET],
@@ -122,6 +122,31 @@ def radclient(server: Radiusd, password: str, state: str | None = None, timeout:
     assert kind, f"no answer from otp-radiusd: {out.stdout}{out.stderr}\n{server.log()}"
     reply = dict(re.findall(r"^\s+([\w-]+) = (.*)$", out.stdout.split("Received", 1)[1], re.MULTILINE))
     return kind.group(1), reply
+
+
+def pyrad_empty_password(server: Radiusd) -> tuple[str, dict[str, str]]:
+    """An Access-Request whose User-Password is empty (16 NUL octets once hidden): radclient leaves such an
+    attribute out, so pyrad's client sends this one, as a NAS with first_factor = "none" would."""
+    from pyrad import packet
+    from pyrad.client import Client
+
+    from radiusd.dictionary import load_dictionary
+
+    client = Client(server="127.0.0.1", authport=server.port, secret=SECRET.encode(), dict=load_dictionary(),
+                    enforce_ma=True, retries=1, timeout=5)
+    try:
+        request = client.CreateAuthPacket(code=packet.AccessRequest, User_Name="alice")
+        request["User-Password"] = request.PwCrypt(b"")
+        request.add_message_authenticator()
+        reply = client.SendPacket(request)
+    finally:
+        client._CloseSocket()
+    kinds = {packet.AccessAccept: "Access-Accept", packet.AccessReject: "Access-Reject",
+             packet.AccessChallenge: "Access-Challenge"}
+    attrs = {"State": "0x" + reply["State"][0].hex()} if "State" in reply else {}
+    if "Reply-Message" in reply:
+        attrs["Reply-Message"] = reply["Reply-Message"][0]
+    return kinds[reply.code], attrs
 
 
 def test_challenge_with_the_code_from_the_mail(radiusd: Callable[..., Radiusd],
@@ -133,11 +158,14 @@ def test_challenge_with_the_code_from_the_mail(radiusd: Callable[..., Radiusd],
     kind, reply = radclient(server, "s3cret")
     assert kind == "Access-Challenge", reply
     assert "e-mail" in reply["Reply-Message"] and reply["State"].startswith("0x")
-    code = mail.last_code(6)
-    kind, reply = radclient(server, code, state=reply["State"])
+    code, state = mail.last_code(6), reply["State"]
+    kind, reply = radclient(server, code, state=state)
     assert kind == "Access-Accept", reply
-    # the same State and code again: refused
-    assert radclient(server, code, state=reply.get("State", "0x00"))[0] == "Access-Reject"
+    # the same State and code again (a new request, not a retransmission): refused, and so is the code alone
+    assert radclient(server, code, state=state)[0] == "Access-Reject"
+    assert radclient(server, "s3cret" + code)[0] == "Access-Reject"
+    assert re.findall(r"result=(\w+) reason=(\w+)", server.log()) == [
+        ("challenge", "challenge"), ("accept", "ok"), ("reject", "replay"), ("reject", "replay")]
 
 
 def test_challenge_with_the_code_from_the_sms_gateway_and_no_password(radiusd: Callable[..., Radiusd],
@@ -145,7 +173,7 @@ def test_challenge_with_the_code_from_the_sms_gateway_and_no_password(radiusd: C
     server = radiusd(sms_table(sms_gateway.url), first_factor="none")
     server.add_token("sms")
     server.start()
-    kind, reply = radclient(server, "")
+    kind, reply = pyrad_empty_password(server)
     assert kind == "Access-Challenge", reply
     code = sms_gateway.requests[-1].json()["text"].split()[-1]
     wrong = "000000" if code != "000000" else "111111"

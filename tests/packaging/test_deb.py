@@ -153,6 +153,11 @@ def test_install_provision_serve_remove_purge(deb: Path, unit, clean_system, req
         assert Path(f"/usr/bin/{command}").is_file()
         assert "usage:" in run(command, "--help").stdout
     assert Path("/usr/share/man/man8/otp-admin.8.gz").is_file()
+    # the PAM examples load the module from where the package puts it
+    examples = sorted(Path("/usr/share/doc/otp-server/examples/pam.d").iterdir())
+    modules = {line.split("pam_python.so", 1)[1].split()[0] for example in examples
+               for line in example.read_text().splitlines() if line.startswith("auth") and "pam_python.so" in line}
+    assert modules and all(Path(m).is_file() for m in modules), modules
     key_before = KEY.read_bytes()
 
     # -- provision, as an admin would (root, default config) ----------------------------------------------------------

@@ -130,16 +130,17 @@ def test_code_with_spaces_is_accepted(local):
 def test_debug_log_never_holds_a_code_or_password(local):
     _, secret, cfg = local
     codes = [totp(secret, k, now=NOW) for k in (-1, 0, 1)]
-    lines = []
-    for answers, opts in (([codes[1]], ()), ([codes[1]], ()), (["pw" + codes[2]], ("forward_pass",)),
+    lines, severities = [], set()
+    for answers, opts in (([codes[1]], ()), ([codes[1]], ()), (["hunter2" + codes[2]], ("forward_pass",)),
                           (["987654"], ())):
         _, log = run(FakePamh("alice", answers), cfg, "debug", *opts)
         lines += [text for _, text in log.lines]
-    assert any(sev == DEBUG for sev, _ in log.lines)
+        severities |= {sev for sev, _ in log.lines}
+    assert DEBUG in severities
     joined = "\n".join(lines)
     assert "alice" in joined
-    for secret_text in [*codes, "987654", "pw"]:
-        assert secret_text not in joined.replace("pam_otp", "").replace("pam:", "")
+    for secret_text in [*codes, "987654", "hunter2"]:
+        assert secret_text not in joined
 
 
 def test_conversation_failure(local):
