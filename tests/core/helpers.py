@@ -6,7 +6,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,19 +140,6 @@ class Installation:
     def user(self, name: str) -> Any:
         with self.admin() as admin:
             return admin.store.require_user(name)
-
-
-def wait_for_fresh_step(period: int = 30, margin: float = 3.0) -> float:
-    """If the current time step ends within `margin` seconds, wait for the next one. Returns the time now.
-
-    Only for tests of the real CLI, which reads the wall clock; unit tests pass `now`.
-    """
-    now = time.time()
-    left = period - (now % period)
-    if left < margin:
-        time.sleep(left + 0.05)
-        now = time.time()
-    return now
 
 
 def race_verify(config_path: str, user: str, code: str, now: float, barrier: Any, results: Any) -> None:

@@ -96,6 +96,7 @@ BAD_INPUT = [
     (["user", "add", ""], "user name"),
     (["user", "add", "carol", "--password-stdin"], "password"),  # nothing on stdin
     (["user", "passwd", "alice", "--password-stdin"], "password"),
+    (["token", "verify", "alice", ""], "empty"),
     (["audit", "--since", "last tuesday"], "--since"),
     (["import", "--format", "csv", "/nonexistent/users.csv"], "cannot read"),
 ]
