@@ -21,7 +21,8 @@ from .passwords import burn_time, verify_password
 from .seal import Sealer, load_key_file
 from .store import ChallengeRow, Store, TokenRow, UserRow
 
-__all__ = ["CHALLENGE_MESSAGE", "REJECT_MESSAGE", "Verifier", "token_identity"]
+__all__ = ["CHALLENGE_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE", "RETRY_MESSAGE",
+           "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier", "token_identity"]
 
 log = logging.getLogger("otpcore.service")
 

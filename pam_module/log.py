@@ -7,7 +7,6 @@ Not the `syslog` module: its implicit openlog() would change the ident, facility
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 __all__ = ["DEBUG", "ERR", "INFO", "NOTICE", "WARNING", "Log"]
@@ -33,6 +32,8 @@ class Log:
         self.lines.append((severity, text))
         stamp = time.strftime("%b %e %H:%M:%S")
         line = f"<{LOG_AUTHPRIV | severity}>{stamp} pam_otp[{os.getpid()}]: {self.prefix}{text}"
+        import socket  # here: a successful login without `debug` logs nothing and never needs it
+
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.connect(self.path)

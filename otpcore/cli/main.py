@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.error("a command is required (see --help)")
     try:
+        _check_utf8(args)
         config = load_config(args.config)
         return int(args.handler(args, config) or 0)
     except (InputError, ConfigError) as exc:
@@ -319,6 +320,21 @@ def _pam_config(args: argparse.Namespace, config: Config) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
+
+
+_PATH_ARGUMENTS = ("config", "file", "qr", "secret_file")  # file names may be any bytes; other text may not
+
+
+def _check_utf8(args: argparse.Namespace) -> None:
+    """Names, codes and addresses go to the store as text: bytes that are not UTF-8 are refused here, once."""
+    for key, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if key not in _PATH_ARGUMENTS and isinstance(item, str):
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    shown = item.encode(errors="surrogateescape").decode(errors="backslashreplace")
+                    raise InputError(f"{key.replace('_', '-')}: not valid UTF-8: '{shown}'") from None
 
 
 def _token_id(text: str) -> int:

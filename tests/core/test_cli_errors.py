@@ -97,6 +97,10 @@ BAD_INPUT = [
     (["user", "add", "carol", "--password-stdin"], "password"),  # nothing on stdin
     (["user", "passwd", "alice", "--password-stdin"], "password"),
     (["token", "verify", "alice", ""], "empty"),
+    (["token", "verify", "alice", "\udcff12345"], "UTF-8"),  # the byte 0xff on the command line
+    (["token", "verify", "\udcffalice", "123456"], "UTF-8"),
+    (["user", "add", "b\udce9a"], "UTF-8"),
+    (["audit", "--user", "\udcff"], "UTF-8"),
     (["audit", "--since", "last tuesday"], "--since"),
     (["import", "--format", "csv", "/nonexistent/users.csv"], "cannot read"),
 ]

@@ -136,7 +136,7 @@ def test_csv_bad_header(text: str, message: str) -> None:
 
 
 def test_csv_bad_row_names_its_line() -> None:
-    with pytest.raises(InputError, match="CSV line 3: .*digits"):
+    with pytest.raises(InputError, match=r"CSV line 3: .*digits"):
         parse_csv(f"user,type,secret,digits\nok,totp,{B32},6\nbad,totp,{B32},x\n")
 
 

@@ -92,7 +92,7 @@ class Mailbox:
     tls: list[bool] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
         self.envelopes.append((str(envelope.mail_from), list(envelope.rcpt_tos)))
         self.messages.append(message_from_bytes(envelope.content))
@@ -206,9 +206,9 @@ def sms_gateway() -> Iterator[SmsGateway]:
             self.end_headers()
             self.wfile.write(b"{}")
 
-        do_POST = do_GET = do_PUT = _record  # noqa: N815
+        do_POST = do_GET = do_PUT = _record
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -240,7 +240,7 @@ class Site:
         with Admin(self.config) as admin:
             admin.add_user(UserSpec(name, password=password, **contact), now=0)
 
-    def add_token(self, user: str = "alice", type: str = "email", **spec: Any) -> int:  # noqa: A002
+    def add_token(self, user: str = "alice", type: str = "email", **spec: Any) -> int:
         with Admin(self.config) as admin:
             return admin.add_token(user, TokenSpec(type=type, **spec), now=0).id
 

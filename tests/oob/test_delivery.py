@@ -204,3 +204,50 @@ def test_smtp_port_follows_the_tls_mode() -> None:
 
 def test_render_leaves_other_braces_alone() -> None:
     assert render('{"a": "{code}", "b": {x}}', {"code": "12"}) == '{"a": "12", "b": {x}}'
+
+
+def test_https_gateway_with_a_trusted_ca(certs: Certs) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = certs.server_context().wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}/send"
+        sender({"sms": {"url": url, "ca_file": str(certs.cert)}}).send(SMS)
+        assert len(bodies) == 1 and b"654321" in bodies[0]
+        with pytest.raises(DeliveryError, match="certificate not trusted"):
+            sender({"sms": {"url": url}}).send(SMS)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_code_is_never_logged(smtp_server: Callable[..., Mailbox], sms_gateway: SmsGateway, closed_port: int,
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    box = smtp_server()
+    sms_gateway.status = 500
+    good = sender({"smtp": smtp(box.port), "sms": {"url": sms_gateway.url}})
+    bad = sender({"smtp": smtp(closed_port)})
+    results = good.send_all([EMAIL, SMS]) + bad.send_all([EMAIL])
+    assert results[0] is None and results[1] is not None and results[2] is not None
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("otpcore"))  # not aiosmtpd's
+    assert "code sent: user=alice email to alice@example.org" in ours
+    assert "answered 500" in ours and "connection refused" in ours
+    assert "123456" not in ours and "654321" not in ours
+    assert all("123456" not in r and "654321" not in r for r in results if r)

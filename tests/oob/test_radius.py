@@ -65,7 +65,7 @@ oob_resend_interval = 0
         self.log_path = folder / "radiusd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def add_token(self, type: str) -> None:  # noqa: A002
+    def add_token(self, type: str) -> None:
         with Admin(self.config) as admin:
             admin.add_token("alice", TokenSpec(type=type), now=time.time())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -380,3 +380,42 @@ def test_generation_and_knobs() -> None:
         oob.validate_options({"alphabet": "hex"})
     assert oob.load_options('{"length": 8, "last_sent": 5}') == {"length": 8}
     assert oob.last_sent('{"length": 8, "last_sent": 5}') == 5.0
+
+
+def test_the_store_stays_writable_while_a_code_is_sent(site: Callable[..., Site]) -> None:
+    """The network part runs outside the write transaction: another process can write meanwhile."""
+    s = site()
+    s.add_user(email="alice@example.org")
+    s.add_token(type="email")
+    seen: list[str] = []
+
+    class Probe:
+        def send_all(self, messages: Sequence[oob.Outgoing]) -> list[str | None]:
+            other = sqlite3.connect(s.config.store.path, timeout=0.05, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # fails with "database is locked" if the sender held the lock
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+            seen.extend(m.code for m in messages)
+            return [None] * len(messages)
+
+    v = s.verifier()
+    v.delivery = Probe()
+    challenge = login(v)
+    assert challenge.verdict is Verdict.CHALLENGE and len(seen) == 1
+    assert answer(v, challenge, seen[0]).accepted
+
+
+def test_a_broken_sender_is_a_failed_delivery_not_a_crash(site: Callable[..., Site]) -> None:
+    s = site()
+    s.add_user(email="alice@example.org")
+    s.add_token(type="email")
+
+    class Broken:
+        def send_all(self, messages: Sequence[oob.Outgoing]) -> list[str | None]:
+            raise RuntimeError("bug")
+
+    v = s.verifier()
+    v.delivery = Broken()
+    assert login(v).reason is Reason.DELIVERY_FAILED

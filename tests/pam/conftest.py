@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from pamkit import (
+
+from .pamkit import (
     PAM_D,
     SECRET,
     OtpEnv,

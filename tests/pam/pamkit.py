@@ -1,7 +1,7 @@
 """Helpers for the PAM door's tests (fixtures are in conftest.py): pamtester runs, codes from oathtool, a store
 provisioned with otp-admin, otp-radiusd readiness, a fake pamh and a scripted RADIUS server for unit tests.
 
-A module of its own (not conftest) so that `from pamkit import ...` never picks another folder's conftest.
+A module of its own: test modules import helpers from it (`from .pamkit import ...`), fixtures live in conftest.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from pamkit import FakePamh, OtpEnv, make_reply, totp
 
 from pam_module.door import authenticate
 from pam_module.log import DEBUG, Log
 from pam_module.radius_client import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT, REPLY_MESSAGE, STATE
+
+from .pamkit import FakePamh, OtpEnv, make_reply, totp
 
 NOW = float(int(time.time()) // 30 * 30 + 7)
 MODULE = "/x/pam_module/pam_otp.py"

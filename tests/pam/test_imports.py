@@ -7,9 +7,9 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-from pamkit import OtpEnv, free_port, split_pam_args
-
 from pam_module.pamconfig import auth_line
+
+from .pamkit import OtpEnv, free_port, split_pam_args
 
 PROBE = r'''
 import json, sys

@@ -11,9 +11,9 @@ import secrets
 import subprocess
 from pathlib import Path
 
-from pamkit import PAM_D, OtpEnv, module_line, pamtester, totp, wrong_totp
-
 from pam_module.pamconfig import auth_line
+
+from .pamkit import PAM_D, OtpEnv, module_line, pamtester, totp, wrong_totp
 
 
 def test_the_printed_line_is_what_otp_admin_prints(otp: OtpEnv):

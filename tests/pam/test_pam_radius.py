@@ -9,7 +9,9 @@ import socket
 import time
 from pathlib import Path
 
-from pamkit import (
+import pam_module
+
+from .pamkit import (
     SECRET,
     OtpEnv,
     RadiusClientSpec,
@@ -19,8 +21,6 @@ from pamkit import (
     totp,
     wrong_totp,
 )
-
-import pam_module
 
 
 def radius_line(otp: OtpEnv, secret_file, *options: str, ports: list[int] | None = None) -> str:

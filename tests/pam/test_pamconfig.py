@@ -8,11 +8,12 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from pamkit import split_pam_args
 
 import pam_module
 from pam_module.options import parse_options
 from pam_module.pamconfig import auth_line, compatibility_warnings, module_path, pam_quote, python_path
+
+from .pamkit import split_pam_args
 
 
 def test_local_line():

@@ -9,7 +9,6 @@ import time
 
 import pyrad.packet
 import pytest
-from pamkit import free_port, make_reply
 
 from pam_module.radius_client import (
     ACCESS_ACCEPT,
@@ -28,6 +27,8 @@ from pam_module.radius_client import (
     hide_password,
     parse_reply,
 )
+
+from .pamkit import free_port, make_reply
 
 SECRET = b"testing123"
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pamkit import OtpEnv, pamtester, split_pam_args, totp
 
 from pam_module.options import parse_options
 from pam_module.pamconfig import auth_line
+
+from .pamkit import OtpEnv, pamtester, split_pam_args, totp
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "packaging" / "pam.d"
 PACKAGED = "/usr/lib/otp-server/lib/python3.11/site-packages/pam_module/pam_otp.py"

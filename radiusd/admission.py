@@ -1,0 +1,160 @@
+"""Admission control between a worker's receiving thread and its evaluating thread: load shedding under overload.
+
+The receiving thread decodes and authenticates packets far faster than the evaluating thread can verify them (argon2,
+SQLite, PAM), so under a flood something must give. This queue drops rather than grows:
+
+- at most `capacity` requests wait; one that finds the queue full is dropped unanswered (its client retransmits or
+  fails over to another server, which is what RADIUS clients do with a silent server);
+- a request carrying a State this worker issued (the second leg of an ongoing challenge) goes ahead of the others,
+  and takes the place of the newest ordinary request when the queue is full (RFC 5080 §2.2.3: prefer the requests
+  that complete an authentication already under way over the ones that start a new one);
+- a request that waited longer than `max_wait` seconds is dropped unevaluated when its turn comes: its client has
+  given up or retransmitted, and verifying it would only delay the requests still awaited;
+- while the oldest ordinary request has waited more than `lifo_after` seconds (a standing backlog), the newest is
+  served first, so the requests whose clients are still listening get answers, and the server answers fresh requests
+  at once when a flood stops instead of first working through a backlog nobody waits for.
+
+Control items (a reloaded configuration) are never dropped and go first; `close()` ends the queue after what it holds.
+
+Threading: one producer (`offer`, `put_control`, `close`) and one consumer (`get`). The deques are thread-safe for
+appends and pops at either end; a wake-up token per item in a SimpleQueue lets the consumer block. An item shed by
+the producer leaves a spare token behind, which the consumer skips.
+
+`IssuedStates` remembers the States this worker sent in its Access-Challenges, so the receiving thread can tell a
+valid State (an answer to a real challenge, unforgeable: 16 random octets) from an arbitrary one without the store.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["CLOSED", "Admission", "IssuedStates"]
+
+CLOSED: Final = object()  # get()'s answer once the queue is closed and empty
+
+
+class Admission:
+    def __init__(self, capacity: int, *, max_wait: float = 5.0, lifo_after: float = 1.0,
+                 on_stale: Callable[[Any], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = capacity
+        self.max_wait = max_wait
+        self.lifo_after = lifo_after
+        self._on_stale = on_stale
+        self._clock = clock
+        self._urgent: deque[tuple[float, Any]] = deque()
+        self._normal: deque[tuple[float, Any]] = deque()
+        self._control: deque[Any] = deque()
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._urgent) + len(self._normal)
+
+    # -- producer -----------------------------------------------------------------------------------------------------
+
+    def offer(self, item: Any, *, urgent: bool = False) -> tuple[bool, Any]:
+        """Queue a request. Returns (admitted, shed): `shed` is an ordinary request pushed out to make room for an
+        urgent one (the caller forgets it as if it had never been queued), else None."""
+        shed = None
+        if len(self._urgent) + len(self._normal) >= self.capacity:
+            if not urgent:
+                return False, None
+            try:
+                shed = self._normal.pop()[1]  # the newest ordinary request
+            except IndexError:  # all urgent, or the consumer took the last one meanwhile
+                if len(self._urgent) >= self.capacity:
+                    return False, None
+        (self._urgent if urgent else self._normal).append((self._clock(), item))
+        self._tokens.put(None)
+        return True, shed
+
+    def put_control(self, item: Any) -> None:
+        self._control.append(item)
+        self._tokens.put(None)
+
+    def close(self) -> None:
+        self._closed = True
+        self._tokens.put(None)
+
+    # -- consumer -----------------------------------------------------------------------------------------------------
+
+    def get(self) -> Any:
+        """The next item to evaluate (blocking), or CLOSED."""
+        while True:
+            self._tokens.get()
+            if self._control:
+                return self._control.popleft()
+            now = self._clock()
+            self._drop_stale(self._urgent, now)
+            self._drop_stale(self._normal, now)
+            if self._urgent:
+                return self._urgent.popleft()[1]
+            normal = self._normal
+            try:
+                if now - normal[0][0] > self.lifo_after:
+                    return normal.pop()[1]
+                return normal.popleft()[1]
+            except IndexError:  # empty: a spare token (its item was shed), or the last one was just shed
+                pass
+            if self._closed and not self._urgent and not self._normal and not self._control:
+                return CLOSED
+
+    def _drop_stale(self, items: deque[tuple[float, Any]], now: float) -> None:
+        limit = now - self.max_wait
+        while True:
+            try:
+                received, item = items[0]
+                if received >= limit:
+                    return
+                items.popleft()
+            except IndexError:
+                return
+            if self._on_stale is not None:
+                self._on_stale(item)
+
+
+class IssuedStates:
+    """The States of this worker's Access-Challenges still open, bounded (the oldest are forgotten first).
+
+    `add` and `discard` from the evaluating thread, `valid` and `expire` from the receiving thread: single dict
+    operations, atomic under the GIL."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._expiry: dict[bytes, float] = {}  # insertion order is expiry order (one ttl, a monotonic clock)
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def add(self, state: bytes) -> None:
+        if len(self._expiry) >= self.max_entries:
+            try:
+                self._expiry.pop(next(iter(self._expiry)), None)
+            except (StopIteration, RuntimeError):  # emptied or changed by the other thread
+                pass
+        self._expiry[state] = self._clock() + self.ttl
+
+    def discard(self, state: bytes) -> None:
+        self._expiry.pop(state, None)
+
+    def valid(self, state: bytes) -> bool:
+        expiry = self._expiry.get(state)
+        return expiry is not None and expiry > self._clock()
+
+    def expire(self) -> None:
+        now = self._clock()
+        expiry = self._expiry
+        while expiry:
+            try:
+                state = next(iter(expiry))
+            except (StopIteration, RuntimeError):
+                return
+            if expiry.get(state, 0.0) > now:
+                return
+            expiry.pop(state, None)
