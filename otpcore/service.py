@@ -98,6 +98,11 @@ class Verifier:
             if verdict and row is not None:
                 return self._check_code(row.name, code_part.decode(), door=door, client=client, now=now)
 
+        # The password alone only leads somewhere with a challenge, an email/sms code or no token at all; otherwise
+        # skip a second (argon2 or PAM) check. Unknown users follow the rule of a user with one TOTP token.
+        if not (self.policy.challenge or (row is not None and (oob_settings or not tokens))):
+            reason = Reason.UNKNOWN_USER if row is None else Reason.WRONG_PASSWORD
+            return self._finish(user, row, door, client, now, Verdict.REJECT, reason)
         verdict = check(row, password)
         if verdict is None:
             return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.FIRST_FACTOR_UNAVAILABLE)
@@ -181,7 +186,7 @@ class Verifier:
                 return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, sent_token)
             if sent_reason is not None:
                 reason = sent_reason
-            fingerprint = self.sealer.fingerprint(b"code", str(row.id).encode(), code.encode())
+            fingerprint = self.sealer.fingerprint(b"code", b"%d" % row.id, code.encode("utf-8", "surrogatepass"))
             new = pol.record_failure(failures, fingerprint, self.policy, now)
             if new != failures:
                 self.store.set_failure_state(row.id, failures=new.failures, last_bad=new.last_bad,
@@ -341,7 +346,7 @@ class Verifier:
                 return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
             if result.reason is Reason.REPLAY or result.ok:
                 reason = Reason.REPLAY
-        fingerprint = self.sealer.fingerprint(b"code", str(row.id).encode(), code.encode())
+        fingerprint = self.sealer.fingerprint(b"code", b"%d" % row.id, code.encode("utf-8", "surrogatepass"))
         new = pol.record_failure(failures, fingerprint, self.policy, now)
         if new != failures:
             self.store.set_failure_state(row.id, failures=new.failures, last_bad=new.last_bad, locked_at=new.locked_at)

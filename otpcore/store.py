@@ -217,6 +217,8 @@ class Store:
     # -- users --------------------------------------------------------------------------------------------------------
 
     def user(self, name: str) -> UserRow | None:
+        if not _encodable(name):
+            return None  # lone surrogates from undecodable input: no such user can exist
         row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE name = ?", (name,)).fetchone()
         return UserRow(*row) if row else None
 
@@ -364,7 +366,7 @@ class Store:
     ) -> None:
         self._exec(
             "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            (now, user, door, client, result, reason),
+            (now, _printable(user), door, _printable(client), result, reason),
         )
 
     def audit_rows(self, *, user: str | None = None, since: float | None = None, limit: int | None = None
@@ -485,6 +487,21 @@ class Store:
                     step(db)
                     self._conn.execute(f"PRAGMA user_version = {target}")
                     version = target
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str | None) -> str | None:
+    """Names from the network as the audit can hold them: undecodable bytes shown as escapes."""
+    if text is None or _encodable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode()
 
 
 def _token(row: tuple[Any, ...]) -> TokenRow:

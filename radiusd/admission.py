@@ -26,6 +26,7 @@ valid State (an answer to a real challenge, unforgeable: 16 random octets) from 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from collections import deque
@@ -134,10 +135,8 @@ class IssuedStates:
 
     def add(self, state: bytes) -> None:
         if len(self._expiry) >= self.max_entries:
-            try:
+            with contextlib.suppress(StopIteration, RuntimeError):  # emptied or changed by the other thread
                 self._expiry.pop(next(iter(self._expiry)), None)
-            except (StopIteration, RuntimeError):  # emptied or changed by the other thread
-                pass
         self._expiry[state] = self._clock() + self.ttl
 
     def discard(self, state: bytes) -> None:

@@ -104,9 +104,9 @@ def _loader(path: Path | None, listen: tuple[tuple[str, int], ...]) -> Callable[
 
 
 def _verifier_factory() -> VerifierFactory:
-    from otpcore.service import Verifier
+    from .storeguard import GuardedVerifier  # reopens the store after a store error or when it was deleted
 
-    return Verifier.open
+    return GuardedVerifier
 
 
 def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[], Config], label: str) -> int:

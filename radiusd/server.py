@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import selectors
 import socket
 import threading
@@ -25,6 +24,7 @@ from otpcore.decision import Decision, Verdict
 from otpcore.errors import OtpError
 
 from . import wire
+from .admission import CLOSED, Admission, IssuedStates
 from .clients import ClientTable
 from .dedup import Key, ReplyCache
 
@@ -35,15 +35,18 @@ log = logging.getLogger("otp.radiusd")
 DOOR = "radius"
 LOCAL_REJECT_MESSAGE = "Authentication failed"
 MAX_PENDING = 1024  # requests waiting for the evaluating thread; more are dropped (the client retransmits)
+MAX_WAIT = 5.0  # seconds a request may wait for the evaluating thread; older ones are dropped (admission.py)
+LIFO_AFTER = 1.0  # a backlog older than this: newest requests first, so fresh ones are answered (admission.py)
 RECEIVE_BATCH = 64  # datagrams read from one socket before looking at the others
 HOUSEKEEPING_INTERVAL = 1.0
 STOP_DRAIN_SECONDS = 10.0
 
 RECEIVE_COUNTERS = (
     "received", "unknown_client", wire.MALFORMED, wire.BAD_AUTHENTICATOR, wire.MISSING_MESSAGE_AUTHENTICATOR,
-    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server", "errors",
+    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "overload_evicted",
+    "status_server", "errors",
 )
-EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors")
+EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "overload_stale")
 
 _REPLY = {
     Verdict.ACCEPT: wire.ACCESS_ACCEPT,
@@ -77,9 +80,6 @@ class _Job:
     request: wire.Request
 
 
-_STOP = object()
-
-
 class Worker:
     def __init__(self, config: Config, sockets: Sequence[socket.socket], *, verifier_factory: VerifierFactory,
                  config_loader: Callable[[], Config] | None = None, label: str = "") -> None:
@@ -90,7 +90,8 @@ class Worker:
         self._label = label  # " worker=N" when there are several
         self._clients = ClientTable(config.radius.clients)
         self._cache = ReplyCache()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._admission = Admission(MAX_PENDING, max_wait=MAX_WAIT, lifo_after=LIFO_AFTER, on_stale=self._stale)
+        self._states = IssuedStates(config.policy.challenge_timeout)  # valid States go first under overload
         self._counters = dict.fromkeys(RECEIVE_COUNTERS, 0)  # written by the receiving thread only
         self._evaluated = dict.fromkeys(EVALUATE_COUNTERS, 0)  # written by the evaluating thread only
         self._stopping = False
@@ -163,10 +164,11 @@ class Worker:
                 now = time.monotonic()
                 if now >= next_housekeeping:
                     self._cache.expire(now)
+                    self._states.expire()
                     next_housekeeping = now + HOUSEKEEPING_INTERVAL
         finally:
             selector.close()
-            self._queue.put(_STOP)
+            self._admission.close()
             self._thread.join(STOP_DRAIN_SECONDS)
             if self._thread.is_alive():
                 log.warning("stopping with requests still being evaluated%s", self._label)
@@ -226,11 +228,15 @@ class Worker:
             counters["status_server"] += 1
             _send(sock, wire.encode_reply(wire.ACCESS_ACCEPT, request, client.secret), addr)
             return
-        if self._cache.in_flight >= MAX_PENDING:
-            counters["overload"] += 1
-            return
+        urgent = request.state is not None and self._states.valid(request.state)
         self._cache.begin(key)
-        self._queue.put(_Job(sock, addr, key, client, request))
+        admitted, shed = self._admission.offer(_Job(sock, addr, key, client, request), urgent=urgent)
+        if not admitted:
+            self._cache.abandon(key)
+            counters["overload"] += 1
+        elif shed is not None:
+            self._cache.abandon(shed.key)  # as if never received: a retransmission is evaluated
+            counters["overload_evicted"] += 1
 
     def _reload(self) -> None:
         if self._loader is None:
@@ -244,7 +250,8 @@ class Worker:
             log.warning("radius.listen and radius.workers take effect at the next start%s", self._label)
         self._clients = ClientTable(config.radius.clients)
         self._config = config
-        self._queue.put(config)  # the evaluating thread reopens the verifier with the new policy, in order
+        self._states.ttl = config.policy.challenge_timeout
+        self._admission.put_control(config)  # the evaluating thread reopens the verifier with the new policy
         log.info("reloaded %s: %d clients%s", config.path, len(self._clients), self._label)
 
     def _log_counters(self) -> None:
@@ -260,12 +267,12 @@ class Worker:
             self._ready.set()
             return
         self._ready.set()
-        get = self._queue.get
+        get = self._admission.get
         answer = self._answer
         try:
             while True:
                 job = get()
-                if job is _STOP:
+                if job is CLOSED:
                     break
                 if isinstance(job, _Job):
                     try:
@@ -278,6 +285,12 @@ class Worker:
                     verifier = self._reopen(verifier, job)
         finally:
             verifier.close()
+
+    def _stale(self, job: Any) -> None:
+        """Admission dropped a request that waited too long (evaluating thread)."""
+        if isinstance(job, _Job):
+            self._cache.abandon(job.key)
+            self._evaluated["overload_stale"] += 1
 
     def _reopen(self, verifier: VerifierLike, config: Config) -> VerifierLike:
         try:
@@ -295,6 +308,7 @@ class Worker:
             if request.password is None:
                 decision = None  # CHAP, EAP, ARAP or no password at all: no one-time password can be in there
             elif request.state is not None:
+                self._states.discard(request.state)  # single use
                 decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
                                                      client=client.name, now=time.time())
             else:
@@ -318,6 +332,8 @@ class Worker:
             if code == wire.ACCESS_CHALLENGE and not state:
                 code, result, message = wire.ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
         reply = wire.encode_reply(code, request, client.secret, message=message, state=state)
+        if state:
+            self._states.add(state)
         self._cache.finish(job.key, reply, time.monotonic())
         self._evaluated[result] = self._evaluated.get(result, 0) + 1
         if self._log_decisions:  # before the reply leaves: whoever sees the reply can find the line

@@ -1,11 +1,23 @@
-"""Accounting-Requests built by hand, so the tests control every octet (and do not share the code under test)."""
+"""Accounting-Requests built by hand, so the tests control every octet (and do not share the code under test),
+and a real otp-radiusd to send them to."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import ipaddress
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+
+from otpcore.admin import Admin, TokenSpec, UserSpec
+from otpcore.config import load_config
+from otpcore.store import SessionRow, Store
 
 SECRET = b"testing123"
 
@@ -97,3 +109,109 @@ def check_response(request: bytes, raw: bytes, secret: bytes = SECRET) -> list[A
     signed = raw[:4] + vector + raw[20:22] + bytes(16) + raw[38:]
     assert hmac.compare_digest(hmac.digest(secret, signed, "md5"), raw[22:38])
     return reply_attrs(raw)
+
+
+# -- a real otp-radiusd -----------------------------------------------------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """otp-radiusd on free loopback ports (auth and accounting) with the client 127.0.0.1 / testing123."""
+
+    def __init__(self, folder: Path) -> None:
+        self.dir = folder
+        self.auth_port = free_udp_port()
+        self.acct_port = free_udp_port()
+        self.config_path = folder / "otp.toml"
+        self.config_path.write_text(f"""\
+[store]
+path = "otp.sqlite"
+key_file = "otp.key"
+
+[radius]
+listen = ["127.0.0.1:{self.auth_port}"]
+accounting_listen = ["127.0.0.1:{self.acct_port}"]
+
+[[radius.clients]]
+name = "nas"
+address = "127.0.0.1"
+secret = "{SECRET.decode()}"
+""")
+        with Admin(load_config(self.config_path)) as admin:
+            admin.init()
+        self.log_path = folder / "radiusd.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        binary = Path(sys.executable).with_name("otp-radiusd")
+        self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)], stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log)
+        self.wait_log(r"ready: listening")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(15)
+        finally:
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, *, count: int = 1, timeout: float = 15.0) -> list[re.Match[str]]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(regex.finditer(self.log()))
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                raise AssertionError(f"otp-radiusd exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {pattern!r}:\n{self.log()}")
+            time.sleep(0.02)
+
+    def counters(self) -> dict[str, int]:
+        before = len(re.findall(r"counters", self.log()))
+        self.proc.send_signal(signal.SIGUSR1)
+        (match,) = self.wait_log(r"counters[^:]*: (.*)", count=before + 1)[before:]
+        return {k: int(v) for k, _, v in (item.partition("=") for item in match.group(1).split())}
+
+    def sessions(self) -> list[SessionRow]:
+        store = Store.open(self.dir / "otp.sqlite")
+        try:
+            return store.sessions()
+        finally:
+            store.close()
+
+    def add_user(self, name: str, password: bytes, secret: bytes) -> None:
+        with Admin(load_config(self.config_path)) as admin:
+            admin.add_user(UserSpec(name, password=password), now=time.time())
+            admin.add_token(name, TokenSpec(type="totp", secret=secret), now=time.time())
+
+
+class Udp:
+    """A NAS's socket: fixed source port, so a resent datagram is a true retransmission."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.server = ("127.0.0.1", port)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def ask(self, raw: bytes, timeout: float = 5.0) -> bytes | None:
+        self.sock.sendto(raw, self.server)
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data, _ = self.sock.recvfrom(4096)
+                if data[1] == raw[1]:
+                    return data
+        except TimeoutError:
+            return None

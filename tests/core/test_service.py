@@ -385,3 +385,15 @@ def test_audit_rows_hold_no_code_password_or_secret(alice: Installation) -> None
         dump = "\n".join(conn.iterdump())
     for needle in (oath.encode_base32(SEED20), SEED20.decode(), SEED20.hex(), SEED20.hex().upper()):
         assert needle not in dump
+
+
+
+def test_undecodable_user_and_code_are_refused_not_raised(alice: Installation) -> None:
+    """Names and codes a door decoded with surrogateescape get a clean reject and an audit row, never an exception."""
+    v = alice.verifier()
+    bad = b"\xff\xfe".decode("utf-8", "surrogateescape")
+    assert verify(v, "12345" + bad[0])[0] is Verdict.REJECT
+    assert verify(v, code(STEP), user="ali" + bad)[1] is Reason.UNKNOWN_USER
+    d = v.login("ali" + bad, b"pw123456", first_factor="store", now=NOW, **DOOR)
+    assert d.reason is Reason.UNKNOWN_USER
+    assert "ali\\udcff\\udcfe" in {r.user for r in v.store.audit_rows()}

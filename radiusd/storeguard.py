@@ -1,0 +1,112 @@
+"""The worker's verifier, guarded against a store that goes away or goes bad under a running server.
+
+A long-running server holds its SQLite connection open. If the store file is deleted (or replaced, e.g. restored from
+a backup), that connection would keep verifying against the deleted inode: codes accepted there are forgotten by
+every other process, and could be accepted again by a PAM login. After a store error (disk full, I/O error, the file
+system gone read-only), the connection may be in doubt.
+
+`GuardedVerifier` checks before every call that the path still names the file it opened (one `stat`), and reopens the
+store after a change or after a store error. A store that cannot be opened raises StoreError, so the request gets no
+answer (fail closed; the client retries or fails over) with one log line saying why; the next request tries again, so
+the server recovers by itself when the fault is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from otpcore.config import Config
+from otpcore.decision import Decision
+from otpcore.errors import OtpError, StoreError
+
+__all__ = ["GuardedVerifier"]
+
+log = logging.getLogger("otp.radiusd")
+
+
+class GuardedVerifier:
+    def __init__(self, config: Config, opener: Callable[[Config], Any] | None = None) -> None:
+        if opener is None:
+            from otpcore.service import Verifier
+
+            opener = Verifier.open
+        self._config = config
+        self._opener = opener
+        self._path = Path(config.store.path)
+        self._verifier: Any = None
+        self._identity: tuple[int, int] | None = None
+        self._open()  # at start-up a missing store or key is the caller's error to report
+
+    @property
+    def store(self) -> Any:
+        self._ensure()
+        return self._verifier.store
+
+    def __getattr__(self, name: str) -> Any:  # anything else of Verifier (policy, sealer ...)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self._ensure()
+        return getattr(self._verifier, name)
+
+    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float
+              ) -> Decision:
+        self._ensure()
+        try:
+            return self._verifier.login(user, password, first_factor=first_factor, door=door, client=client, now=now)
+        except StoreError:
+            self._drop()  # the connection may be in doubt: the next request reopens the store
+            raise
+
+    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
+                         ) -> Decision:
+        self._ensure()
+        try:
+            return self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now)
+        except StoreError:
+            self._drop()
+            raise
+
+    def close(self) -> None:
+        self._drop()
+
+    # -- the guard ----------------------------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        verifier = self._opener(self._config)
+        try:
+            st = os.stat(self._path)
+        except OSError as exc:
+            verifier.close()
+            raise StoreError(f"store {self._path}: {exc.strerror}") from None
+        self._verifier = verifier
+        self._identity = (st.st_dev, st.st_ino)
+
+    def _drop(self) -> None:
+        if self._verifier is not None:
+            with contextlib.suppress(Exception):  # a connection on a dead file system may fail to close
+                self._verifier.close()
+            self._verifier = None
+
+    def _ensure(self) -> None:
+        if self._verifier is not None:
+            try:
+                st = os.stat(self._path)
+                same = (st.st_dev, st.st_ino) == self._identity
+            except OSError:
+                same = False
+            if same:
+                return
+            log.error("store %s was deleted or replaced under the running server: reopening it", self._path)
+            self._drop()
+        try:
+            self._open()
+        except OtpError:
+            raise
+        except Exception as exc:  # an OSError or sqlite error the store did not wrap: still a store fault
+            raise StoreError(f"cannot open store {self._path}: {exc}") from None
+        log.warning("store %s reopened", self._path)

@@ -1,0 +1,137 @@
+"""Accounting on a real otp-radiusd: its own port, the shared-secret check, the duplicate cache, the store."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from radiusd import accounting as acct
+
+from .helpers import (
+    ACCT_INPUT_OCTETS,
+    ACCT_STATUS_TYPE,
+    NAS_IP_ADDRESS,
+    PROXY_STATE,
+    SECRET,
+    Server,
+    Udp,
+    accounting_request,
+    check_response,
+    integer,
+    ip,
+    session_attrs,
+    status_server,
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path)
+    yield srv
+    assert srv.stop() == 0, srv.log()
+
+
+@pytest.fixture
+def nas(server: Server) -> Iterator[Udp]:
+    udp = Udp(server.acct_port)
+    yield udp
+    udp.close()
+
+
+def test_start_and_stop_are_recorded_and_answered(server: Server, nas: Udp) -> None:
+    start = accounting_request(session_attrs(acct.START, "s1", extra=[(PROXY_STATE, b"px")]), ident=1)
+    reply = nas.ask(start)
+    assert reply is not None
+    assert [v for t, v in check_response(start, reply) if t == PROXY_STATE] == [b"px"]
+    (row,) = server.sessions()  # recorded before the answer left
+    assert (row.client, row.session_id, row.user, row.status) == ("nas", "s1", "alice", "active")
+
+    stop = accounting_request(session_attrs(acct.STOP, "s1", extra=[(ACCT_INPUT_OCTETS, integer(42))]), ident=2)
+    assert nas.ask(stop) is not None
+    (row,) = server.sessions()
+    assert (row.status, row.input_octets) == ("stopped", 42)
+    assert "accounting user=alice client=nas" in server.log()
+
+
+def test_wrong_secret_gets_no_answer_and_is_counted(server: Server, nas: Udp) -> None:
+    raw = accounting_request(session_attrs(acct.START, "forged"), secret=b"not-the-secret")
+    assert nas.ask(raw, timeout=0.5) is None
+    assert server.sessions() == []
+    assert server.counters()["acct_bad_authenticator"] == 1
+
+
+def test_a_retransmission_is_answered_from_the_cache_and_recorded_once(server: Server, nas: Udp) -> None:
+    raw = accounting_request(session_attrs(acct.START, "r1"), ident=9)
+    first = nas.ask(raw)
+    second = nas.ask(raw)  # same source port, ID and authenticator: a retransmission
+    assert first is not None and second == first
+    assert len(server.sessions()) == 1
+    counters = server.counters()
+    assert (counters["acct_recorded"], counters["acct_duplicate_answered"]) == (1, 1)
+    # A NAS that resends from a new socket (Debian's radiusplugin does) escapes the cache, not the store.
+    other = Udp(server.acct_port)
+    try:
+        assert other.ask(raw) == first
+    finally:
+        other.close()
+    assert len(server.sessions()) == 1
+    assert "start (already recorded)" in server.log()
+
+
+def test_accounting_on_closes_the_nas_sessions(server: Server, nas: Udp) -> None:
+    for i, session in enumerate(("a", "b")):
+        assert nas.ask(accounting_request(session_attrs(acct.START, session), ident=i)) is not None
+    on = accounting_request([(ACCT_STATUS_TYPE, integer(acct.ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))],
+                            ident=3)
+    assert nas.ask(on) is not None
+    assert [r.status for r in server.sessions()] == ["closed", "closed"]
+    assert "accounting-on: 2 open session(s) closed" in server.log()
+
+
+def test_status_server_on_the_accounting_port(server: Server, nas: Udp) -> None:
+    raw = status_server()
+    reply = nas.ask(raw)
+    assert reply is not None
+    check_response(raw, reply)
+
+
+def test_access_request_on_the_accounting_port_is_dropped(server: Server, nas: Udp) -> None:
+    raw = accounting_request(session_attrs(acct.START), code=1)
+    assert nas.ask(raw, timeout=0.5) is None
+    assert server.counters()["acct_unsupported_code"] == 1
+
+
+def test_radclient_accounting(server: Server, require_tool: Callable[[str], str]) -> None:
+    radclient = require_tool("radclient")
+    out = subprocess.run([radclient, "-x", "-r", "1", "-t", "3", f"127.0.0.1:{server.acct_port}", "acct",
+                          SECRET.decode()],
+                         input='Acct-Status-Type = Start\nAcct-Session-Id = "rc"\nUser-Name = "zoe"\n'
+                               "Framed-IP-Address = 10.0.0.5\nMessage-Authenticator = 0x00\n",
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Received Accounting-Response" in out.stdout
+    (row,) = server.sessions()
+    assert (row.user, row.framed_ip) == ("zoe", "10.0.0.5")
+
+
+def test_openvpn_static_challenge_password_on_the_auth_port(server: Server, require_tool: Callable[[str], str]
+                                                            ) -> None:
+    """User-Password `SCRV1:<base64 password>:<base64 code>` counts as password + code."""
+    oathtool = require_tool("oathtool")
+    radclient = require_tool("radclient")
+    secret = os.urandom(20)
+    server.add_user("olga", b"olga-pw", secret)
+    code = subprocess.run([oathtool, "--totp", f"--now=@{int(time.time())}", secret.hex()], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    password = f"SCRV1:{base64.b64encode(b'olga-pw').decode()}:{base64.b64encode(code.encode()).decode()}"
+    out = subprocess.run([radclient, "-x", "-r", "1", "-t", "5", f"127.0.0.1:{server.auth_port}", "auth",
+                          SECRET.decode()],
+                         input=f'User-Name = "olga"\nUser-Password = "{password}"\nMessage-Authenticator = 0x00\n',
+                         capture_output=True, text=True, timeout=20)
+    assert "Received Access-Accept" in out.stdout, out.stdout + out.stderr + server.log()

@@ -1,0 +1,554 @@
+"""Hostile RADIUS traffic against a running otp-radiusd, and the bookkeeping that proves it changed nothing.
+
+Used by the CI network fuzz (tests/hardening/test_fuzz_network.py, ~60 000 packets) and the long run
+(bench/fuzz_network.py --packets 1000000). The target server has four clients, told apart by source address:
+
+    127.0.0.1  local    first_factor store, Message-Authenticator required   (control logins only)
+    127.0.0.2  otp      first_factor none,  Message-Authenticator required   (most hostile packets)
+    127.0.0.3  legacy   first_factor none,  Message-Authenticator optional   (the BlastRADIUS surface)
+    127.0.0.4  pw       first_factor store, Message-Authenticator required   (a few hostile packets: argon2 is slow)
+    127.0.1.1  nobody's address                                               (unknown client)
+
+and users: `bob` (no token), `carol` (HOTP, password carol-pw, no code she could be accepted with is ever sent),
+`dave` (HOTP, password dave-pw: the control logins, one accepted code each) and unknown names.
+
+Hostile packets come in named families (see FAMILIES); `generate` yields (family, source, bytes). Every packet is a
+new request (fresh Request Authenticator), so the duplicate cache never hides one. The run interleaves, every
+`batch` packets, a Status-Server round trip from the control client (flow control: the receive loop handled all
+before it) and, every `login_every` packets, a real login for dave that must be accepted; RSS is sampled along.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import random
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otpcore import oath
+from radiusd import wire
+from tests.radius.helpers import Client, build_request, check_reply
+
+from .kit import HardServer, HotpUser, add_hotp_users
+
+__all__ = ["FAMILIES", "FuzzReport", "FuzzTarget", "generate", "run_fuzz"]
+
+SECRETS = {"local": b"testing123", "otp": b"otp-only-secret", "legacy": b"legacy-secret", "pw": b"pw-secret"}
+SOURCES = {"local": "127.0.0.1", "otp": "127.0.0.2", "legacy": "127.0.0.3", "pw": "127.0.0.4", "stranger": "127.0.1.1"}
+
+# RFC 2865 attribute numbers used below
+USER_NAME, USER_PASSWORD, CHAP_PASSWORD, NAS_IP, VSA, STATE, PROXY_STATE, EAP, MA = 1, 2, 3, 4, 26, 24, 33, 79, 80
+INVALID_UTF8 = [b"\xff", b"\xfe\xff", b"\xc0\x80", b"\xc1\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80",
+                b"\xf8\x88\x80\x80\x80", b"\xe2\x82", b"\x80", b"caf\xe9", b"\xf0\x9f\x98", b"a\x00b", b"\x00"]
+
+
+# -- building packets ---------------------------------------------------------------------------------------------------
+
+
+def attr(number: int, value: bytes) -> bytes:
+    return bytes([number, len(value) + 2]) + value
+
+
+def hide(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
+    """RFC 2865 §5.2 hiding for any length (the server must refuse more than 128 octets, not choke on them)."""
+    padded = password + bytes(-len(password) % 16 if password else 16)
+    out, last = [], authenticator
+    for i in range(0, len(padded), 16):
+        pad = hashlib.md5(secret + last).digest()
+        last = bytes(a ^ b for a, b in zip(padded[i:i + 16], pad, strict=True))
+        out.append(last)
+    return b"".join(out)
+
+
+def assemble(attrs: bytes, *, secret: bytes, code: int = wire.ACCESS_REQUEST, ma: bool = True,
+             authenticator: bytes | None = None, ident: int | None = None) -> bytes:
+    """A request with Message-Authenticator first (signed with `secret`) when `ma`, the Length field right."""
+    authenticator = os.urandom(16) if authenticator is None else authenticator
+    ident = os.urandom(1)[0] if ident is None else ident
+    body = (bytes([MA, 18]) + bytes(16) if ma else b"") + attrs
+    raw = bytes([code, ident]) + (20 + len(body)).to_bytes(2, "big") + authenticator + body
+    if ma:
+        raw = raw[:22] + hmac.digest(secret, raw, "md5") + raw[38:]
+    return raw
+
+
+def request(user: bytes, password: bytes | None, *, secret: bytes, ma: bool = True, extra: bytes = b"",
+            hidden: bytes | None = None) -> bytes:
+    """A well-formed PAP Access-Request (the base that the mutating families start from)."""
+    authenticator = os.urandom(16)
+    attrs = attr(USER_NAME, user) if user else b""
+    if hidden is not None:
+        attrs += attr(USER_PASSWORD, hidden)
+    elif password is not None:
+        attrs += attr(USER_PASSWORD, hide(password, secret, authenticator))
+    attrs += attr(NAS_IP, bytes([127, 0, 0, 1])) + extra
+    return assemble(attrs, secret=secret, ma=ma, authenticator=authenticator)
+
+
+def resign(raw: bytes, secret: bytes) -> bytes:
+    """Recompute the Message-Authenticator of a packet whose first attribute is one (and whose Length is honest)."""
+    if len(raw) < 38 or raw[20] != MA or raw[21] != 18:
+        return raw
+    zeroed = raw[:22] + bytes(16) + raw[38:]
+    return raw[:22] + hmac.digest(secret, zeroed, "md5") + raw[38:]
+
+
+def _offsets(raw: bytes) -> list[int]:
+    out, pos = [], 20
+    while pos + 2 <= len(raw) and raw[pos + 1] >= 2:
+        out.append(pos)
+        pos += raw[pos + 1]
+    return out
+
+
+# -- the families -------------------------------------------------------------------------------------------------------
+
+
+class Hostile:
+    """Packet families. `codes` are carol's codes that could be accepted: never sent."""
+
+    def __init__(self, rng: random.Random, carol: HotpUser) -> None:
+        self.rng = rng
+        self.valid_codes = {carol.code(c) for c in range(0, 64)}
+        self.pap_length = 0  # walks 0..260, one length per pap_lengths packet
+
+    def wrong_code(self) -> bytes:
+        while True:
+            code = f"{self.rng.randrange(10**6):06d}"
+            if code not in self.valid_codes:
+                return code.encode()
+
+    def user(self) -> bytes:
+        r = self.rng.random()
+        if r < 0.4:
+            return b"carol"
+        if r < 0.7:
+            return b"bob"
+        if r < 0.85:
+            return b"fuzz-nobody"
+        return self.rng.randbytes(self.rng.randrange(1, 40))
+
+    def password(self) -> bytes:
+        r = self.rng.random()
+        if r < 0.5:
+            return self.wrong_code()
+        if r < 0.7:
+            return b"carol-pw" + self.wrong_code()
+        if r < 0.8:
+            return b""
+        return self.rng.randbytes(self.rng.randrange(0, 129))
+
+    def base(self, secret: bytes, ma: bool = True) -> bytes:
+        kind = self.rng.randrange(5)
+        if kind == 0:
+            return request(self.user(), self.password(), secret=secret, ma=ma)
+        if kind == 1:
+            return request(self.user(), self.password(), secret=secret, ma=ma,
+                           extra=attr(STATE, self.rng.randbytes(16)))
+        if kind == 2:
+            return request(self.user(), self.password(), secret=secret, ma=ma,
+                           extra=attr(PROXY_STATE, b"ps1") + attr(PROXY_STATE, b"ps2"))
+        if kind == 3:
+            return request(self.user(), None, secret=secret, ma=ma, extra=attr(CHAP_PASSWORD, self.rng.randbytes(17)))
+        vsa = (311).to_bytes(4, "big") + attr(1, b"abcd")
+        return request(self.user(), self.password(), secret=secret, ma=ma,
+                       extra=attr(VSA, vsa) + attr(EAP, self.rng.randbytes(30)))
+
+    # each family returns (client, packet)
+
+    def random_bytes(self) -> tuple[str, bytes]:
+        rng = self.rng
+        size = rng.choice([rng.randrange(0, 20), rng.randrange(20, 200), rng.randrange(200, 4200)])
+        data = bytearray(rng.randbytes(size))
+        if size >= 4 and rng.random() < 0.6:
+            data[0] = rng.choice([1, 12, 4, 2, 11])
+            data[2:4] = min(size, 65535).to_bytes(2, "big")
+        return rng.choice(["otp", "legacy"]), bytes(data)
+
+    def truncated(self) -> tuple[str, bytes]:
+        raw = self.base(SECRETS["otp"])
+        return "otp", raw[:self.rng.randrange(0, len(raw))]
+
+    def length_field(self) -> tuple[str, bytes]:
+        raw = bytearray(self.base(SECRETS["otp"]))
+        rng = self.rng
+        length = rng.choice([0, 1, 19, 20, rng.randrange(20, len(raw)), len(raw) + rng.randrange(1, 300), 4096, 4097,
+                             65535, rng.randrange(65536)])
+        raw[2:4] = length.to_bytes(2, "big")
+        if rng.random() < 0.5:
+            raw = bytearray(resign(bytes(raw), SECRETS["otp"]))  # signed as sent: only the framing is wrong
+        return "otp", bytes(raw)
+
+    def oversize(self) -> tuple[str, bytes]:
+        """Datagrams past the RFC 2865 maximum of 4096 octets, Length honest or capped."""
+        rng = self.rng
+        filler = b"".join(attr(NAS_IP + 100, rng.randbytes(200)) for _ in range(21))
+        raw = bytearray(assemble(attr(USER_NAME, b"bob") + filler, secret=SECRETS["otp"]))
+        if rng.random() < 0.5:
+            raw[2:4] = (4096).to_bytes(2, "big")
+        return "otp", bytes(raw[:rng.randrange(4097, len(raw) + 1)])
+
+    def bad_attribute_length(self) -> tuple[str, bytes]:
+        raw = bytearray(self.base(SECRETS["otp"]))
+        offsets = _offsets(bytes(raw))
+        at = self.rng.choice(offsets)
+        raw[at + 1] = self.rng.choice([0, 1, 2, 255, len(raw) - at + 1, self.rng.randrange(256)])
+        packet = bytes(raw)
+        if self.rng.random() < 0.5 and at != 20:
+            packet = resign(packet, SECRETS["otp"])
+        return "otp", packet
+
+    def zero_length_vendor(self) -> tuple[str, bytes]:
+        rng = self.rng
+        vendor = rng.choice([b"", (9).to_bytes(4, "big"), (311).to_bytes(4, "big"), (0).to_bytes(4, "big"),
+                             (311).to_bytes(4, "big") + bytes([1, 0]), (311).to_bytes(4, "big") + bytes([1, 2]),
+                             (311).to_bytes(4, "big") + bytes([1, 1]), (311).to_bytes(4, "big") + bytes([1, 200]),
+                             (14122).to_bytes(4, "big") + bytes([26, 2]) + bytes([0, 2])])
+        extra = attr(VSA, vendor) * rng.randint(1, 3)
+        client = rng.choice(["otp", "legacy"])
+        return client, request(self.user(), self.password(), secret=SECRETS[client], ma=client == "otp",
+                               extra=extra)
+
+    def pap_lengths(self) -> tuple[str, bytes]:
+        """User-Password of every length 0..260 in turn: hidden properly while it fits, raw octets, split in two."""
+        n = self.pap_length
+        self.pap_length = (n + 1) % 261
+        rng = self.rng
+        secret = SECRETS["otp"]
+        authenticator = os.urandom(16)
+        how = rng.randrange(3)
+        if n <= 253 and how == 0:
+            value = hide(rng.choice([b"x", b"\xff", b"9x"]) * n, secret, authenticator)[:253] if n else b""
+            attrs = attr(USER_NAME, self.user()) + attr(USER_PASSWORD, value[:n] if n % 16 else value)
+        elif n <= 253:
+            attrs = attr(USER_NAME, self.user()) + attr(USER_PASSWORD, rng.randbytes(n))
+        else:  # 254..260 octets cannot be one attribute: two, or a Length octet that wrapped around
+            value = rng.randbytes(n)
+            if how == 1:
+                attrs = attr(USER_NAME, b"carol") + attr(USER_PASSWORD, value[:253]) + attr(USER_PASSWORD, value[253:])
+            else:
+                attrs = attr(USER_NAME, b"carol") + bytes([USER_PASSWORD, (n + 2) % 256]) + value
+        return "otp", assemble(attrs, secret=secret, authenticator=authenticator)
+
+    def invalid_utf8(self) -> tuple[str, bytes]:
+        rng = self.rng
+        bad = rng.choice(INVALID_UTF8)
+        where = rng.randrange(3)
+        user = (b"carol" + bad) if where == 0 else bad if where == 1 else b"bob"
+        password = self.wrong_code()[:3] + bad + self.wrong_code()[:3] if where == 2 else self.password()
+        client = rng.choice(["otp", "legacy", "pw"]) if rng.random() < 0.02 else rng.choice(["otp", "legacy"])
+        return client, request(user, password, secret=SECRETS[client], ma=client != "legacy")
+
+    def huge_state(self) -> tuple[str, bytes]:
+        rng = self.rng
+        states = rng.choice([[rng.randbytes(253)], [b""], [rng.randbytes(253)] * rng.randint(2, 15),
+                             [rng.randbytes(rng.randrange(254)) for _ in range(rng.randint(1, 15))]])
+        extra = b"".join(attr(STATE, s) for s in states)
+        return "otp", request(self.user(), self.wrong_code(), secret=SECRETS["otp"], extra=extra)
+
+    def repeated(self) -> tuple[str, bytes]:
+        rng = self.rng
+        secret = SECRETS["otp"]
+        authenticator = os.urandom(16)
+        parts = [attr(USER_NAME, b"carol"), attr(USER_PASSWORD, hide(self.wrong_code(), secret, authenticator)),
+                 attr(NAS_IP, b"\x7f\x00\x00\x01"), attr(STATE, rng.randbytes(16))]
+        attrs = b"".join(rng.choice(parts) for _ in range(rng.randint(2, 12)))
+        if rng.random() < 0.3:  # two Message-Authenticators
+            attrs += bytes([MA, 18]) + bytes(16)
+            raw = assemble(attrs, secret=secret, authenticator=authenticator)
+            return "otp", raw[:-16] + hmac.digest(secret, raw[:-16] + bytes(16), "md5")
+        return "otp", assemble(attrs, secret=secret, authenticator=authenticator)
+
+    def wrong_authenticator(self) -> tuple[str, bytes]:
+        rng = self.rng
+        kind = rng.randrange(5)
+        raw = bytearray(request(b"carol", b"carol-pw" + self.wrong_code(), secret=SECRETS["otp"]))
+        if kind == 0:  # random Message-Authenticator
+            raw[22:38] = rng.randbytes(16)
+        elif kind == 1:  # Request Authenticator changed after signing
+            raw[4 + rng.randrange(16)] ^= 1 << rng.randrange(8)
+        elif kind == 2:  # signed with another client's secret
+            raw = bytearray(request(b"carol", self.wrong_code(), secret=SECRETS["legacy"]))
+        elif kind == 3:  # Message-Authenticator of the wrong length
+            size = rng.choice([2, 3, 17, 19, 34])
+            raw = bytearray(assemble(attr(MA, rng.randbytes(size - 2)) + attr(USER_NAME, b"carol")
+                                     + attr(USER_PASSWORD, rng.randbytes(16)), secret=SECRETS["otp"], ma=False))
+        else:  # an attribute changed after signing
+            raw[-1] ^= 1
+        return "otp", bytes(raw)
+
+    def proxy_state_without_ma(self) -> tuple[str, bytes]:
+        """The BlastRADIUS pattern: Proxy-State and no Message-Authenticator, to both kinds of client."""
+        rng = self.rng
+        client = rng.choice(["legacy", "legacy", "otp", "pw"])
+        extra = b"".join(attr(PROXY_STATE, rng.randbytes(rng.randrange(0, 60))) for _ in range(rng.randint(1, 4)))
+        user = rng.choice([b"carol", b"bob", b"dave"])
+        return client, request(user, self.wrong_code(), secret=SECRETS[client], ma=False, extra=extra)
+
+    def other_codes(self) -> tuple[str, bytes]:
+        rng = self.rng
+        code = rng.choice([0, 2, 3, 4, 5, 11, 12, 13, 40, 41, 43, 44, 45, 255])
+        ma = rng.random() < 0.7
+        raw = request(self.user(), self.wrong_code(), secret=SECRETS["otp"], ma=False,
+                      extra=attr(PROXY_STATE, b"p") if rng.random() < 0.3 else b"")
+        raw = bytes([code]) + raw[1:]
+        if ma:
+            raw = assemble(raw[20:], secret=SECRETS["otp"], code=code)
+        return "otp", raw
+
+    def chap_eap(self) -> tuple[str, bytes]:
+        rng = self.rng
+        extra = rng.choice([attr(CHAP_PASSWORD, rng.randbytes(17)), attr(EAP, rng.randbytes(rng.randrange(0, 253))),
+                            attr(70, rng.randbytes(16))])
+        password = self.wrong_code() if rng.random() < 0.5 else None
+        return "otp", request(self.user(), password, secret=SECRETS["otp"], extra=extra)
+
+    def mutated(self) -> tuple[str, bytes]:
+        rng = self.rng
+        client = "legacy" if rng.random() < 0.1 else "otp"
+        b = bytearray(self.base(SECRETS[client], ma=client == "otp"))
+        op = rng.randrange(8)
+        if op == 0:
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        elif op == 2:
+            b += rng.randbytes(rng.randint(1, 64))
+            if rng.random() < 0.9:
+                b[2:4] = len(b).to_bytes(2, "big")
+        elif op == 3:
+            at = rng.choice([*_offsets(bytes(b)), len(b)])
+            value = rng.randbytes(rng.randrange(0, 40))
+            b[at:at] = bytes([rng.randrange(256), len(value) + 2]) + value
+            b[2:4] = len(b).to_bytes(2, "big")
+        elif op == 4:
+            offsets = _offsets(bytes(b))
+            at = rng.choice(offsets)
+            b += b[at:at + b[at + 1]]
+            b[2:4] = len(b).to_bytes(2, "big")
+        elif op == 5:
+            b[0] = rng.randrange(256)
+        elif op == 6:
+            b[20:] = rng.randbytes(rng.randrange(0, 300))
+            b[2:4] = len(b).to_bytes(2, "big")
+        else:
+            del b[rng.randrange(20, len(b)):]
+            b[2:4] = len(b).to_bytes(2, "big")
+        packet = bytes(b)
+        if client == "otp" and rng.random() < 0.3:
+            packet = resign(packet, SECRETS["otp"])  # past the signature check, into the parser and the core
+        return client, packet
+
+    def stranger(self) -> tuple[str, bytes]:
+        return "stranger", self.base(SECRETS["otp"]) if self.rng.random() < 0.5 else self.random_bytes()[1]
+
+    def store_client(self) -> tuple[str, bytes]:
+        """A few well-formed requests through the argon2 path (first_factor store): wrong passwords, bad codes."""
+        user = self.rng.choice([b"carol", b"bob", b"fuzz-nobody", b"dave"])
+        password = self.rng.choice([b"carol-pw", b"dave-pw", b"x"]) + self.wrong_code()
+        if user == b"dave":
+            password = b"not-dave-pw" + self.wrong_code()
+        return "pw", request(user, password, secret=SECRETS["pw"])
+
+
+# name -> weight
+FAMILIES = {
+    "random_bytes": 8, "truncated": 6, "length_field": 6, "oversize": 1, "bad_attribute_length": 8,
+    "zero_length_vendor": 6, "pap_lengths": 8, "invalid_utf8": 6, "huge_state": 5, "repeated": 6,
+    "wrong_authenticator": 8, "proxy_state_without_ma": 5, "other_codes": 4, "chap_eap": 3, "mutated": 18,
+    "stranger": 1.5, "store_client": 0.05,
+}
+
+
+def generate(rng: random.Random, carol: HotpUser) -> Iterator[tuple[str, str, bytes]]:
+    """Endless (family, client, packet)."""
+    hostile = Hostile(rng, carol)
+    names = list(FAMILIES)
+    weights = list(FAMILIES.values())
+    makers = {name: getattr(hostile, name) for name in names}
+    while True:
+        for name in rng.choices(names, weights, k=1024):
+            client, packet = makers[name]()
+            yield name, client, packet
+
+
+# -- the target server and the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class FuzzTarget:
+    server: HardServer
+    carol: HotpUser
+    dave: HotpUser
+
+
+def prepare_target(folder: Path, *, workers: int = 1, args: tuple[str, ...] = ()) -> FuzzTarget:
+    clients = [Client("local", SOURCES["local"], secret=SECRETS["local"].decode()),
+               Client("otp", SOURCES["otp"], secret=SECRETS["otp"].decode(), first_factor="none"),
+               Client("legacy", SOURCES["legacy"], secret=SECRETS["legacy"].decode(), first_factor="none",
+                      require_message_authenticator=False),
+               Client("pw", SOURCES["pw"], secret=SECRETS["pw"].decode())]
+    # carol is never locked (so her wrong codes keep reaching the code check), lockouts never expire.
+    server = HardServer(folder, clients=clients, workers=workers, args=args,
+                        policy={"max_failures": 1_000_000_000, "lockout_seconds": 0})
+    server.add_user("bob", "bob-pw")
+    from otpcore.admin import Admin
+    from otpcore.config import load_config
+
+    with Admin(load_config(server.config_path)) as admin:  # bob keeps no token: nothing he sends can be accepted
+        for token, _ in admin.tokens("bob"):
+            admin.delete_token(token.id, now=time.time())
+    (carol,) = add_hotp_users(server.config_path, ["carol"], password="carol-pw")
+    (dave,) = add_hotp_users(server.config_path, ["dave"], password="dave-pw")
+    return FuzzTarget(server, carol, dave)
+
+
+@dataclass
+class FuzzReport:
+    packets: int = 0
+    seconds: float = 0.0
+    families: Counter[str] = field(default_factory=Counter)
+    replies: Counter[int] = field(default_factory=Counter)  # to hostile packets, by code
+    accepted: list[tuple[str, bytes]] = field(default_factory=list)  # (family, packet) of any hostile Access-Accept
+    control_logins: int = 0
+    control_failures: list[str] = field(default_factory=list)
+    control_latency_ms: list[float] = field(default_factory=list)
+    status_round_trips: int = 0
+    status_answers: int = 0  # hostile Status-Server packets that were well-formed enough to be answered
+    rss_kib: list[tuple[int, int]] = field(default_factory=list)  # (packets sent, RSS)
+
+    def summary(self) -> str:
+        lat = sorted(self.control_latency_ms) or [0.0]
+        return (f"{self.packets} hostile packets in {self.seconds:.1f} s ({self.packets / max(self.seconds, 1e-9):.0f}"
+                f"/s); replies to them {dict(self.replies)}; accepts {len(self.accepted)}; control logins "
+                f"{self.control_logins} (failures {len(self.control_failures)}, latency p50 {lat[len(lat) // 2]:.1f} "
+                f"ms max {lat[-1]:.1f} ms); status round trips {self.status_round_trips}, hostile Status-Server answered "
+                f"{self.status_answers}; RSS KiB "
+                f"{[r for _, r in self.rss_kib]}; families {dict(self.families)}")
+
+
+def _udp(source: str) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    s.setblocking(False)
+    return s
+
+
+def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: int = 400, login_every: int = 5000,
+             rss_every: int = 10000, progress: bool = False) -> FuzzReport:
+    """Send `packets` hostile packets to the running target; see the module docstring."""
+    srv = target.server
+    rng = random.Random(seed)
+    report = FuzzReport()
+    # Status-Server packets (first octet 12) leave from sockets of their own: their answer is an Access-Accept.
+    socks = {name: _udp(source) for name, source in SOURCES.items() if name != "local"}
+    socks.update({f"{name}:status": _udp(source) for name, source in SOURCES.items() if name != "local"})
+    control = _udp(SOURCES["local"])
+    control.setblocking(True)
+    dave_counter = target.dave.counter
+    ident = 0
+
+    def drain() -> None:
+        for name, s in socks.items():
+            while True:
+                try:
+                    data = s.recv(8192)
+                except BlockingIOError:
+                    break
+                if len(data) < 20:
+                    continue
+                if name.endswith(":status"):
+                    report.status_answers += 1
+                    if data[0] != wire.ACCESS_ACCEPT:
+                        report.accepted.append((name, data))  # not a Status-Server answer: cannot be
+                    continue
+                report.replies[data[0]] += 1
+                if data[0] == wire.ACCESS_ACCEPT:
+                    report.accepted.append((name, data))
+
+    def ask(sent_raw: bytes, sent_id: int, timeout: float = 10.0) -> bytes | None:
+        control.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        control.sendto(sent_raw, srv.address)
+        while time.monotonic() < deadline:
+            try:
+                data = control.recv(8192)
+            except TimeoutError:
+                return None
+            if data[1] == sent_id:
+                return data
+        return None
+
+    def status() -> None:
+        nonlocal ident
+        ident = (ident + 1) % 256
+        sent = build_request(None, None, code=wire.STATUS_SERVER, ident=ident)
+        data = ask(sent.raw, sent.id)
+        if data is None or check_reply(sent, data).code != wire.ACCESS_ACCEPT:
+            raise AssertionError(f"Status-Server unanswered after {report.packets} hostile packets")
+        report.status_round_trips += 1
+
+    def login() -> None:
+        nonlocal ident, dave_counter
+        ident = (ident + 1) % 256
+        code = target.dave.code(dave_counter)
+        sent = build_request("dave", f"dave-pw{code}".encode(), ident=ident)
+        t = time.perf_counter()
+        data = None
+        for _ in range(3):  # a NAS retransmits; the duplicate cache answers with the same reply
+            data = ask(sent.raw, sent.id, 5.0)
+            if data is not None:
+                break
+        report.control_latency_ms.append((time.perf_counter() - t) * 1000)
+        report.control_logins += 1
+        if data is None:
+            report.control_failures.append(f"dave#{dave_counter}: no answer")
+        elif check_reply(sent, data).code != wire.ACCESS_ACCEPT:
+            report.control_failures.append(f"dave#{dave_counter}: code {data[0]}")
+        dave_counter += 1
+
+    started = time.monotonic()
+    try:
+        report.rss_kib.append((0, srv.total_rss_kib()))
+        login()
+        for n, (family, client, packet) in enumerate(generate(rng, target.carol), start=1):
+            sock = socks[f"{client}:status"] if packet[:1] == b"\x0c" else socks[client]
+            with contextlib.suppress(BlockingIOError):
+                sock.sendto(packet, srv.address)
+            report.families[family] += 1
+            report.packets = n
+            if n % batch == 0:
+                status()
+                drain()
+            if n % login_every == 0:
+                login()
+            if n % rss_every == 0:
+                report.rss_kib.append((n, srv.total_rss_kib()))
+                if progress:
+                    print(f"  {n} packets, {time.monotonic() - started:.0f} s, RSS {report.rss_kib[-1][1]} KiB",
+                          flush=True)
+            if n >= packets:
+                break
+        status()
+        time.sleep(0.3)
+        drain()
+        login()
+        report.rss_kib.append((report.packets, srv.total_rss_kib()))
+    finally:
+        report.seconds = time.monotonic() - started
+        for s in [*socks.values(), control]:
+            s.close()
+    return report
+
+
+def valid_carol_codes(carol: HotpUser) -> set[str]:
+    return {oath.hotp(carol.secret, c) for c in range(64)}

@@ -1,0 +1,278 @@
+"""Helpers for the hardening suite: a real otp-radiusd (tests.radius.helpers.RadiusServer, with kill -9 and extra
+arguments), HOTP users provisioned in bulk, a many-socket RADIUS client with retransmissions, store inspection,
+pamtester runs, and throw-away /etc/pam.d services.
+
+HOTP tokens make races deterministic: code k of a user is valid until it is accepted once, whatever the clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from otpcore import oath
+from otpcore.admin import Admin, TokenSpec, UserSpec
+from otpcore.config import load_config
+from otpcore.oath import encode_base32
+from pam_module.pamconfig import auth_line
+from radiusd import wire
+from tests.radius.helpers import SECRET, RadiusServer, Reply, Sent, build_request, check_reply, tool
+
+__all__ = [
+    "HardServer", "HotpUser", "PamResult", "Store", "add_hotp_users", "blast", "pam_service", "pamtester",
+]
+
+PAM_D = Path("/etc/pam.d")
+
+
+@dataclass(frozen=True)
+class HotpUser:
+    name: str
+    secret: bytes
+    counter: int = 0  # the next counter the store expects at provisioning
+    password: str | None = None
+
+    def code(self, counter: int) -> str:
+        return oath.hotp(self.secret, counter)
+
+    @property
+    def b32(self) -> str:
+        return encode_base32(self.secret)
+
+
+def add_hotp_users(config_path: Path, names: Sequence[str], *, password: str | None = None, counter: int = 0
+                   ) -> list[HotpUser]:
+    """Users with one HOTP token each (one transaction: otp-admin's import)."""
+    users = [HotpUser(n, os.urandom(20), counter, password) for n in names]
+    with Admin(load_config(config_path)) as admin:
+        admin.import_users([(UserSpec(u.name, password=password.encode() if password else None),
+                             TokenSpec(type="hotp", secret=u.secret, counter=counter)) for u in users],
+                           now=time.time())
+    return users
+
+
+class HardServer(RadiusServer):
+    """RadiusServer with extra command-line arguments, kill -9 of every process, and a restart on the same store."""
+
+    def __init__(self, tmp: Path, *, args: Sequence[str] = (), **kwargs: object) -> None:
+        super().__init__(tmp, **kwargs)  # type: ignore[arg-type]
+        self.args = list(args)
+        self.store_path = tmp / "otp.sqlite"
+        self.key_path = tmp / "otp.key"
+
+    def start(self, *, wait: bool = True) -> HardServer:
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([tool("otp-radiusd"), "--config", str(self.config_path), *self.args],
+                                     stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file)
+        if wait:
+            before = 0 if not hasattr(self, "_readies") else self._readies
+            self.wait_log(r"ready: listening", count=before + self.workers)
+            self._readies = before + self.workers
+        return self
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        return [self.proc.pid, *map(int, children)]
+
+    def kill9(self) -> None:
+        """SIGKILL to the supervisor and every worker at once (as systemd's KillMode=control-group would)."""
+        pids = self.pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait(10)
+        for pid in pids[1:]:
+            for _ in range(500):
+                if not Path(f"/proc/{pid}").exists() or "Z" in _state(pid):
+                    break
+                time.sleep(0.01)
+        self._log_file.close()
+        self.proc = None
+
+    def total_rss_kib(self) -> int:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(FileNotFoundError):
+                m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+                total += int(m.group(1)) if m else 0
+        return total
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
+# -- many requests at once ------------------------------------------------------------------------------------------
+
+
+def blast(address: tuple[str, int], requests: Sequence[Sent], *, sockets: int = 32, timeout: float = 20.0,
+          retransmit: float = 2.0, source: str = "127.0.0.1", check: bool = True) -> list[Reply | None]:
+    """Send every request at once from `sockets` source ports (SO_REUSEPORT spreads them over the workers) and
+    collect the replies; a request unanswered after `retransmit` seconds is sent again (same bytes, as a NAS does).
+    Requests must carry distinct (socket, ID) pairs: request i leaves on socket i % sockets; IDs are the caller's."""
+    socks = []
+    for _ in range(min(sockets, len(requests)) or 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        s.bind((source, 0))
+        s.setblocking(False)
+        socks.append(s)
+    n = len(socks)
+    pending: dict[tuple[int, int], int] = {}
+    for i, sent in enumerate(requests):
+        key = (i % n, sent.id)
+        assert key not in pending, f"requests {pending[key]} and {i} share socket and ID"
+        pending[key] = i
+    replies: list[Reply | None] = [None] * len(requests)
+    last_sent = [0.0] * len(requests)
+    try:
+        now = time.monotonic()
+        for i, sent in enumerate(requests):
+            with contextlib.suppress(BlockingIOError):
+                socks[i % n].sendto(sent.raw, address)
+            last_sent[i] = now
+        deadline = now + timeout
+        fd_index = {s.fileno(): k for k, s in enumerate(socks)}
+        while pending and time.monotonic() < deadline:
+            ready, _, _ = select.select(socks, [], [], 0.1)
+            for s in ready:
+                k = fd_index[s.fileno()]
+                while True:
+                    try:
+                        data = s.recv(8192)
+                    except BlockingIOError:
+                        break
+                    i = pending.pop((k, data[1]), -1) if len(data) >= 20 else -1
+                    if i < 0:
+                        continue
+                    replies[i] = check_reply(requests[i], data) if check else Reply(data, data[0])
+            now = time.monotonic()
+            for (k, _), i in list(pending.items()):
+                if now - last_sent[i] >= retransmit:
+                    with contextlib.suppress(BlockingIOError):
+                        socks[k].sendto(requests[i].raw, address)
+                    last_sent[i] = now
+    finally:
+        for s in socks:
+            s.close()
+    return replies
+
+
+def code_requests(pairs: Sequence[tuple[str, str]], *, start: int = 0, sockets: int = 32,
+                  secret: bytes = SECRET) -> list[Sent]:
+    """One Access-Request per (user, password) with IDs laid out for blast(): request i has ID (start+i)//sockets."""
+    return [build_request(user, password.encode(), ident=((start + i) // sockets) % 256, secret=secret)
+            for i, (user, password) in enumerate(pairs)]
+
+
+# -- the store, read from outside ------------------------------------------------------------------------------------
+
+
+class Store:
+    """Read-only look at a store file (never takes a write lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def counters(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT u.name, t.counter FROM tokens t JOIN users u ON u.id = t.user_id "
+                                 "WHERE t.type = 'hotp'")
+        return dict(rows.fetchall())
+
+    def failures(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT name, failures FROM users").fetchall())
+
+    def audit_counts(self, door: str | None = None) -> dict[tuple[str, str, str], int]:
+        sql = "SELECT user, result, reason, count(*) FROM audit"
+        params: tuple[str, ...] = ()
+        if door is not None:
+            sql += " WHERE door = ?"
+            params = (door,)
+        return {(u, r, why): n for u, r, why, n in self.conn.execute(sql + " GROUP BY user, result, reason", params)}
+
+    def integrity(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+# -- PAM ---------------------------------------------------------------------------------------------------------------
+
+PAM_TEXT = {
+    "successfully authenticated": "PAM_SUCCESS",
+    "Authentication failure": "PAM_AUTH_ERR",
+    "Have exhausted maximum number of retries for service": "PAM_MAXTRIES",
+    "Authentication service cannot retrieve authentication info": "PAM_AUTHINFO_UNAVAIL",
+    "User not known to the underlying authentication module": "PAM_USER_UNKNOWN",
+    "Error in service module": "PAM_SERVICE_ERR",
+    "System error": "PAM_SYSTEM_ERR",
+}
+
+
+@dataclass
+class PamResult:
+    rc: int
+    output: str
+
+    @property
+    def status(self) -> str:
+        m = re.search(r"pamtester: (.+)$", self.output.strip())
+        text = m.group(1).strip() if m else self.output.strip()
+        return PAM_TEXT.get(text, f"?{text}")
+
+
+def pamtester(service: str, user: str, answers: Sequence[str] = (), *, timeout: float = 60) -> PamResult:
+    p = subprocess.run([tool("pamtester"), service, user, "authenticate"], input="".join(a + "\n" for a in answers),
+                       capture_output=True, text=True, timeout=timeout)
+    return PamResult(p.returncode, p.stdout + p.stderr)
+
+
+@contextlib.contextmanager
+def pam_service(config: Path, *options: str) -> Iterator[str]:
+    """A /etc/pam.d/otp-hard-<random> service with the local-mode module line otp-admin prints; removed after."""
+    name = f"otp-hard-{secrets.token_hex(6)}"
+    path = PAM_D / name
+    path.write_text(auth_line("local", config=config, options=options) + "\n")
+    try:
+        yield name
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def reject_reasons(log: str) -> dict[str, int]:
+    """result=.../reason=... counts from the server's decision lines."""
+    out: dict[str, int] = {}
+    for m in re.finditer(r"decision .*? result=(\S+) reason=(\S+)", log):
+        key = f"{m.group(1)}:{m.group(2)}"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def status_ok(address: tuple[str, int], timeout: float = 2.0) -> bool:
+    """One Status-Server round trip."""
+    sent = build_request(None, None, code=wire.STATUS_SERVER)
+    replies = blast(address, [sent], sockets=1, timeout=timeout, retransmit=timeout)
+    return replies[0] is not None

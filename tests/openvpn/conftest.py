@@ -1,0 +1,53 @@
+"""One otp-radiusd and one OpenVPN server for the module; each test brings its own users and clients."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .helpers import OpenVpnClient, OpenVpnServer, OtpRadiusd, ensure_tun, need, need_plugin
+
+
+@dataclass
+class Vpn:
+    dir: Path
+    radiusd: OtpRadiusd
+    server: OpenVpnServer
+    clients: list[OpenVpnClient] = field(default_factory=list)
+    _labels: itertools.count[int] = field(default_factory=itertools.count)
+
+    def client(self, user: str, password: str, *, static_challenge: str | None = None) -> OpenVpnClient:
+        client = OpenVpnClient(self.dir, self.server, user, password, label=f"client{next(self._labels)}",
+                               static_challenge=static_challenge)
+        self.clients.append(client)
+        return client
+
+
+@pytest.fixture(scope="module")
+def vpn() -> Iterator[Vpn]:
+    for tool in ("openvpn", "oathtool", "otp-radiusd", "otp-admin"):
+        need(tool)
+    need_plugin()
+    ensure_tun()
+    # Short paths: the RADIUS plugin copies config values into 50-octet buffers.
+    folder = Path(tempfile.mkdtemp(prefix="ovpn-", dir="/tmp"))
+    radiusd = OtpRadiusd(folder).start()
+    server = None
+    vpn = None
+    try:
+        server = OpenVpnServer(folder, radiusd).start()
+        vpn = Vpn(folder, radiusd, server)
+        yield vpn
+    finally:
+        for client in vpn.clients if vpn else []:
+            client.stop()
+        if server is not None and server.process is not None:
+            server.stop()
+        assert radiusd.stop() == 0, radiusd.log()
+        shutil.rmtree(folder, ignore_errors=True)

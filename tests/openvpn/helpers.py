@@ -1,0 +1,389 @@
+"""A real OpenVPN server with Debian's RADIUS plugin in front of a real otp-radiusd, and real OpenVPN clients.
+
+Everything runs on 127.0.0.1. The server has a tun device but configures nothing (`ifconfig-noexec`, `route-noexec`);
+the clients use `dev null`. Certificates are made here with `cryptography`; clients present none
+(`verify-client-cert none`): the user name and password (+ one-time code) are the credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import pty
+import random
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from otpcore.admin import Admin, TokenSpec, UserSpec
+from otpcore.config import load_config
+
+BIN = Path(sys.executable).parent
+RADIUS_PLUGIN = Path("/usr/lib/openvpn/radiusplugin.so")
+VPN_SECRET = "vpn-shared-secret"
+VPN_NETWORK = "10.213.7.0"
+CHALLENGE_TEXT = "Enter your one-time password"
+TIMEOUT = 20.0
+
+
+def need(name: str) -> str:
+    """A program the tests drive for real: missing is a failure, never a skip."""
+    path = shutil.which(name, path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert path, f"{name} is required (Debian packages openvpn, openvpn-auth-radius, oathtool; ./dev test)"
+    return path
+
+
+def need_plugin() -> Path:
+    assert RADIUS_PLUGIN.exists(), f"{RADIUS_PLUGIN} is required (Debian package openvpn-auth-radius; ./dev test)"
+    return RADIUS_PLUGIN
+
+
+def ensure_tun() -> None:
+    """The OpenVPN server opens /dev/net/tun; containers often lack the node (the kernel has the driver)."""
+    tun = Path("/dev/net/tun")
+    if tun.exists():
+        return
+    try:
+        tun.parent.mkdir(exist_ok=True)
+        os.mknod(tun, 0o666 | stat.S_IFCHR, os.makedev(10, 200))
+    except OSError as exc:
+        raise AssertionError(f"/dev/net/tun is missing and cannot be created ({exc.strerror}): run as root "
+                             "or give the container the tun device") from None
+
+
+def free_udp_port(*, below: int = 65536) -> int:
+    """A free UDP port on 127.0.0.1. Debian's radiusplugin reads at most four digits of a port: `below=10000`."""
+    if below >= 65536:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for port in random.sample(range(2000, below), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free UDP port below {below}")
+
+
+def totp(secret_hex: str, at: float) -> str:
+    """The reference code (oathtool) of the time step holding `at`."""
+    out = subprocess.run([need("oathtool"), "--totp", f"--now=@{int(at)}", secret_hex], check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def make_certificates(folder: Path) -> None:
+    """ca.crt, server.crt and server.key (P-256, a day long)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def usage(*, ca: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=not ca,
+                             data_encipherment=False, key_agreement=not ca, key_cert_sign=ca, crl_sign=ca,
+                             encipher_only=False, decipher_only=False)
+
+    def builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1)))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (builder("otp-server test CA", "otp-server test CA", ca_key)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(ca=True), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (builder("vpn.test", "otp-server test CA", key)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(ca=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (folder / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path = folder / "server.key"
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+
+
+class Process:
+    """A child in its own process group, its output in a log file; stop() ends the group (the plugin forks)."""
+
+    def __init__(self, argv: list[str], log: Path, *, cwd: Path, stdin: int | None = None) -> None:
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_log(self, pattern: str, *, timeout: float = TIMEOUT, count: int = 1) -> None:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while len(regex.findall(self.log())) < count:
+            if not self.running():
+                raise AssertionError(f"exited ({self.proc.returncode}) before {pattern!r}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {pattern!r}:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = TIMEOUT) -> int:
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError(f"did not stop in {timeout} s:\n{self.log()}") from None
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the plugin's helpers, if the main process left them
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self._log.close()
+
+
+@dataclass
+class User:
+    name: str
+    password: str
+    secret_hex: str
+
+    def code(self) -> str:
+        return totp(self.secret_hex, time.time())
+
+    def wrong_code(self) -> str:
+        """A well-formed code that no time step near now has."""
+        now = time.time()
+        near = {totp(self.secret_hex, now + 30 * k) for k in range(-3, 4)}
+        return next(c for c in (f"{n:06d}" for n in range(0, 10**6, 7919)) if c not in near)
+
+
+class OtpRadiusd:
+    """otp-radiusd with one client (the OpenVPN server on 127.0.0.1), auth and accounting on ports below 10000."""
+
+    def __init__(self, folder: Path) -> None:
+        self.dir = folder
+        self.auth_port = free_udp_port(below=10000)
+        self.acct_port = free_udp_port(below=10000)
+        while self.acct_port == self.auth_port:
+            self.acct_port = free_udp_port(below=10000)
+        self.config_path = folder / "otp.toml"
+        self.config_path.write_text(f"""\
+[store]
+path = "otp.sqlite"
+key_file = "otp.key"
+
+[radius]
+listen = ["127.0.0.1:{self.auth_port}"]
+accounting_listen = ["127.0.0.1:{self.acct_port}"]
+
+[[radius.clients]]
+name = "openvpn"
+address = "127.0.0.1"
+secret = "{VPN_SECRET}"
+require_message_authenticator = false   # radiusplugin sends none
+
+[policy]
+max_failures = 10
+""")
+        with Admin(load_config(self.config_path)) as admin:
+            admin.init()
+        self.process: Process | None = None
+
+    def start(self) -> OtpRadiusd:
+        self.process = Process([need("otp-radiusd"), "--config", str(self.config_path)], self.dir / "radiusd.log",
+                               cwd=self.dir)
+        self.process.wait_log(r"ready: listening")
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        return self.process.stop()
+
+    def log(self) -> str:
+        assert self.process is not None
+        return self.process.log()
+
+    def add_user(self, name: str, password: str) -> User:
+        secret = os.urandom(20)
+        with Admin(load_config(self.config_path)) as admin:
+            admin.add_user(UserSpec(name, password=password.encode()), now=time.time())
+            admin.add_token(name, TokenSpec(type="totp", secret=secret), now=time.time())
+        return User(name, password, secret.hex())
+
+    def otp_admin(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([need("otp-admin"), "--config", str(self.config_path), *args], capture_output=True,
+                              text=True, timeout=30)
+
+    def sessions(self, *args: str) -> list[dict[str, Any]]:
+        out = self.otp_admin("sessions", "--json", *args)
+        assert out.returncode == 0, out.stderr
+        return list(json.loads(out.stdout))
+
+    def wait_sessions(self, predicate: Any, *args: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.sessions(*args)
+            if predicate(rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sessions never matched: {rows}\n{self.log()}")
+            time.sleep(0.1)
+
+    def decisions(self, user: str) -> list[str]:
+        return [line for line in self.log().splitlines() if f"decision user={user} " in line]
+
+
+class OpenVpnServer:
+    """openvpn in server mode with radiusplugin pointed at otp-radiusd."""
+
+    def __init__(self, folder: Path, radiusd: OtpRadiusd) -> None:
+        self.dir = folder
+        self.port = free_udp_port()
+        make_certificates(folder)
+        self.config_path = folder / "server.conf"
+        self.plugin_config = folder / "radiusplugin.cnf"
+        # The plugin copies each value into a 50-octet buffer: keep paths and the secret short.
+        self.plugin_config.write_text(f"""\
+NAS-Identifier=OpenVpn
+Service-Type=5
+Framed-Protocol=1
+NAS-Port-Type=5
+NAS-IP-Address=127.0.0.1
+OpenVPNConfig={self.config_path}
+subnet=255.255.255.0
+overwriteccfiles=false
+
+server
+{{
+\tacctport={radiusd.acct_port}
+\tauthport={radiusd.auth_port}
+\tname=127.0.0.1
+\tretry=1
+\twait=5
+\tsharedsecret={VPN_SECRET}
+}}
+""")
+        self.config_path.write_text(f"""\
+local 127.0.0.1
+port {self.port}
+proto udp
+dev tun
+topology subnet
+server {VPN_NETWORK} 255.255.255.0
+ifconfig-noexec
+route-noexec
+ca {folder}/ca.crt
+cert {folder}/server.crt
+key {folder}/server.key
+dh none
+verify-client-cert none
+username-as-common-name
+duplicate-cn
+plugin {need_plugin()} {self.plugin_config}
+status {folder}/status.log 1
+status-version 1
+verb 4
+""")
+        self.process: Process | None = None
+
+    def start(self) -> OpenVpnServer:
+        self.process = Process([need("openvpn"), "--config", str(self.config_path)], self.dir / "server.log",
+                               cwd=self.dir)
+        self.process.wait_log(r"Initialization Sequence Completed")
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        return self.process.stop()
+
+    def log(self) -> str:
+        assert self.process is not None
+        return self.process.log()
+
+
+class OpenVpnClient:
+    """openvpn in client mode (`dev null`): user name and password from a file, or a static-challenge prompt."""
+
+    def __init__(self, folder: Path, server: OpenVpnServer, user: str, password: str, *, label: str,
+                 static_challenge: str | None = None) -> None:
+        self.dir = folder
+        self.label = label
+        auth = folder / f"{label}.auth"
+        auth.write_text(f"{user}\n{password}\n")
+        auth.chmod(0o600)
+        lines = [
+            "client", "dev null", "proto udp", f"remote 127.0.0.1 {server.port}", "nobind",
+            f"ca {server.dir}/ca.crt", "remote-cert-tls server", f"auth-user-pass {auth}", "auth-retry none",
+            "explicit-exit-notify 1", "ifconfig-noexec", "route-noexec", "connect-retry-max 1", "verb 3",
+        ]
+        if static_challenge is not None:
+            lines.append(f'static-challenge "{CHALLENGE_TEXT}" 1')
+        config = folder / f"{label}.conf"
+        config.write_text("\n".join(lines) + "\n")
+        self._response = static_challenge
+        self._pty: int | None = None
+        stdin = None
+        if static_challenge is not None:
+            # OpenVPN asks for the response on a terminal: give it one, as a user at a console would have.
+            self._pty, stdin = pty.openpty()
+        self.process = Process([need("openvpn"), "--config", str(config)], folder / f"{label}.log", cwd=folder,
+                               stdin=stdin)
+        if stdin is not None:
+            os.close(stdin)
+
+    def log(self) -> str:
+        return self.process.log()
+
+    def outcome(self, timeout: float = TIMEOUT) -> str:
+        """'connected', 'auth_failed', or an AssertionError with the log."""
+        deadline = time.monotonic() + timeout
+        answered = False
+        while time.monotonic() < deadline:
+            log = self.log()
+            if self._pty is not None and not answered and "CHALLENGE:" in log:
+                assert self._response is not None
+                os.write(self._pty, self._response.encode() + b"\n")
+                answered = True
+            if "Initialization Sequence Completed" in log:
+                return "connected"
+            if "AUTH_FAILED" in log:
+                return "auth_failed"
+            if not self.process.running():
+                raise AssertionError(f"client {self.label} exited ({self.process.proc.returncode}):\n{log}")
+            time.sleep(0.05)
+        raise AssertionError(f"client {self.label}: no outcome in {timeout} s:\n{self.log()}")
+
+    def stop(self) -> int:
+        try:
+            return self.process.stop()
+        finally:
+            if self._pty is not None:
+                os.close(self._pty)
+                self._pty = None
