@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..admin import Admin, TokenSpec, UserSpec
-from ..config import Config, load_config
+from ..config import Config, config_path, load_config
 from ..errors import ConfigError, InputError, OtpError
 from ..oath import decode_base32
 from ..store import TokenRow, UserRow
@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("a command is required (see --help)")
     try:
         _check_utf8(args)
+        if args.handler is _pam_config:  # a radius-mode host has no otp.toml: only its path is printed
+            return _pam_config(args)
         config = load_config(args.config)
         return int(args.handler(args, config) or 0)
     except (InputError, ConfigError) as exc:
@@ -309,13 +311,21 @@ def _sessions(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _pam_config(args: argparse.Namespace, config: Config) -> int:
-    from pam_module.pamconfig import auth_line
+def _pam_config(args: argparse.Namespace) -> int:
+    from pam_module.pamconfig import auth_line, compatibility_warnings
 
     if args.mode == "radius" and not args.server:
         raise InputError("--mode radius needs at least one --server HOST:PORT")
-    print(auth_line(args.mode, servers=args.server or [], secret_file=args.secret_file,
-                    config=str(config.path) if config.path else None))
+    if args.mode == "radius" and not args.secret_file:
+        raise InputError("--mode radius needs --secret-file PATH (the RADIUS shared secret, mode 0600)")
+    config = str(config_path(args.config).absolute()) if args.mode == "local" else None
+    try:
+        line = auth_line(args.mode, servers=args.server or [], secret_file=args.secret_file, config=config)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    for warning in compatibility_warnings():
+        print(f"otp-admin: warning: {warning}", file=sys.stderr)
+    print(line)
     return 0
 
 
