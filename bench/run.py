@@ -76,6 +76,8 @@ class Series:
             "sent": sum(r.sent for r in self.results),
             "server_cpu_us_per_request":
                 round(statistics.median(self.server_cpu) * 1e6, 1) if self.server_cpu else None,
+            "loadgen_cpu_us_per_request":
+                round(statistics.median(self.gen_cpu) * 1e6, 1) if self.gen_cpu else None,
         }
 
 
@@ -152,13 +154,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # -- report ----------------------------------------------------------------------------------------------------
     out.line("")
     out.line(f"{'scenario':44} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-             f"{'cpu us/req':>10}  runs (req/s)")
+             f"{'server':>7} {'loadgen':>7}  runs (req/s)")
+    out.line(f"{'':44} {'median':>8} {'':6} {'':7} {'':7} {'':7} {'us/req':>7} {'us/req':>7}")
     for s in [fr, *series.values()]:
         ratio = s.rate / fr.rate if fr.rate else 0.0
-        cpu = f"{statistics.median(s.server_cpu) * 1e6:10.0f}" if s.server_cpu else f"{'':10}"
+        cpu = f"{statistics.median(s.server_cpu) * 1e6:7.0f}" if s.server_cpu else f"{'':7}"
+        gen = f"{statistics.median(s.gen_cpu) * 1e6:7.1f}" if s.gen_cpu else f"{'':7}"
         out.line(f"{s.name:44} {s.rate:8.0f} {ratio:6.3f} {s.median('p50') * 1e3:7.2f} {s.median('p99') * 1e3:7.2f} "
-                 f"{max(r.max for r in s.results) * 1e3:7.2f} {cpu}  "
+                 f"{max(r.max for r in s.results) * 1e3:7.2f} {cpu} {gen}  "
                  + " ".join(f"{r.rate:.0f}" for r in s.results))
+    out.line("(server, loadgen: CPU time per answered request, user + system, of the server's processes and of the "
+             "load generator)")
     figures["freeradius"] = fr.to_json()
     figures["scenarios"] = {name: s.to_json() for name, s in series.items()}
     accept = series.get(f"accept (workers={args.workers})")

@@ -83,8 +83,10 @@ class Verifier:
 
         check = self._first_factor(first_factor)
         oob_settings = [s for _, s in self._oob_tokens(row)] if row else []
+        # A user without any token is split like an unknown user, so both cost what a user with a token costs
+        # (the split leads nowhere for them: _check_code refuses with no_token).
         digit_lengths = (sorted({t.digits for t in tokens} | {s.length for s in oob_settings}, reverse=True) if row
-                         else list(_PHANTOM_DIGITS))
+                         else []) or list(_PHANTOM_DIGITS)
         for digits in digit_lengths:
             if len(password) <= digits:
                 continue

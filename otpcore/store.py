@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -190,21 +190,28 @@ class Store:
             return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise StoreError(f"store is busy or unwritable: {exc}") from None
         self._depth = 1
         try:
             yield
         except BaseException:
             self._depth = 0
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         self._depth = 0
         try:
             self._conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise StoreError(f"store write failed: {exc}") from None
+
+    def _rollback(self) -> None:
+        """ROLLBACK if a transaction is still open: after a full disk or an I/O error SQLite may have rolled back
+        already, and a failing ROLLBACK must not replace the error being reported."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.DatabaseError):
+                self._conn.execute("ROLLBACK")
 
     def _exec(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:

@@ -3,16 +3,18 @@
 The receiving thread decodes and authenticates packets far faster than the evaluating thread can verify them (argon2,
 SQLite, PAM), so under a flood something must give. This queue drops rather than grows:
 
-- at most `capacity` requests wait; one that finds the queue full is dropped unanswered (its client retransmits or
-  fails over to another server, which is what RADIUS clients do with a silent server);
-- a request carrying a State this worker issued (the second leg of an ongoing challenge) goes ahead of the others,
-  and takes the place of the newest ordinary request when the queue is full (RFC 5080 §2.2.3: prefer the requests
-  that complete an authentication already under way over the ones that start a new one);
+- at most `capacity` requests wait; when the queue is full, the oldest ordinary request is dropped unanswered to make
+  room (its client has retransmitted or failed over to another server, which is what RADIUS clients do with a silent
+  server; a retransmission is then a new arrival). Only when every waiting request carries a State is the arriving
+  one dropped instead;
+- a request carrying a State this worker issued (the second leg of an ongoing challenge) goes ahead of the others
+  and is never pushed out by an ordinary one (RFC 5080 §2.2.3: prefer the requests that complete an authentication
+  already under way over the ones that start a new one);
 - a request that waited longer than `max_wait` seconds is dropped unevaluated when its turn comes: its client has
   given up or retransmitted, and verifying it would only delay the requests still awaited;
-- while the oldest ordinary request has waited more than `lifo_after` seconds (a standing backlog), the newest is
-  served first, so the requests whose clients are still listening get answers, and the server answers fresh requests
-  at once when a flood stops instead of first working through a backlog nobody waits for.
+- while a backlog stands (the oldest ordinary request has waited more than `lifo_after` seconds, or the queue is more
+  than half full), the newest is served first, so the requests whose clients are still listening get answers, and
+  the server answers fresh requests at once when a flood stops instead of first working through a backlog.
 
 Control items (a reloaded configuration) are never dropped and go first; `close()` ends the queue after what it holds.
 
@@ -58,15 +60,13 @@ class Admission:
     # -- producer -----------------------------------------------------------------------------------------------------
 
     def offer(self, item: Any, *, urgent: bool = False) -> tuple[bool, Any]:
-        """Queue a request. Returns (admitted, shed): `shed` is an ordinary request pushed out to make room for an
-        urgent one (the caller forgets it as if it had never been queued), else None."""
+        """Queue a request. Returns (admitted, shed): `shed` is the ordinary request dropped to make room (the caller
+        forgets it as if it had never been queued), else None."""
         shed = None
         if len(self._urgent) + len(self._normal) >= self.capacity:
-            if not urgent:
-                return False, None
             try:
-                shed = self._normal.pop()[1]  # the newest ordinary request
-            except IndexError:  # all urgent, or the consumer took the last one meanwhile
+                shed = self._normal.popleft()[1]  # the oldest ordinary request: the least likely to be awaited
+            except IndexError:  # every waiting request carries a State (or the consumer took the last one meanwhile)
                 if len(self._urgent) >= self.capacity:
                     return False, None
         (self._urgent if urgent else self._normal).append((self._clock(), item))
@@ -96,7 +96,7 @@ class Admission:
                 return self._urgent.popleft()[1]
             normal = self._normal
             try:
-                if now - normal[0][0] > self.lifo_after:
+                if now - normal[0][0] > self.lifo_after or 2 * len(normal) > self.capacity:
                     return normal.pop()[1]
                 return normal.popleft()[1]
             except IndexError:  # empty: a spare token (its item was shed), or the last one was just shed

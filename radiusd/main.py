@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", metavar="DIR", type=Path, default=Path("state"),
                         help="where --demo keeps its configuration, store and key (default: ./state)")
     parser.add_argument("--listen", metavar="HOST:PORT", action="append",
-                        help="listen here instead of radius.listen (repeatable; [::1]:1812 for IPv6)")
+                        help="listen here instead of radius.listen (repeatable; [::1]:1812 for IPv6); "
+                        "accounting then listens on the port above, unless radius.accounting_listen is set")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="info logs one line per decision (default); warning logs only problems")
     args = parser.parse_args(argv)
@@ -82,9 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"otp-radiusd: radius.listen: {exc.strerror}", file=sys.stderr)
         return 1
+    try:
+        acct_sockets = bind_sockets(config.radius.accounting_listen, workers)
+    except OSError as exc:
+        if not _default_accounting(config):
+            for sock in (s for socks in sockets for s in socks):
+                sock.close()
+            print(f"otp-radiusd: radius.accounting_listen: {exc.strerror}", file=sys.stderr)
+            return 1
+        # Not configured, and the default port is taken (another RADIUS server on this host?): run without it,
+        # and say so once ready (_run_worker).
+        acct_sockets = [[] for _ in range(workers)]
     if workers == 1:
-        return _run_worker(config, sockets[0], loader, "")
-    return _supervise(config, sockets, loader)
+        return _run_worker(config, sockets[0], loader, "", acct_sockets[0])
+    return _supervise(config, sockets, loader, acct_sockets)
 
 
 def _setup_logging(level: str) -> None:
@@ -98,9 +110,25 @@ def _loader(path: Path | None, listen: tuple[tuple[str, int], ...]) -> Callable[
     def load() -> Config:
         config = load_config(path)
         if listen:
-            config = dataclasses.replace(config, radius=dataclasses.replace(config.radius, listen=listen))
+            radius = config.radius
+            acct = radius.accounting_listen
+            if acct == tuple((host, 1813) for host, _ in radius.listen):  # the default, not set in the file
+                acct = tuple((host, _port_above(port)) for host, port in listen)
+            config = dataclasses.replace(config, radius=dataclasses.replace(radius, listen=listen,
+                                                                            accounting_listen=acct))
         return config
     return load
+
+
+def _default_accounting(config: Config) -> bool:
+    """accounting_listen is not in the file: the listen hosts on 1813 (or, with --listen, on the port above)."""
+    listen = config.radius.listen
+    return config.radius.accounting_listen in (tuple((host, 1813) for host, _ in listen),
+                                               tuple((host, _port_above(port)) for host, port in listen))
+
+
+def _port_above(port: int) -> int:
+    return port + 1 if port < 65535 else port - 1
 
 
 def _verifier_factory() -> VerifierFactory:
@@ -109,8 +137,10 @@ def _verifier_factory() -> VerifierFactory:
     return GuardedVerifier
 
 
-def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[], Config], label: str) -> int:
-    worker = Worker(config, sockets, verifier_factory=_verifier_factory(), config_loader=loader, label=label)
+def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[], Config], label: str,
+                acct_sockets: Sequence[socket.socket] = ()) -> int:
+    worker = Worker(config, sockets, verifier_factory=_verifier_factory(), config_loader=loader, label=label,
+                    accounting_sockets=acct_sockets)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     signal.signal(signal.SIGHUP, lambda *_: worker.request_reload())
@@ -121,17 +151,23 @@ def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[
         print(f"otp-radiusd: {exc}", file=sys.stderr)
         return 1
     where = ", ".join(format_address(s.getsockname()) for s in sockets)
+    if acct_sockets:
+        where += " (accounting " + ", ".join(format_address(s.getsockname()) for s in acct_sockets) + ")"
+    else:
+        log.warning("accounting is off: cannot listen on %s (set radius.accounting_listen)%s",
+                    ", ".join(format_address(a) for a in config.radius.accounting_listen), label)
     log.info("ready: listening on %s with %d clients%s", where, len(config.radius.clients), label)
     if not config.radius.clients:
         log.warning("no [[radius.clients]] configured: every request is dropped%s", label)
     worker.serve()
-    for sock in sockets:
+    for sock in [*sockets, *acct_sockets]:
         sock.close()
     log.info("stopped%s", label)
     return 0
 
 
-def _supervise(config: Config, sockets: list[list[socket.socket]], loader: Callable[[], Config]) -> int:
+def _supervise(config: Config, sockets: list[list[socket.socket]], loader: Callable[[], Config],
+               acct_sockets: list[list[socket.socket]]) -> int:
     """Fork one worker per socket set; forward signals; restart a worker that dies (unless it dies at start-up)."""
     flags: set[int] = set()
     wake_r, wake_w = os.pipe()
@@ -151,12 +187,12 @@ def _supervise(config: Config, sockets: list[list[socket.socket]], loader: Calla
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.close(wake_r)
                 os.close(wake_w)
-                for i, socks in enumerate(sockets):
+                for i, socks in [*enumerate(sockets), *enumerate(acct_sockets)]:
                     if i != index:
                         for sock in socks:
                             sock.close()
                 label = f" worker={index + 1}"
-                code = _run_worker(config, sockets[index], loader, label)
+                code = _run_worker(config, sockets[index], loader, label, acct_sockets[index])
             except BaseException:
                 log.exception("worker %d failed", index + 1)
             finally:
@@ -222,7 +258,7 @@ def _supervise(config: Config, sockets: list[list[socket.socket]], loader: Calla
             log.error("workers did not stop in time: killing them")
             _signal_all(children, signal.SIGKILL)
     signal.set_wakeup_fd(-1)
-    for socks in sockets:
+    for socks in [*sockets, *acct_sockets]:
         for sock in socks:
             sock.close()
     log.info("stopped")

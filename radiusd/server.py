@@ -4,6 +4,10 @@ The receiving (main) thread does everything cheap and never blocks on the store:
 decoding and authenticating, Status-Server. Requests that need the core go, in order, to one evaluating thread, which
 owns the Verifier (its SQLite connection) and may block in argon2 or PAM without stalling the socket. Its reply goes
 into the duplicate cache before it leaves, so a retransmission is answered with the same bytes.
+
+Accounting-Requests (RFC 2866) arrive on their own sockets and take the same path: checked in the receiving thread
+(accounting.py), recorded in the store by the evaluating thread, answered only once recorded, and through the same
+duplicate cache.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from typing import Any, Protocol
 from otpcore.config import ClientConfig, Config
 from otpcore.decision import Decision, Verdict
 from otpcore.errors import OtpError
+from otpcore.store import Store
 
-from . import wire
+from . import accounting, wire
 from .admission import CLOSED, Admission, IssuedStates
 from .clients import ClientTable
 from .dedup import Key, ReplyCache
+from .scrv1 import join_scrv1
 
 __all__ = ["RECEIVE_COUNTERS", "VerifierFactory", "VerifierLike", "Worker", "bind_sockets", "format_address"]
 
@@ -43,10 +49,15 @@ STOP_DRAIN_SECONDS = 10.0
 
 RECEIVE_COUNTERS = (
     "received", "unknown_client", wire.MALFORMED, wire.BAD_AUTHENTICATOR, wire.MISSING_MESSAGE_AUTHENTICATOR,
-    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "overload_evicted",
-    "status_server", "errors",
+    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server", "errors",
 )
 EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "overload_stale")
+# Accounting has counters of its own, prefixed: acct_received, acct_bad_authenticator, acct_recorded, ...
+ACCOUNTING_RECEIVE_COUNTERS = tuple(f"acct_{name}" for name in (
+    "received", "unknown_client", wire.MALFORMED, wire.BAD_AUTHENTICATOR, wire.MISSING_MESSAGE_AUTHENTICATOR,
+    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server",
+))
+ACCOUNTING_EVALUATE_COUNTERS = ("acct_recorded", "acct_errors")
 
 _REPLY = {
     Verdict.ACCEPT: wire.ACCESS_ACCEPT,
@@ -65,6 +76,9 @@ class VerifierLike(Protocol):
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
                          ) -> Decision: ...
 
+    @property
+    def store(self) -> Store: ...
+
     def close(self) -> None: ...
 
 
@@ -80,11 +94,22 @@ class _Job:
     request: wire.Request
 
 
+@dataclass(frozen=True, slots=True)
+class _AccountingJob:
+    sock: socket.socket
+    addr: Any
+    key: Key
+    client: ClientConfig
+    request: accounting.AccountingRequest
+
+
 class Worker:
     def __init__(self, config: Config, sockets: Sequence[socket.socket], *, verifier_factory: VerifierFactory,
-                 config_loader: Callable[[], Config] | None = None, label: str = "") -> None:
+                 config_loader: Callable[[], Config] | None = None, label: str = "",
+                 accounting_sockets: Sequence[socket.socket] = ()) -> None:
         self._config = config
-        self._sockets = list(sockets)
+        self._sockets = [*sockets, *accounting_sockets]
+        self._accounting_sockets = frozenset(accounting_sockets)
         self._factory = verifier_factory
         self._loader = config_loader
         self._label = label  # " worker=N" when there are several
@@ -92,8 +117,10 @@ class Worker:
         self._cache = ReplyCache()
         self._admission = Admission(MAX_PENDING, max_wait=MAX_WAIT, lifo_after=LIFO_AFTER, on_stale=self._stale)
         self._states = IssuedStates(config.policy.challenge_timeout)  # valid States go first under overload
-        self._counters = dict.fromkeys(RECEIVE_COUNTERS, 0)  # written by the receiving thread only
-        self._evaluated = dict.fromkeys(EVALUATE_COUNTERS, 0)  # written by the evaluating thread only
+        # written by the receiving thread only
+        self._counters = dict.fromkeys(RECEIVE_COUNTERS + ACCOUNTING_RECEIVE_COUNTERS, 0)
+        # written by the evaluating thread only
+        self._evaluated = dict.fromkeys(EVALUATE_COUNTERS + ACCOUNTING_EVALUATE_COUNTERS, 0)
         self._stopping = False
         self._reload_requested = False
         self._stats_requested = False
@@ -187,7 +214,7 @@ class Worker:
 
     def _receive(self, sock: socket.socket) -> None:
         recvfrom = sock.recvfrom
-        handle = self._handle
+        handle = self._handle_accounting if sock in self._accounting_sockets else self._handle
         for _ in range(RECEIVE_BATCH):
             try:
                 data, addr = recvfrom(wire.MAX_PACKET + 1)
@@ -234,9 +261,9 @@ class Worker:
         if not admitted:
             self._cache.abandon(key)
             counters["overload"] += 1
-        elif shed is not None:
+        elif shed is not None:  # the queue was full: the oldest ordinary request made room
             self._cache.abandon(shed.key)  # as if never received: a retransmission is evaluated
-            counters["overload_evicted"] += 1
+            counters["overload"] += 1
 
     def _reload(self) -> None:
         if self._loader is None:
@@ -246,8 +273,11 @@ class Worker:
         except Exception as exc:
             log.error("reload failed, keeping the running configuration: %s%s", exc, self._label)
             return
-        if config.radius.listen != self._config.radius.listen or config.radius.workers != self._config.radius.workers:
-            log.warning("radius.listen and radius.workers take effect at the next start%s", self._label)
+        old = self._config.radius
+        if (config.radius.listen, config.radius.accounting_listen, config.radius.workers) != \
+                (old.listen, old.accounting_listen, old.workers):
+            log.warning("radius.listen, radius.accounting_listen and radius.workers take effect at the next start%s",
+                        self._label)
         self._clients = ClientTable(config.radius.clients)
         self._config = config
         self._states.ttl = config.policy.challenge_timeout
@@ -256,6 +286,42 @@ class Worker:
 
     def _log_counters(self) -> None:
         log.info("counters%s: %s", self._label, " ".join(f"{k}={v}" for k, v in self.counters().items()))
+
+    def _handle_accounting(self, sock: socket.socket, data: bytes, addr: Any) -> None:
+        """An Accounting-Request (or Status-Server) on an accounting socket: checked here, recorded by the
+        evaluating thread."""
+        counters = self._counters
+        counters["acct_received"] += 1
+        client = self._clients.lookup(addr[0])
+        if client is None:
+            counters["acct_unknown_client"] += 1
+            return
+        if len(data) < 20:
+            counters["acct_malformed"] += 1
+            return
+        key = (addr[0], addr[1], data[1], data[4:20])
+        cached = self._cache.lookup(key, time.monotonic())
+        if cached is not None:
+            if cached:
+                counters["acct_duplicate_answered"] += 1
+                _send(sock, cached, addr)
+            else:
+                counters["acct_duplicate_in_flight"] += 1
+            return
+        try:
+            request = accounting.decode_accounting(data, client.secret)
+        except wire.Drop as drop:
+            counters[f"acct_{drop.reason}"] += 1
+            return
+        if request.code == accounting.STATUS_SERVER:
+            counters["acct_status_server"] += 1
+            _send(sock, accounting.encode_accounting_response(request, client.secret), addr)
+            return
+        self._cache.begin(key)
+        admitted, _ = self._admission.offer(_AccountingJob(sock, addr, key, client, request))
+        if not admitted:
+            self._cache.abandon(key)
+            counters["acct_overload"] += 1
 
     # -- evaluating thread --------------------------------------------------------------------------------------------
 
@@ -274,7 +340,9 @@ class Worker:
                 job = get()
                 if job is CLOSED:
                     break
-                if isinstance(job, _Job):
+                if isinstance(job, _AccountingJob):
+                    self._account(verifier, job)
+                elif isinstance(job, _Job):
                     try:
                         answer(verifier, job)
                     except Exception:  # a bug must cost one answer, not the thread
@@ -288,7 +356,7 @@ class Worker:
 
     def _stale(self, job: Any) -> None:
         """Admission dropped a request that waited too long (evaluating thread)."""
-        if isinstance(job, _Job):
+        if isinstance(job, _Job | _AccountingJob):
             self._cache.abandon(job.key)
             self._evaluated["overload_stale"] += 1
 
@@ -312,7 +380,9 @@ class Worker:
                 decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
                                                      client=client.name, now=time.time())
             else:
-                decision = verifier.login(request.user, request.password, first_factor=client.first_factor,
+                # OpenVPN's static challenge sends SCRV1:<base64 password>:<base64 code>: password + code.
+                decision = verifier.login(request.user, join_scrv1(request.password),
+                                          first_factor=client.first_factor,
                                           door=DOOR, client=client.name, now=time.time())
         except Exception as exc:
             # No answer: the client retries or fails over to another server, and a retransmission is evaluated anew.
@@ -339,6 +409,30 @@ class Worker:
         if self._log_decisions:  # before the reply leaves: whoever sees the reply can find the line
             log.info("decision user=%s client=%s from=%s result=%s reason=%s%s", _printable(request.user),
                      client.name, format_address(job.addr), result, reason, self._label)
+        _send(job.sock, reply, job.addr)
+
+    def _account(self, verifier: VerifierLike, job: _AccountingJob) -> None:
+        """Record, then answer: a request that could not be recorded gets no answer (RFC 2866 §2), so the NAS
+        sends it again."""
+        request = job.request
+        try:
+            outcome = accounting.record(verifier.store, request, client=job.client.name, source=job.addr[0],
+                                        now=time.time())
+        except Exception as exc:
+            self._cache.abandon(job.key)
+            self._evaluated["acct_errors"] += 1
+            detail = f" ({exc})" if isinstance(exc, OtpError) else ""
+            log.error("accounting user=%s client=%s from=%s result=error reason=%s%s%s",
+                      _printable(request.user or "-"), job.client.name, format_address(job.addr),
+                      type(exc).__name__, self._label, detail)
+            return
+        reply = accounting.encode_accounting_response(request, job.client.secret)
+        self._cache.finish(job.key, reply, time.monotonic())
+        self._evaluated["acct_recorded"] += 1
+        if self._log_decisions:
+            log.info("accounting user=%s client=%s from=%s session=%s %s%s", _printable(request.user or "-"),
+                     job.client.name, format_address(job.addr), _printable(request.session_id or "-"), outcome,
+                     self._label)
         _send(job.sock, reply, job.addr)
 
 

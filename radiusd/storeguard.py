@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class GuardedVerifier:
         self._path = Path(config.store.path)
         self._verifier: Any = None
         self._identity: tuple[int, int] | None = None
+        self._faulty = False  # a store fault was reported and no call has succeeded since
         self._open()  # at start-up a missing store or key is the caller's error to report
 
     @property
@@ -57,19 +59,30 @@ class GuardedVerifier:
               ) -> Decision:
         self._ensure()
         try:
-            return self._verifier.login(user, password, first_factor=first_factor, door=door, client=client, now=now)
+            decision = self._verifier.login(user, password, first_factor=first_factor, door=door, client=client,
+                                            now=now)
+        except sqlite3.DatabaseError as exc:  # a store fault the store did not wrap: one clear line all the same
+            self._fault()
+            raise StoreError(f"store error: {exc}") from None
         except StoreError:
-            self._drop()  # the connection may be in doubt: the next request reopens the store
+            self._fault()  # the connection may be in doubt: the next request reopens the store
             raise
+        self._recovered()
+        return decision
 
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
                          ) -> Decision:
         self._ensure()
         try:
-            return self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now)
+            decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now)
+        except sqlite3.DatabaseError as exc:  # a store fault the store did not wrap: one clear line all the same
+            self._fault()
+            raise StoreError(f"store error: {exc}") from None
         except StoreError:
-            self._drop()
+            self._fault()  # the connection may be in doubt: the next request reopens the store
             raise
+        self._recovered()
+        return decision
 
     def close(self) -> None:
         self._drop()
@@ -85,6 +98,15 @@ class GuardedVerifier:
             raise StoreError(f"store {self._path}: {exc.strerror}") from None
         self._verifier = verifier
         self._identity = (st.st_dev, st.st_ino)
+
+    def _fault(self) -> None:
+        self._faulty = True
+        self._drop()
+
+    def _recovered(self) -> None:
+        if self._faulty:
+            self._faulty = False
+            log.warning("store %s works again", self._path)
 
     def _drop(self) -> None:
         if self._verifier is not None:
@@ -102,11 +124,12 @@ class GuardedVerifier:
             if same:
                 return
             log.error("store %s was deleted or replaced under the running server: reopening it", self._path)
-            self._drop()
+            self._fault()
         try:
             self._open()
         except OtpError:
+            self._faulty = True
             raise
         except Exception as exc:  # an OSError or sqlite error the store did not wrap: still a store fault
+            self._faulty = True
             raise StoreError(f"cannot open store {self._path}: {exc}") from None
-        log.warning("store %s reopened", self._path)

@@ -145,19 +145,26 @@ secret = "{SECRET.decode()}"
         with Admin(load_config(self.config_path)) as admin:
             admin.init()
         self.log_path = folder / "radiusd.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         binary = Path(sys.executable).with_name("otp-radiusd")
-        self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)], stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=self._log)
-        self.wait_log(r"ready: listening")
+        with open(self.log_path, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=out)
+        try:
+            self.wait_log(r"ready: listening")
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(15)
-        finally:
-            self._log.close()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otpcore import oath
 from radiusd import wire
 from tests.radius.helpers import Client, build_request, check_reply
 
@@ -49,7 +48,7 @@ INVALID_UTF8 = [b"\xff", b"\xfe\xff", b"\xc0\x80", b"\xc1\xbf", b"\xed\xa0\x80",
                 b"\xf8\x88\x80\x80\x80", b"\xe2\x82", b"\x80", b"caf\xe9", b"\xf0\x9f\x98", b"a\x00b", b"\x00"]
 
 
-# -- building packets ---------------------------------------------------------------------------------------------------
+# -- building packets --------------------------------------------------------------------------------------------------
 
 
 def attr(number: int, value: bytes) -> bytes:
@@ -108,11 +107,11 @@ def _offsets(raw: bytes) -> list[int]:
     return out
 
 
-# -- the families -------------------------------------------------------------------------------------------------------
+# -- the families ------------------------------------------------------------------------------------------------------
 
 
 class Hostile:
-    """Packet families. `codes` are carol's codes that could be accepted: never sent."""
+    """Packet families. carol's codes that could be accepted (`valid_codes`) are never sent."""
 
     def __init__(self, rng: random.Random, carol: HotpUser) -> None:
         self.rng = rng
@@ -381,7 +380,7 @@ def generate(rng: random.Random, carol: HotpUser) -> Iterator[tuple[str, str, by
             yield name, client, packet
 
 
-# -- the target server and the run --------------------------------------------------------------------------------------
+# -- the target server and the run -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -424,16 +423,16 @@ class FuzzReport:
     control_latency_ms: list[float] = field(default_factory=list)
     status_round_trips: int = 0
     status_answers: int = 0  # hostile Status-Server packets that were well-formed enough to be answered
-    rss_kib: list[tuple[int, int]] = field(default_factory=list)  # (packets sent, RSS)
+    rss_kib: list[tuple[int, float, int]] = field(default_factory=list)  # (packets sent, seconds, RSS)
 
     def summary(self) -> str:
         lat = sorted(self.control_latency_ms) or [0.0]
         return (f"{self.packets} hostile packets in {self.seconds:.1f} s ({self.packets / max(self.seconds, 1e-9):.0f}"
                 f"/s); replies to them {dict(self.replies)}; accepts {len(self.accepted)}; control logins "
-                f"{self.control_logins} (failures {len(self.control_failures)}, latency p50 {lat[len(lat) // 2]:.1f} "
-                f"ms max {lat[-1]:.1f} ms); status round trips {self.status_round_trips}, hostile Status-Server answered "
-                f"{self.status_answers}; RSS KiB "
-                f"{[r for _, r in self.rss_kib]}; families {dict(self.families)}")
+                f"{self.control_logins} (failures {len(self.control_failures)}, latency p50 "
+                f"{lat[len(lat) // 2]:.1f} ms max {lat[-1]:.1f} ms); status round trips {self.status_round_trips}, "
+                f"hostile Status-Server answered {self.status_answers}; RSS KiB "
+                f"{[r for _, _, r in self.rss_kib]}; families {dict(self.families)}")
 
 
 def _udp(source: str) -> socket.socket:
@@ -444,8 +443,9 @@ def _udp(source: str) -> socket.socket:
 
 
 def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: int = 400, login_every: int = 5000,
-             rss_every: int = 10000, progress: bool = False) -> FuzzReport:
-    """Send `packets` hostile packets to the running target; see the module docstring."""
+             rss_every: int = 10000, rate: float = 0.0, progress: bool = False) -> FuzzReport:
+    """Send `packets` hostile packets to the running target; see the module docstring. `rate` (packets per second)
+    paces the run; 0: as fast as the Status-Server flow control allows."""
     srv = target.server
     rng = random.Random(seed)
     report = FuzzReport()
@@ -518,7 +518,7 @@ def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: i
 
     started = time.monotonic()
     try:
-        report.rss_kib.append((0, srv.total_rss_kib()))
+        report.rss_kib.append((0, 0.0, srv.total_rss_kib()))
         login()
         for n, (family, client, packet) in enumerate(generate(rng, target.carol), start=1):
             sock = socks[f"{client}:status"] if packet[:1] == b"\x0c" else socks[client]
@@ -529,12 +529,14 @@ def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: i
             if n % batch == 0:
                 status()
                 drain()
+                if rate:
+                    time.sleep(max(0.0, started + n / rate - time.monotonic()))
             if n % login_every == 0:
                 login()
             if n % rss_every == 0:
-                report.rss_kib.append((n, srv.total_rss_kib()))
+                report.rss_kib.append((n, time.monotonic() - started, srv.total_rss_kib()))
                 if progress:
-                    print(f"  {n} packets, {time.monotonic() - started:.0f} s, RSS {report.rss_kib[-1][1]} KiB",
+                    print(f"  {n} packets, {report.rss_kib[-1][1]:.0f} s, RSS {report.rss_kib[-1][2]} KiB",
                           flush=True)
             if n >= packets:
                 break
@@ -542,13 +544,9 @@ def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: i
         time.sleep(0.3)
         drain()
         login()
-        report.rss_kib.append((report.packets, srv.total_rss_kib()))
+        report.rss_kib.append((report.packets, time.monotonic() - started, srv.total_rss_kib()))
     finally:
         report.seconds = time.monotonic() - started
         for s in [*socks.values(), control]:
             s.close()
     return report
-
-
-def valid_carol_codes(carol: HotpUser) -> set[str]:
-    return {oath.hotp(carol.secret, c) for c in range(64)}

@@ -26,11 +26,11 @@ from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.oath import encode_base32
 from pam_module.pamconfig import auth_line
-from radiusd import wire
 from tests.radius.helpers import SECRET, RadiusServer, Reply, Sent, build_request, check_reply, tool
 
 __all__ = [
-    "HardServer", "HotpUser", "PamResult", "Store", "add_hotp_users", "blast", "pam_service", "pamtester",
+    "HardServer", "HotpUser", "PamResult", "Store", "add_hotp_users", "blast", "code_requests", "ext4_image",
+    "mount_source", "pam_service", "pamtester", "reject_reasons", "run", "tmpfs",
 ]
 
 PAM_D = Path("/etc/pam.d")
@@ -70,15 +70,15 @@ class HardServer(RadiusServer):
         self.args = list(args)
         self.store_path = tmp / "otp.sqlite"
         self.key_path = tmp / "otp.key"
+        self._readies = 0  # "ready" lines in the log so far (the log is appended to across restarts)
 
     def start(self, *, wait: bool = True) -> HardServer:
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([tool("otp-radiusd"), "--config", str(self.config_path), *self.args],
                                      stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file)
         if wait:
-            before = 0 if not hasattr(self, "_readies") else self._readies
-            self.wait_log(r"ready: listening", count=before + self.workers)
-            self._readies = before + self.workers
+            self._readies += self.workers
+            self.wait_log(r"ready: listening", count=self._readies)
         return self
 
     def pids(self) -> list[int]:
@@ -187,8 +187,9 @@ def code_requests(pairs: Sequence[tuple[str, str]], *, start: int = 0, sockets: 
 class Store:
     """Read-only look at a store file (never takes a write lock)."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    def __init__(self, path: Path, *, readonly: bool = True) -> None:
+        # After a crash the WAL index needs a recovery only a writable connection can run: readonly=False then.
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro" if readonly else str(path), uri=readonly, timeout=30)
 
     def close(self) -> None:
         self.conn.close()
@@ -239,8 +240,8 @@ class PamResult:
 
     @property
     def status(self) -> str:
-        m = re.search(r"pamtester: (.+)$", self.output.strip())
-        text = m.group(1).strip() if m else self.output.strip()
+        found = re.findall(r"pamtester: (.+)", self.output)
+        text = found[-1].strip() if found else self.output.strip()
         return PAM_TEXT.get(text, f"?{text}")
 
 
@@ -262,6 +263,49 @@ def pam_service(config: Path, *options: str) -> Iterator[str]:
         path.unlink(missing_ok=True)
 
 
+# -- file systems ------------------------------------------------------------------------------------------------------
+
+
+def run(*cmd: str) -> str:
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, f"{' '.join(cmd)}: {p.stdout}{p.stderr}"
+    return p.stdout
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "8m") -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path))
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def ext4_image(image: Path, path: Path, size_mib: int = 32) -> Iterator[Path]:
+    """A loop-mounted ext4 file system that turns read-only on an error (errors=remount-ro), as a failing disk does."""
+    with open(image, "wb") as fh:
+        fh.truncate(size_mib << 20)
+    run("mkfs.ext4", "-q", "-F", str(image))
+    path.mkdir(parents=True, exist_ok=True)
+    run("mount", "-o", "loop,errors=remount-ro", str(image), str(path))
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def mount_source(path: Path) -> str:
+    """The device mounted on `path` (e.g. /dev/loop3), from /proc/self/mounts (the last mount wins)."""
+    source = ""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == str(path):
+            source = fields[0]
+    return source
+
+
 def reject_reasons(log: str) -> dict[str, int]:
     """result=.../reason=... counts from the server's decision lines."""
     out: dict[str, int] = {}
@@ -270,9 +314,3 @@ def reject_reasons(log: str) -> dict[str, int]:
         out[key] = out.get(key, 0) + 1
     return out
 
-
-def status_ok(address: tuple[str, int], timeout: float = 2.0) -> bool:
-    """One Status-Server round trip."""
-    sent = build_request(None, None, code=wire.STATUS_SERVER)
-    replies = blast(address, [sent], sockets=1, timeout=timeout, retransmit=timeout)
-    return replies[0] is not None

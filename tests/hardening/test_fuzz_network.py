@@ -1,4 +1,4 @@
-"""The network fuzz, CI size: 60 000 hostile packets of every family in hostile.py against a running otp-radiusd.
+"""The network fuzz, CI size: 100 000 hostile packets of every family in hostile.py against a running otp-radiusd.
 
 Zero crashes (the process lives, no error counter moved, no traceback in its log), zero accepts (no hostile packet
 got an Access-Accept; carol's counter and failure-free users untouched), memory flat, and valid requests answered
@@ -19,7 +19,7 @@ from .kit import Store, reject_reasons
 
 pytestmark = pytest.mark.slow
 
-PACKETS = 60_000
+PACKETS = 100_000
 
 
 def test_network_fuzz(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_network_fuzz(tmp_path: Path) -> None:
     assert rc == 0, log[-3000:]
 
     assert report.packets == PACKETS
-    assert set(report.families) == set(FAMILIES) - {"store_client"} or set(report.families) == set(FAMILIES)
+    assert set(report.families) == set(FAMILIES)
     assert report.families["pap_lengths"] >= 261  # User-Password of every length 0..260 went out at least once
     # Zero accepts, zero crashes.
     assert report.accepted == [], f"{len(report.accepted)} hostile packets accepted"
@@ -58,10 +58,8 @@ def test_network_fuzz(tmp_path: Path) -> None:
     assert counts["carol"] == 0 and counts["dave"] == report.control_logins
     accepts = {k: v for k, v in reject_reasons(log).items() if k.startswith("accept")}
     assert accepts == {"accept:ok": report.control_logins}
-    # Memory flat: after the first 10 000 packets, RSS grows less than 4 MiB (allocator noise, cached replies).
-    rss = [r for n, r in target_rss(report.rss_kib) if n >= 10_000]
-    assert max(rss) - rss[0] < 4096, report.rss_kib
-
-
-def target_rss(samples: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    return samples
+    # Memory flat: after the first 10 000 packets RSS grows by no more than the duplicate cache explains (the
+    # replies of the last 30 s, ~0.5 KiB each; it stops growing once 30 s have passed: see bench/fuzz_network.py)
+    # plus 4 MiB of allocator noise.
+    rss = [r for n, _, r in report.rss_kib if n >= 10_000]
+    assert max(rss) - rss[0] < 4096 + counters["cached_replies"] // 2, (report.rss_kib, counters["cached_replies"])

@@ -185,8 +185,8 @@ def _finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
-def test_secrets_in_race_helpers_are_not_reused() -> None:
-    """The race's wrong codes never collide with a valid code (the oracle would be wrong otherwise)."""
+def test_wrong_codes_never_collide_with_valid_ones() -> None:
+    """The race's wrong codes are never valid ones (the failure-count oracle would be wrong otherwise)."""
     user = HotpUser("x", secrets.token_bytes(20))
     codes = _wrong_codes(user, 200, random.Random(1))
     assert len(set(codes)) == 200 and not {user.code(c) for c in range(64)} & set(codes)

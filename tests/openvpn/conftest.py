@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,9 +45,23 @@ def vpn() -> Iterator[Vpn]:
         vpn = Vpn(folder, radiusd, server)
         yield vpn
     finally:
+        errors: list[AssertionError] = []
         for client in vpn.clients if vpn else []:
-            client.stop()
+            _collect(errors, client.stop)
         if server is not None and server.process is not None:
-            server.stop()
-        assert radiusd.stop() == 0, radiusd.log()
+            _collect(errors, server.stop)
+        _collect(errors, radiusd.stop, expect=0)
         shutil.rmtree(folder, ignore_errors=True)
+        if errors:
+            raise errors[0]
+
+
+def _collect(errors: list[AssertionError], stop: Callable[[], int], expect: int | None = None) -> None:
+    """Stop everything even when one of them fails; report the first failure."""
+    try:
+        code = stop()
+    except AssertionError as exc:
+        errors.append(exc)
+        return
+    if expect is not None and code != expect:
+        errors.append(AssertionError(f"exit status {code}, expected {expect}"))

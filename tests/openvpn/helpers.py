@@ -127,13 +127,14 @@ def make_certificates(folder: Path) -> None:
 
 
 class Process:
-    """A child in its own process group, its output in a log file; stop() ends the group (the plugin forks)."""
+    """A child in its own process group, its output in a log file. stop() ends the child, then whatever it left
+    in its group (the RADIUS plugin forks helper processes)."""
 
     def __init__(self, argv: list[str], log: Path, *, cwd: Path, stdin: int | None = None) -> None:
         self.log_path = log
-        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(argv, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -152,9 +153,10 @@ class Process:
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = TIMEOUT) -> int:
+        # The main process only: the RADIUS plugin's helper processes must outlive it, as it waits for them.
         if self.running():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
+                self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -165,7 +167,6 @@ class Process:
         finally:
             with contextlib.suppress(ProcessLookupError):  # the plugin's helpers, if the main process left them
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            self._log.close()
 
 
 @dataclass
@@ -219,7 +220,11 @@ max_failures = 10
     def start(self) -> OtpRadiusd:
         self.process = Process([need("otp-radiusd"), "--config", str(self.config_path)], self.dir / "radiusd.log",
                                cwd=self.dir)
-        self.process.wait_log(r"ready: listening")
+        try:
+            self.process.wait_log(r"ready: listening on .* \(accounting ")
+        except BaseException:
+            self.process.stop()
+            raise
         return self
 
     def stop(self) -> int:
@@ -316,7 +321,11 @@ verb 4
     def start(self) -> OpenVpnServer:
         self.process = Process([need("openvpn"), "--config", str(self.config_path)], self.dir / "server.log",
                                cwd=self.dir)
-        self.process.wait_log(r"Initialization Sequence Completed")
+        try:
+            self.process.wait_log(r"Initialization Sequence Completed")
+        except BaseException:
+            self.process.stop()
+            raise
         return self
 
     def stop(self) -> int:
