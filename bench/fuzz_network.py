@@ -5,7 +5,8 @@
 Starts a throw-away installation (tests/hardening/hostile.py: clients, users, packet families), sends the packets
 with a Status-Server round trip every 400 and a real password+code login every 5 000, then prints the figures:
 packets per family, replies, accepts (must be 0), control logins (all accepted), the server's counters and its RSS
-along the run. Exit status 0 when every check holds, 1 otherwise. The CI runs the same with 100 000 packets
+along the run (flat once past the ~90 s warm-up: --packets 3000000 --rate 15000 shows it). Exit status 0 when every
+check holds, 1 otherwise. The CI runs the same with 100 000 packets
 (tests/hardening/test_fuzz_network.py).
 """
 
@@ -65,16 +66,17 @@ def main() -> int:
         "store intact, carol untouched": integrity == "ok" and counts["carol"] == 0,
         "every packet received": counters["received"] >= report.packets,
     }
-    # The duplicate cache keeps every reply for 30 s, so RSS grows for the first 30 s (and may step once when its
-    # dict resizes), then must stay flat: judged on the last 30% of the run, once past 35 s.
+    # RSS grows while the duplicate cache fills (every reply is kept 30 s) and SQLite's page cache warms up (the
+    # audit table grows): about a minute here. After that it must stay flat: judged on the samples past 90 s.
     print("RSS KiB along the run: " + ", ".join(f"{n // 1000}k@{t:.0f}s={r}" for n, t, r in report.rss_kib))
-    tail = [r for n, t, r in report.rss_kib if t >= 35.0 and n >= 0.7 * report.packets]
-    if len(tail) >= 2:
-        print(f"RSS over the last 30% of the run: min {min(tail)} max {max(tail)} KiB, spread "
-              f"{max(tail) - min(tail)} KiB; cached replies {counters['cached_replies']}")
-        checks["memory flat over the last 30% (< 2 MiB spread)"] = max(tail) - min(tail) < 2048
+    tail = [r for _, t, r in report.rss_kib if t >= 90.0]
+    if len(tail) >= 3:
+        print(f"RSS after 90 s: min {min(tail)} max {max(tail)} KiB, spread {max(tail) - min(tail)} KiB; cached "
+              f"replies {counters['cached_replies']}")
+        checks["memory flat after the warm-up (< 2 MiB spread past 90 s)"] = max(tail) - min(tail) < 2048
     else:
-        print("RSS: the run was too short to pass the duplicate cache's 30 s: no flatness figure (use --rate)")
+        print("RSS: not judged, the run ended before the warm-up did (~90 s): for the memory figure run "
+              "--packets 3000000 --rate 15000 (200 s)")
     for name, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {name}")
     if not args.keep:

@@ -318,9 +318,12 @@ class Worker:
             _send(sock, accounting.encode_accounting_response(request, client.secret), addr)
             return
         self._cache.begin(key)
-        admitted, _ = self._admission.offer(_AccountingJob(sock, addr, key, client, request))
+        admitted, shed = self._admission.offer(_AccountingJob(sock, addr, key, client, request))
         if not admitted:
             self._cache.abandon(key)
+            counters["acct_overload"] += 1
+        elif shed is not None:  # the queue was full: the oldest ordinary request made room (admission.py)
+            self._cache.abandon(shed.key)  # else its retransmissions would be dropped as in flight, for ever
             counters["acct_overload"] += 1
 
     # -- evaluating thread --------------------------------------------------------------------------------------------

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +27,7 @@ from .helpers import (
     Udp,
     accounting_request,
     check_response,
+    free_udp_port,
     integer,
     ip,
     session_attrs,
@@ -135,3 +140,69 @@ def test_openvpn_static_challenge_password_on_the_auth_port(server: Server, requ
                          input=f'User-Name = "olga"\nUser-Password = "{password}"\nMessage-Authenticator = 0x00\n',
                          capture_output=True, text=True, timeout=20)
     assert "Received Access-Accept" in out.stdout, out.stdout + out.stderr + server.log()
+
+
+# -- where accounting listens -----------------------------------------------------------------------------------------
+
+
+def _config(folder: Path, radius: str) -> Path:
+    from otpcore.admin import Admin
+    from otpcore.config import load_config
+
+    path = folder / "otp.toml"
+    path.write_text(f'[store]\npath = "otp.sqlite"\nkey_file = "otp.key"\n\n[radius]\n{radius}\n\n'
+                    '[[radius.clients]]\nname = "nas"\naddress = "127.0.0.1"\nsecret = "testing123"\n')
+    with Admin(load_config(path)) as admin:
+        admin.init()
+    return path
+
+
+def _run_until_ready(config: Path, *args: str) -> tuple[int, str]:
+    """Start otp-radiusd, wait for its ready line (or its exit), stop it; returns (exit status, stderr)."""
+    binary = Path(sys.executable).with_name("otp-radiusd")
+    lines = []
+    with subprocess.Popen([str(binary), "--config", str(config), *args], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "ready: listening" in line:
+                proc.send_signal(signal.SIGTERM)
+        return proc.wait(15), "".join(lines)
+
+
+def test_a_busy_default_accounting_port_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    config = _config(tmp_path, f'listen = ["127.0.0.1:{free_udp_port()}"]')  # accounting: the default, 1813
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        with contextlib.suppress(OSError):  # somebody else holds it already: just as busy
+            holder.bind(("127.0.0.1", 1813))
+        code, err = _run_until_ready(config)
+    assert code == 0, err
+    assert "accounting is off: cannot listen on 127.0.0.1:1813" in err
+
+
+def test_a_busy_configured_accounting_port_stops_the_start(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        busy = holder.getsockname()[1]
+        config = _config(tmp_path, f'listen = ["127.0.0.1:{free_udp_port()}"]\n'
+                                   f'accounting_listen = ["127.0.0.1:{busy}"]')
+        code, err = _run_until_ready(config)
+    assert code == 1
+    assert err.strip().splitlines() == [f"otp-radiusd: radius.accounting_listen: cannot listen on 127.0.0.1:{busy}: "
+                                        "Address already in use"]
+
+
+def test_listen_on_the_command_line_moves_default_accounting_to_the_port_above(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'listen = ["127.0.0.1:1812"]')
+    for _ in range(50):
+        port = free_udp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        break
+    code, err = _run_until_ready(config, "--listen", f"127.0.0.1:{port}")
+    assert code == 0, err
+    assert f"ready: listening on 127.0.0.1:{port} (accounting 127.0.0.1:{port + 1})" in err

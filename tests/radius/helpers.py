@@ -229,6 +229,7 @@ class RadiusServer:
         self.dir = tmp
         self.port = free_udp_port()
         self.listen = list(listen) if listen else [f"127.0.0.1:{self.port}"]
+        self.accounting_port = free_udp_port()  # never the shared default 1813
         self.clients = list(clients)
         self.policy = {"max_failures": 3, "lockout_seconds": 0, **(policy or {})}
         self.workers = workers
@@ -247,7 +248,8 @@ class RadiusServer:
     def write_config(self) -> None:
         lines = [
             "[store]", 'path = "otp.sqlite"', 'key_file = "otp.key"', "",
-            "[radius]", f"listen = {_toml_list(self.listen)}", f"workers = {self.workers}", "",
+            "[radius]", f"listen = {_toml_list(self.listen)}", f"workers = {self.workers}",
+            f'accounting_listen = ["127.0.0.1:{self.accounting_port}"]', "",
         ]
         for c in self.clients:
             lines += [
