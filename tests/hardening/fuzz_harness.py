@@ -130,6 +130,8 @@ class Harness:
         self.worker = Worker(config, [], verifier_factory=lambda _c: self.verifier)
         self.watch = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
         self.unexpected = _Unexpected()
+        # Quiet for the fuzz, restored by close(): other tests in this process read these loggers.
+        self._log_levels = {name: logging.getLogger(name).level for name in ("otp", "otpcore")}
         logging.getLogger("otp").addHandler(self.unexpected)
         logging.getLogger("otp").setLevel(logging.ERROR)
         logging.getLogger("otpcore").setLevel(logging.CRITICAL)
@@ -146,6 +148,8 @@ class Harness:
         self.watch.close()
         self.verifier.close()
         logging.getLogger("otp").removeHandler(self.unexpected)
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
 
     def _alice_counter(self) -> int:
         return int(self.watch.execute("SELECT counter FROM tokens WHERE user_id = "
