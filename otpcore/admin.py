@@ -13,7 +13,7 @@ from typing import Any
 
 from . import oob
 from .config import Config
-from .errors import InputError, SealError, StoreError
+from .errors import InputError, OtpError, SealError, StoreError
 from .oath import ALGORITHMS, encode_base32
 from .passwords import hash_password
 from .seal import Sealer, create_key_file, load_key_file
@@ -137,13 +137,19 @@ class Admin:
         if store_path.exists() and not key_file.exists():
             raise SealError(f"key file not found: {key_file}, but the store {store_path} exists: restore its key "
                             "(a new key would not open the secrets sealed in it)")
-        if create_key_file(self.config.store.key_file):
-            created.append(f"key file {self.config.store.key_file}")
-        self._sealer = load_key_file(self.config.store.key_file)  # also checks an existing key's mode
-        existed = self.config.store.path.exists()
-        self._store = Store.open(self.config.store.path, create=True)
+        new_key = create_key_file(key_file)
+        if new_key:
+            created.append(f"key file {key_file}")
+        existed = store_path.exists()
+        try:
+            self._sealer = load_key_file(key_file)  # also checks an existing key's mode
+            self._store = Store.open(store_path, create=True)
+        except OtpError:
+            if new_key:  # a failed init leaves no key behind that no store uses
+                key_file.unlink(missing_ok=True)
+            raise
         if not existed:
-            created.append(f"store {self.config.store.path}")
+            created.append(f"store {store_path}")
         return created
 
     # -- users --------------------------------------------------------------------------------------------------------

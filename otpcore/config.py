@@ -154,9 +154,11 @@ def _parse_policy(t: Mapping[str, Any]) -> Policy:
     _reject_unknown(t, "policy", allowed)
     d = Policy()
     values: dict[str, Any] = {}
-    for name in ("totp_window", "hotp_lookahead", "resync_window", "max_failures", "lockout_seconds",
-                 "challenge_timeout"):
-        values[name] = _int(t, "policy", name, getattr(d, name), minimum=0)
+    # Upper bounds keep a typo from turning every request into millions of HMACs.
+    bounds = {"totp_window": 100, "hotp_lookahead": 1000, "resync_window": 100_000, "max_failures": 1000,
+              "lockout_seconds": None, "challenge_timeout": 86_400}
+    for name, maximum in bounds.items():
+        values[name] = _int(t, "policy", name, getattr(d, name), minimum=0, maximum=maximum)
     if values["max_failures"] < 1:
         raise ConfigError("policy.max_failures: must be at least 1")
     if values["challenge_timeout"] < 1:
@@ -259,12 +261,15 @@ def _str(t: Mapping[str, Any], section: str, name: str, default: str | None) -> 
     return value
 
 
-def _int(t: Mapping[str, Any], section: str, name: str, default: int, minimum: int | None = None) -> int:
+def _int(t: Mapping[str, Any], section: str, name: str, default: int, minimum: int | None = None,
+         maximum: int | None = None) -> int:
     value = t.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{section}.{name}: must be an integer")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{section}.{name}: must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{section}.{name}: must be at most {maximum}")
     return value
 
 

@@ -50,8 +50,8 @@ class Sealer:
 
 def create_key_file(path: Path) -> bool:
     """Create a new random key file with mode 0600. Returns False (and changes nothing) if it already exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False

@@ -212,6 +212,11 @@ def _attempt(pamh: Any, opts: Options, backend: _Local | _Radius, user: str, ent
     return outcome
 
 
+def _code_shaped(entry: str) -> bool:
+    """Could this be a one-time code (TOTP/HOTP digits, or an email/SMS code)? Passwords usually are not."""
+    return 4 <= len(entry) <= 10 and entry.isascii() and entry.isalnum() and (entry.isdigit() or entry.isupper())
+
+
 def _client_name(service: str | None, rhost: str | None) -> str:
     return f"{service or 'pam'}:{rhost}" if rhost else (service or "pam")
 
@@ -266,6 +271,8 @@ def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = tim
 
         from_stack = False
         entry = getattr(pamh, "authtok", None) if (opts.use_first_pass or opts.try_first_pass) else None
+        if entry and opts.try_first_pass and not opts.forward_pass and not _code_shaped(entry):
+            entry = None  # the Unix password of an earlier module, not a code: do not count it as a wrong code
         if entry:
             from_stack = True
         elif opts.use_first_pass:

@@ -484,7 +484,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("pam-config", help="print the /etc/pam.d auth line for this installation's PAM module")
     s.add_argument("--mode", required=True, choices=["local", "radius"])
-    s.add_argument("--server", action="append", help="HOST:PORT of otp-radiusd (radius mode; repeatable)")
+    s.add_argument("--server", action="extend", nargs="+", metavar="HOST:PORT",
+                   help="otp-radiusd servers, tried in order (radius mode; several after one --server, or repeated)")
     s.add_argument("--secret-file", help="file holding the RADIUS shared secret (radius mode)")
     s.set_defaults(handler=_pam_config)
 

@@ -109,6 +109,15 @@ def test_try_first_pass_asks_when_the_earlier_password_is_not_a_code(local):
     assert run(pamh, cfg, "try_first_pass")[0] == FakePamh.PAM_SUCCESS and len(pamh.asked) == 1
 
 
+def test_try_first_pass_does_not_count_the_unix_password_as_a_wrong_code(local):
+    otp, secret, cfg = local
+    for step in (0, 1):
+        pamh = FakePamh("alice", [totp(secret, step, now=NOW)], authtok="unix-password")
+        assert run(pamh, cfg, "try_first_pass")[0] == FakePamh.PAM_SUCCESS
+    audit = otp.admin("audit", "--user", "alice", "--json").stdout
+    assert "wrong_code" not in audit
+
+
 def test_first_factor_store_with_challenge(otp: OtpEnv):
     secret = otp.add_user("carol", password="s3cret")
     cfg = f"config={otp.config}"
