@@ -49,6 +49,8 @@ _NAS_IP_ADDRESS = 4
 _NAS_PORT = 5
 _MESSAGE_AUTHENTICATOR = 80
 _UNANSWERED = 0  # in Result.codes: no reply (timed out or never sent)
+_SO_TIMESTAMPNS = 35  # Linux (asm-generic); the socket module does not name it
+_TIMESPEC = struct.Struct("@qq")
 # Requests are spread over this many UDP sockets (source ports) at least, as a login storm comes from many NASes: a
 # server whose workers share the port with SO_REUSEPORT gets one worker per source address and port.
 SOURCE_PORTS = 16
@@ -227,7 +229,13 @@ def run(requests: Sequence[bytes], server: tuple[str, int], *, window: int = 64,
 def _loop(requests: Sequence[bytes], socks: list[socket.socket], n: int, limit: int, rate: float | None,
           timeout: float, keep_replies: bool) -> Result:
     nsock = len(socks)
-    clock = time.perf_counter
+    # Open loop: replies are timed by the kernel as they arrive (SO_TIMESTAMPNS), so the latency does not include
+    # the generator's own delay in reading them (it shares the CPUs with the server); sends by the same clock.
+    stamps = rate is not None
+    clock = time.time if stamps else time.perf_counter
+    if stamps:
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     poller = select.epoll()
     fd_index = {}
     for k, s in enumerate(socks):
@@ -235,6 +243,7 @@ def _loop(requests: Sequence[bytes], socks: list[socket.socket], n: int, limit: 
         fd_index[s.fileno()] = k
     sends = [s.send for s in socks]
     recvs = [s.recv for s in socks]
+    recvmsgs = [s.recvmsg for s in socks]
     # free[id]: sockets whose slot for this ID is free, in the order they will be used; slot = socket << 8 | ID.
     # Request i leaves on socket i % nsock while nothing is late: the load is spread evenly over the source ports.
     free = [deque((ident + k) % nsock for k in range(nsock)) for ident in range(256)]
@@ -308,15 +317,23 @@ def _loop(requests: Sequence[bytes], socks: list[socket.socket], n: int, limit: 
         for fd, _ in poll(min(wait, timeout / 4)):
             k = fd_index[fd]
             recv = recvs[k]
+            recvmsg = recvmsgs[k]
             base = k << 8
             while True:
                 try:
-                    data = recv(4096)
+                    if stamps:
+                        data, ancillary, _, _ = recvmsg(4096, 64)
+                    else:
+                        data = recv(4096)
                 except BlockingIOError:
                     break
                 except ConnectionRefusedError:  # an ICMP error queued on the socket: not a reply
                     continue
-                t = clock()
+                if stamps and ancillary:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
+                    t = seconds + nanoseconds * 1e-9
+                else:
+                    t = clock()
                 if len(data) < 20:
                     strays += 1
                     continue

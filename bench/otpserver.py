@@ -102,7 +102,9 @@ first_factor = "store"
 
 [policy]
 totp_window = 1
-max_failures = 5
+# Each wrong-code user gets one wrong code per wrong-code run (6 in a full run): below this, none is ever locked, so
+# every run measures the whole verification and the failure counting, not the cheaper refusal of a locked user.
+max_failures = 10
 lockout_seconds = 300
 """)
 

@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -107,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Report()
     out.line(f"machine: {os.cpu_count()} cores (nproc {_nproc()}), {platform.python_implementation()} "
              f"{platform.python_version()}, {_freeradius_version()}; window {args.window}, "
-             f"otp-radiusd --log-level {args.log_level}; work dir {workdir}")
+             f"otp-radiusd --log-level {args.log_level}"
+             + (f"; work dir {workdir}" if args.workdir else ""))
     figures: dict[str, object] = {"nproc": _nproc(), "window": args.window, "workers": args.workers,
                                   "log_level": args.log_level}
 
@@ -181,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures["checks"] = _CHECK_LINES
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0 if not _FAILED else 1
 
 

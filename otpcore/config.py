@@ -155,7 +155,7 @@ def _parse_policy(t: Mapping[str, Any]) -> Policy:
     d = Policy()
     values: dict[str, Any] = {}
     # Upper bounds keep a typo from turning every request into millions of HMACs.
-    bounds = {"totp_window": 100, "hotp_lookahead": 1000, "resync_window": 100_000, "max_failures": 1000,
+    bounds = {"totp_window": 100, "hotp_lookahead": 1000, "resync_window": 100_000, "max_failures": None,
               "lockout_seconds": None, "challenge_timeout": 86_400}
     for name, maximum in bounds.items():
         values[name] = _int(t, "policy", name, getattr(d, name), minimum=0, maximum=maximum)

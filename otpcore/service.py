@@ -10,6 +10,7 @@ import hmac
 import logging
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from . import oob
@@ -29,6 +30,8 @@ log = logging.getLogger("otpcore.service")
 CHALLENGE_MESSAGE = "Enter your one-time password"
 REJECT_MESSAGE = "Authentication failed"
 WELCOME_MESSAGE = "Welcome"
+_MESSAGES = {Verdict.ACCEPT: WELCOME_MESSAGE, Verdict.CHALLENGE: CHALLENGE_MESSAGE}
+_OPENED_MAX = 200_000  # unsealed secrets kept per verifier (about 25 MB for 100 000 tokens)
 # email/sms codes (issue 5)
 SENT_MESSAGES = {("email",): "Enter the code sent to you by e-mail", ("sms",): "Enter the code sent to you by SMS",
                  ("email", "sms"): "Enter the code sent to you by e-mail and SMS"}
@@ -56,6 +59,7 @@ class Verifier:
         self.policy = policy
         self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
         self._delivery_config = delivery_config
+        self._opened: dict[tuple[int, bytes], bytes] = {}  # (token id, sealed secret) -> secret
 
     @classmethod
     def open(cls, config: Config) -> Verifier:
@@ -65,6 +69,18 @@ class Verifier:
     def close(self) -> None:
         self.store.close()
 
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction around several calls (group commit): their writes become durable together, at its end,
+        so a door must answer none of them before the block is left. Only for `batchable` calls: the write lock is
+        held throughout, so nothing slow (argon2, PAM, a code sent by mail) may run inside."""
+        return self.store.transaction()
+
+    @staticmethod
+    def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
+        """Whether login() of this request is a code check alone (first_factor "none", a code, no State): store
+        reads and writes and HMACs only, so it may share a `batch()` with others."""
+        return first_factor == "none" and bool(password) and state is None
+
     # -- the doors' entry points --------------------------------------------------------------------------------------
 
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float) -> Decision:
@@ -72,6 +88,9 @@ class Verifier:
 
         The password alone (first factor right, no code) answers with a challenge when the policy allows it.
         """
+        if first_factor == "none" and password:
+            # The code alone: _check_code reads the user and the tokens once, under the write lock.
+            return self._check_code(user, password.decode("ascii", "replace"), door=door, client=client, now=now)
         row = self.store.user(user)
         tokens = self._otp_tokens(row)
         if first_factor == "none":
@@ -81,7 +100,7 @@ class Verifier:
                 return self._send_code(row, door=door, client=client, now=now, challenge=self.policy.challenge)
             return self._check_code(row.name, password.decode("ascii", "replace"), door=door, client=client, now=now)
 
-        check = self._first_factor(first_factor)
+        check = self._first_factor(first_factor, user)
         oob_settings = [s for _, s in self._oob_tokens(row)] if row else []
         # A user without any token is split like an unknown user, so both cost what a user with a token costs
         # (the split leads nowhere for them: _check_code refuses with no_token).
@@ -407,8 +426,7 @@ class Verifier:
                 reason: Reason, token_id: int | None = None) -> Decision:
         with self.store.transaction():
             self.store.audit(now=now, user=user, door=door, client=client, result=verdict.value, reason=reason.value)
-        message = {Verdict.ACCEPT: WELCOME_MESSAGE, Verdict.CHALLENGE: CHALLENGE_MESSAGE}.get(verdict, REJECT_MESSAGE)
-        return Decision(verdict, reason, user, token_id=token_id, message=message)
+        return Decision(verdict, reason, user, token_id=token_id, message=_MESSAGES.get(verdict, REJECT_MESSAGE))
 
     # -- helpers ------------------------------------------------------------------------------------------------------
 
@@ -419,11 +437,19 @@ class Verifier:
 
     def _unseal(self, t: TokenRow) -> pol.OtpToken:
         assert t.secret is not None
-        secret = self.sealer.open(t.secret, token_identity(t.id))
+        # Secrets opened before are kept by their sealed value: a changed secret is sealed anew (a fresh nonce), so
+        # it never matches an old entry. The mutable state (counter, last step, drift) comes from the row.
+        key = (t.id, t.secret)
+        secret = self._opened.get(key)
+        if secret is None:
+            secret = self.sealer.open(t.secret, token_identity(t.id))
+            if len(self._opened) >= _OPENED_MAX:
+                self._opened.clear()
+            self._opened[key] = secret
         return pol.OtpToken(t.id, t.type, secret, t.algorithm, t.digits, t.period, t.t0, t.counter, t.last_step,
                             t.drift, t.window)
 
-    def _first_factor(self, mode: str) -> Callable[[UserRow | None, bytes], bool | None]:
+    def _first_factor(self, mode: str, user: str) -> Callable[[UserRow | None, bytes], bool | None]:
         """A checker returning True / False, or None when the first factor cannot be checked (PAM failure)."""
         if mode == "store":
             def check_store(row: UserRow | None, password: bytes) -> bool | None:
@@ -437,6 +463,8 @@ class Verifier:
 
             def check_pam(row: UserRow | None, password: bytes) -> bool | None:
                 if row is None:
+                    # Not in the store: still ask PAM (its hashing and fail delay), so timing tells nobody that.
+                    pam_authenticate(user, password, service)
                     return False
                 return pam_authenticate(row.name, password, service)
             return check_pam

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -145,8 +144,8 @@ class Store:
         """Open the store; with `create`, make the file (0600) and bring the schema up to date."""
         path = Path(path)
         if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise StoreError(f"cannot create store {path}: {exc.strerror}") from None
@@ -176,35 +175,27 @@ class Store:
     def close(self) -> None:
         self._conn.close()
 
+    # -- write-ahead log ----------------------------------------------------------------------------------------------
+    # By default the commit that makes the WAL reach 1000 pages copies them into the database, with two fsyncs, while
+    # its caller waits. A server can leave that to a background thread: set_wal_autocheckpoint(0) on the connections
+    # that answer requests, and checkpoint() from another connection now and then.
+
+    def set_wal_autocheckpoint(self, pages: int) -> None:
+        """Checkpoint at the commit that makes the WAL reach `pages` pages; 0: never on this connection."""
+        self._exec(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+
+    def checkpoint(self) -> tuple[int, int]:
+        """A PASSIVE checkpoint (waits for nobody, blocks nobody): (pages in the WAL, pages copied so far)."""
+        _, wal_pages, copied = self._exec("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(wal_pages), int(copied)
+
     # -- transactions -------------------------------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front so read-decide-write cannot interleave."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"store is busy or unwritable: {exc}") from None
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._rollback()
-            raise
-        self._depth = 0
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            self._rollback()
-            raise StoreError(f"store write failed: {exc}") from None
+    def transaction(self) -> AbstractContextManager[None]:
+        """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front so read-decide-write cannot interleave.
+
+        Nested blocks join the outermost one, whose end commits them all (or rolls them all back)."""
+        return _Transaction(self)
 
     def _rollback(self) -> None:
         """ROLLBACK if a transaction is still open: after a full disk or an I/O error SQLite may have rolled back
@@ -509,6 +500,43 @@ def _printable(text: str | None) -> str | None:
     if text is None or _encodable(text):
         return text
     return text.encode("utf-8", "backslashreplace").decode()
+
+
+class _Transaction:
+    """Store.transaction(): a class rather than a generator, as it is entered several times per verification."""
+
+    __slots__ = ("_outer", "_store")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._outer = False
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._depth:
+            store._depth += 1
+            return
+        try:
+            store._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"store is busy or unwritable: {exc}") from None
+        store._depth = 1
+        self._outer = True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        store = self._store
+        if not self._outer:
+            store._depth -= 1
+            return
+        store._depth = 0
+        if exc_type is not None:
+            store._rollback()
+            return
+        try:
+            store._conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            store._rollback()
+            raise StoreError(f"store write failed: {exc}") from None
 
 
 def _token(row: tuple[Any, ...]) -> TokenRow:

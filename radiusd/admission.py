@@ -35,9 +35,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["CLOSED", "Admission", "IssuedStates"]
+__all__ = ["CLOSED", "EMPTY", "Admission", "IssuedStates"]
 
 CLOSED: Final = object()  # get()'s answer once the queue is closed and empty
+EMPTY: Final = object()  # get(block=False)'s answer when nothing is waiting
 
 
 class Admission:
@@ -83,10 +84,16 @@ class Admission:
 
     # -- consumer -----------------------------------------------------------------------------------------------------
 
-    def get(self) -> Any:
-        """The next item to evaluate (blocking), or CLOSED."""
+    def get(self, block: bool = True) -> Any:
+        """The next item to evaluate (blocking), or CLOSED; with block=False, EMPTY when nothing is waiting."""
         while True:
-            self._tokens.get()
+            if block:
+                self._tokens.get()
+            else:
+                try:
+                    self._tokens.get_nowait()
+                except queue.Empty:
+                    return EMPTY
             if self._control:
                 return self._control.popleft()
             now = self._clock()

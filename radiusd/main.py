@@ -24,6 +24,7 @@ from typing import NoReturn
 from otpcore.config import Config, load_config, parse_hostport
 from otpcore.errors import ConfigError, OtpError
 
+from . import logsink
 from .server import VerifierFactory, Worker, bind_sockets, format_address
 
 __all__ = ["main"]
@@ -103,7 +104,7 @@ def _setup_logging(level: str) -> None:
     # Under systemd (JOURNAL_STREAM is set) the journal adds time and pid itself.
     fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else \
         "%(asctime)s otp-radiusd[%(process)d] %(levelname)s %(message)s"
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper()), format=fmt)
+    logsink.install(getattr(logging, level.upper()), fmt)
 
 
 def _loader(path: Path | None, listen: tuple[tuple[str, int], ...]) -> Callable[[], Config]:

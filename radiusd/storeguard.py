@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class GuardedVerifier:
         self._verifier: Any = None
         self._identity: tuple[int, int] | None = None
         self._faulty = False  # a store fault was reported and no call has succeeded since
+        self._batching = False  # inside batch(): the connection stays as it is until the batch ends
         self._open()  # at start-up a missing store or key is the caller's error to report
 
     @property
@@ -84,6 +85,31 @@ class GuardedVerifier:
         self._recovered()
         return decision
 
+    def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
+        check = getattr(self._verifier, "batchable", None)
+        return check is not None and bool(check(password, first_factor, state))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """The verifier's batch() (one transaction around several calls). The store is checked once, at the start:
+        the calls inside share the connection, so it is neither reopened nor dropped before the end; a store fault
+        inside ends the batch (rolled back) and then drops the connection."""
+        self._ensure()
+        self._batching = True
+        try:
+            with self._verifier.batch():
+                yield
+        except sqlite3.DatabaseError as exc:
+            self._batching = False
+            self._fault()
+            raise StoreError(f"store error: {exc}") from None
+        except StoreError:
+            self._batching = False
+            self._fault()
+            raise
+        finally:
+            self._batching = False
+
     def close(self) -> None:
         self._drop()
 
@@ -101,7 +127,8 @@ class GuardedVerifier:
 
     def _fault(self) -> None:
         self._faulty = True
-        self._drop()
+        if not self._batching:  # else batch() drops the connection once its transaction is rolled back
+            self._drop()
 
     def _recovered(self) -> None:
         if self._faulty:
@@ -115,6 +142,8 @@ class GuardedVerifier:
             self._verifier = None
 
     def _ensure(self) -> None:
+        if self._batching:
+            return  # checked when the batch began
         if self._verifier is not None:
             try:
                 st = os.stat(self._path)

@@ -1,10 +1,11 @@
-"""RADIUS on the wire: the checks pyrad does not do, and the replies.
+"""RADIUS on the wire: decoding and checking requests, encoding replies.
 
-pyrad decodes the attributes (with the packaged dictionary) and encodes the replies. This module adds what a server
-must do and pyrad does not: framing checks (RFC 2865 §3, §5), the Message-Authenticator of requests verified in
-constant time over the bytes received (RFC 3579 §3.2), the policy on missing ones (BlastRADIUS, RFC 5997 §3), and
-PAP User-Password decryption to *bytes* (pyrad's `PwDecrypt` silently drops invalid UTF-8, so `b"pass\\xffword"` would
-match `password`).
+The few attributes a decision needs are read in the same pass that checks the framing (RFC 2865 §3, §5; pyrad would
+accept a last attribute running past the packet); the Message-Authenticator of requests is verified in constant time
+over the bytes received (RFC 3579 §3.2), with the policy on missing ones (BlastRADIUS, RFC 5997 §3); the PAP
+User-Password is decrypted to *bytes* (pyrad's `PwDecrypt` silently drops invalid UTF-8, so `b"pass\\xffword"` would
+match `password`). Replies are built directly: they hold only Message-Authenticator, Reply-Message, State and
+Proxy-State. This is the hot path of the server, so it does not go through pyrad's dictionary-driven packets.
 
 Everything here is pure: bytes in, a `Request` or a `Drop` out.
 """
@@ -13,13 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from pyrad.packet import AuthPacket
-
-from .dictionary import load_dictionary
 
 __all__ = [
     "ACCESS_ACCEPT",
@@ -59,9 +55,14 @@ EAP_MESSAGE = 79
 MESSAGE_AUTHENTICATOR = 80
 
 MAX_PACKET = 4096  # RFC 2865 §3
+_REPLY_ROOM = 512  # header, Message-Authenticator, State and our short Reply-Message, beside the echoed Proxy-States
 _MAX_VALUE = 253
 _ZERO16 = bytes(16)
-_get = OrderedDict.get  # raw attribute values by number, without pyrad's per-key dictionary lookups
+_MA_HEADER = bytes((MESSAGE_AUTHENTICATOR, 18))
+_MA_PLACEHOLDER = _MA_HEADER + _ZERO16
+# The attributes a request is decided on; the decoder keeps only these.
+_WANTED = frozenset((USER_NAME, USER_PASSWORD, CHAP_PASSWORD, STATE, PROXY_STATE, ARAP_PASSWORD, EAP_MESSAGE,
+                     MESSAGE_AUTHENTICATOR))
 
 # Reasons a request is dropped; each is a counter of the server.
 MALFORMED = "malformed"
@@ -110,26 +111,24 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
     code = data[0]
     if code != ACCESS_REQUEST and code != STATUS_SERVER:
         raise Drop(UNSUPPORTED_CODE)
-    ma_offset = _scan(data)
-    try:
-        packet = AuthPacket(packet=data, dict=load_dictionary(), secret=secret)
-    except Exception:  # pyrad raises PacketError, and anything else on data it did not expect
-        raise Drop(MALFORMED) from None
+    ma_offset, found = _scan(data)
     authenticator = data[4:20]
 
     if ma_offset:
         signed = data[:ma_offset + 2] + _ZERO16 + data[ma_offset + 18:]
         if not hmac.compare_digest(hmac.digest(secret, signed, "md5"), data[ma_offset + 2:ma_offset + 18]):
             raise Drop(BAD_AUTHENTICATOR)
-    elif require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in packet:
+    elif require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in found:
         # RFC 5997 §3 for Status-Server; Proxy-State without a Message-Authenticator is the BlastRADIUS pattern.
         raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
-    proxy_state = tuple(_get(packet, PROXY_STATE, ()))
+    proxy_state = tuple(found.get(PROXY_STATE, ()))
+    if sum(len(v) + 2 for v in proxy_state) > MAX_PACKET - _REPLY_ROOM:
+        raise Drop(MALFORMED)  # its reply, which echoes them, could not be sent: refuse before deciding anything
 
     if code == STATUS_SERVER:
         return Request(code, data[1], authenticator, proxy_state)
 
-    names = _get(packet, USER_NAME)
+    names = found.get(USER_NAME)
     if names is None or len(names) != 1 or not names[0]:
         raise Drop(MALFORMED)
     try:
@@ -137,9 +136,9 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
     except UnicodeDecodeError:
         raise Drop(MALFORMED) from None
 
-    other_auth = CHAP_PASSWORD in packet or EAP_MESSAGE in packet or ARAP_PASSWORD in packet
+    other_auth = CHAP_PASSWORD in found or EAP_MESSAGE in found or ARAP_PASSWORD in found
     password = None
-    hidden = _get(packet, USER_PASSWORD)
+    hidden = found.get(USER_PASSWORD)
     if hidden is not None:
         if len(hidden) != 1 or other_auth:
             raise Drop(MALFORMED)
@@ -149,7 +148,7 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
         password = pap_decrypt(value, secret, authenticator)
 
     state = None
-    states = _get(packet, STATE)
+    states = found.get(STATE)
     if states is not None:
         if len(states) != 1:
             raise Drop(MALFORMED)
@@ -158,26 +157,35 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
     return Request(code, data[1], authenticator, proxy_state, user, password, state, other_auth)
 
 
-def _scan(data: bytes) -> int:
-    """Check the attribute framing; return the offset of the Message-Authenticator, 0 when there is none.
-
-    pyrad accepts a last attribute whose Length runs past the packet; RFC 2865 §5 says discard the packet.
-    """
+def _scan(data: bytes) -> tuple[int, dict[int, list[bytes]]]:
+    """Check the attribute framing (RFC 2865 §5: a last attribute running past the packet discards it, where pyrad
+    would accept it); return the offset of the Message-Authenticator (0 when there is none) and the values of the
+    attributes a request is decided on, by number. Everything else (vendor attributes included) is skipped."""
     pos = 20
     end = len(data)
-    found = 0
+    ma_offset = 0
+    found: dict[int, list[bytes]] = {}
+    wanted = _WANTED
     while pos < end:
         if pos + 2 > end:
             raise Drop(MALFORMED)
+        kind = data[pos]
         size = data[pos + 1]
         if size < 2 or pos + size > end:
             raise Drop(MALFORMED)
-        if data[pos] == MESSAGE_AUTHENTICATOR:
-            if found or size != 18:
-                raise Drop(MALFORMED)
-            found = pos
+        if kind in wanted:
+            if kind == MESSAGE_AUTHENTICATOR:
+                if ma_offset or size != 18:
+                    raise Drop(MALFORMED)
+                ma_offset = pos
+            else:
+                values = found.get(kind)
+                if values is None:
+                    found[kind] = [data[pos + 2:pos + size]]
+                else:
+                    values.append(data[pos + 2:pos + size])
         pos += size
-    return found
+    return ma_offset, found
 
 
 def pap_decrypt(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes:
@@ -208,16 +216,32 @@ def pap_encrypt(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
 
 def encode_reply(code: int, request: Request, secret: bytes, *, message: str = "", state: bytes | None = None
                  ) -> bytes:
-    """A signed reply: Message-Authenticator first, then Reply-Message, State, and the request's Proxy-States."""
-    reply = AuthPacket(code, request.id, secret, request.authenticator, dict=load_dictionary())
-    reply.message_authenticator = True  # pyrad puts it first when it computes it
+    """A signed reply: Message-Authenticator first, then Reply-Message, State, and the request's Proxy-States.
+
+    The Message-Authenticator (RFC 3579 §3.2) is computed over the reply with the Request Authenticator in place of
+    the Response Authenticator, which (RFC 2865 §3) is then computed over the reply with the Message-Authenticator.
+    """
+    parts = [_MA_PLACEHOLDER]
     if message:
-        reply[REPLY_MESSAGE] = _chunks(message.encode("utf-8"))
+        parts += [_attribute(REPLY_MESSAGE, chunk) for chunk in _chunks(message.encode("utf-8"))]
     if state is not None:
-        reply[STATE] = [state]
-    if request.proxy_state:
-        reply[PROXY_STATE] = list(request.proxy_state)  # unchanged and in order (RFC 2865 §5.33)
-    return reply.ReplyPacket()
+        parts.append(_attribute(STATE, state))
+    for value in request.proxy_state:  # unchanged and in order (RFC 2865 §5.33)
+        parts.append(_attribute(PROXY_STATE, value))
+    attributes = b"".join(parts)
+    length = 20 + len(attributes)
+    if length > MAX_PACKET:
+        raise ValueError("reply longer than 4096 octets")
+    header = bytes((code, request.id, length >> 8, length & 0xFF))
+    signature = hmac.digest(secret, header + request.authenticator + attributes, "md5")
+    attributes = _MA_HEADER + signature + attributes[18:]
+    return header + hashlib.md5(header + request.authenticator + attributes + secret).digest() + attributes
+
+
+def _attribute(kind: int, value: bytes) -> bytes:
+    if len(value) > _MAX_VALUE:
+        raise ValueError(f"attribute {kind} longer than {_MAX_VALUE} octets")
+    return bytes((kind, len(value) + 2)) + value
 
 
 def _chunks(value: bytes) -> Sequence[bytes]:

@@ -173,7 +173,11 @@ def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> 
     with Store(srv.store_path) as store:
         final = store.counters()
     pairs = [(u.name, k) for u in users for k in range(final[u.name])]
-    replies = blast(srv.address, code_requests([(n, by_name[n].code(k)) for n, k in pairs]), timeout=30)
+    replies = []
+    chunk = 32 * 256  # blast() needs distinct (socket, ID) pairs: 32 sockets x 256 IDs at a time
+    for i in range(0, len(pairs), chunk):
+        replies += blast(srv.address, code_requests([(n, by_name[n].code(k)) for n, k in pairs[i:i + chunk]]),
+                         timeout=30)
     assert [r.code if r else None for r in replies] == [wire.ACCESS_REJECT] * len(pairs)
     doubles = {key: n for key, n in accepted.items() if n > 1}
     assert doubles == {}, doubles

@@ -94,6 +94,17 @@ def test_proxy_state_without_message_authenticator_is_dropped_even_when_not_requ
     assert dropped(sent.raw, require=False) == wire.MISSING_MESSAGE_AUTHENTICATOR
 
 
+def test_proxy_states_that_leave_no_room_for_the_reply_are_malformed() -> None:
+    """A reply echoes every Proxy-State; one that would pass 4096 octets could not be sent after the decision."""
+    fits = build_request("alice", b"pw123456", proxy_state=[b"p" * 253] * 13)  # 3 315 octets of Proxy-State
+    request = decode(fits.raw)
+    assert len(wire.encode_reply(wire.ACCESS_CHALLENGE, request, SECRET, message="Enter your one-time password",
+                                 state=os.urandom(16))) <= wire.MAX_PACKET
+    full = build_request("alice", b"pw123456", proxy_state=[b"p" * 253] * 15)  # 3 825: the request itself fits
+    assert len(full.raw) <= wire.MAX_PACKET
+    assert dropped(full.raw) == wire.MALFORMED
+
+
 def test_status_server_needs_a_message_authenticator() -> None:
     assert dropped(build_request(None, None, code=wire.STATUS_SERVER, ma=False).raw, require=False) == \
         wire.MISSING_MESSAGE_AUTHENTICATOR
@@ -236,3 +247,28 @@ def test_reply_cache_expire_and_abandon() -> None:
     cache.begin(key)
     cache.abandon(key)
     assert cache.lookup(key, 40.0) is None and cache.in_flight == 0
+
+
+@pytest.mark.parametrize(("code", "message", "state", "proxy"), [
+    (wire.ACCESS_ACCEPT, "Welcome", None, []),
+    (wire.ACCESS_REJECT, "", None, [b"p1", b"p2"]),
+    (wire.ACCESS_CHALLENGE, "Enter your one-time password", b"s" * 16, [b"x" * 253]),
+    (wire.ACCESS_REJECT, "é" * 300, None, []),
+])
+def test_reply_bytes_are_what_pyrad_encodes(code: int, message: str, state: bytes | None, proxy: list[bytes]) -> None:
+    """encode_reply builds replies itself (the hot path); pyrad, given the same attributes, builds the same bytes."""
+    from pyrad.packet import AuthPacket
+
+    from radiusd.dictionary import load_dictionary
+
+    req = decode(build_request("alice", b"pw", proxy_state=proxy).raw)
+    ref = AuthPacket(code, req.id, SECRET, req.authenticator, dict=load_dictionary())
+    ref.message_authenticator = True
+    if message:
+        data = message.encode()
+        ref[18] = [data[i:i + 253] for i in range(0, len(data), 253)]
+    if state is not None:
+        ref[24] = [state]
+    if proxy:
+        ref[33] = proxy
+    assert wire.encode_reply(code, req, SECRET, message=message, state=state) == ref.ReplyPacket()

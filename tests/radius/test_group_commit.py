@@ -1,0 +1,197 @@
+"""Group commit and the other hot-path changes: several code checks in one transaction, replies only after COMMIT,
+replays refused inside a group, an audit row for every decision, checkpoints left to a background thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from otpcore.admin import Admin, TokenSpec, UserSpec
+from otpcore.config import load_config
+from otpcore.decision import Verdict
+from otpcore.errors import StoreError
+from otpcore.oath import encode_base32
+from otpcore.service import Verifier
+from otpcore.store import Store
+from radiusd import logsink
+from radiusd.admission import EMPTY, Admission
+from radiusd.storeguard import GuardedVerifier
+
+from .helpers import Client, RadiusServer, Sent, build_request, check_reply, totp
+
+OTP_SECRET = b"otp-only-secret"
+
+
+def _verifier(tmp_path: Path, users: int = 3) -> tuple[Verifier, list[bytes]]:
+    (tmp_path / "otp.toml").write_text('[store]\npath = "otp.sqlite"\nkey_file = "otp.key"\n')
+    config = load_config(tmp_path / "otp.toml")
+    secrets = []
+    with Admin(config) as admin:
+        admin.init()
+        for i in range(users):
+            secret = os.urandom(20)
+            admin.add_user(UserSpec(f"u{i}"), now=time.time())
+            admin.add_token(f"u{i}", TokenSpec(type="totp", secret=secret), now=time.time())
+            secrets.append(secret)
+    return Verifier.open(config), secrets
+
+
+def _audit_count(verifier: Verifier) -> int:
+    return len(verifier.store.audit_rows())
+
+
+def test_a_replay_inside_one_batch_is_refused_and_every_decision_audited(tmp_path: Path) -> None:
+    verifier, secrets = _verifier(tmp_path)
+    before = _audit_count(verifier)
+    now = time.time()
+    codes = [totp(encode_base32(s), now).encode() for s in secrets]
+    with verifier.batch():
+        first = [verifier.login(f"u{i}", codes[i], first_factor="none", door="radius", client="c", now=now)
+                 for i in range(3)]
+        again = verifier.login("u0", codes[0], first_factor="none", door="radius", client="c", now=now)
+        wrong = verifier.login("u1", b"000000" if codes[1] != b"000000" else b"111111", first_factor="none",
+                               door="radius", client="c", now=now)
+    assert [d.verdict for d in first] == [Verdict.ACCEPT] * 3
+    assert again.verdict is Verdict.REJECT and again.reason == "replay"
+    assert wrong.verdict is Verdict.REJECT
+    assert _audit_count(verifier) == before + 5
+    verifier.close()
+
+
+def test_a_batch_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    verifier, secrets = _verifier(tmp_path)
+    before = _audit_count(verifier)
+    now = time.time()
+    code = totp(encode_base32(secrets[0]), now).encode()
+    with pytest.raises(RuntimeError), verifier.batch():
+        assert verifier.login("u0", code, first_factor="none", door="radius", client="c", now=now).accepted
+        raise RuntimeError("the rest of the group failed")
+    assert _audit_count(verifier) == before
+    # Rolled back: the code was never used, so it is accepted now.
+    assert verifier.login("u0", code, first_factor="none", door="radius", client="c", now=now).accepted
+    verifier.close()
+
+
+def test_only_code_checks_are_batchable() -> None:
+    assert Verifier.batchable(b"123456", "none", None)
+    assert not Verifier.batchable(b"", "none", None)  # an empty password asks for an email/sms code
+    assert not Verifier.batchable(b"pw123456", "store", None)  # argon2
+    assert not Verifier.batchable(b"pw123456", "pam", None)
+    assert not Verifier.batchable(b"123456", "none", b"S" * 16)
+
+
+def test_guarded_batch_drops_the_connection_after_a_store_fault(tmp_path: Path) -> None:
+    _verifier(tmp_path)[0].close()
+    config = load_config(tmp_path / "otp.toml")
+    guarded = GuardedVerifier(config)
+    first = guarded.store
+    with pytest.raises(StoreError), guarded.batch():
+        raise sqlite3.OperationalError("disk I/O error")
+    assert guarded.store is not first  # reopened for the next call
+    guarded.close()
+
+
+def test_admission_get_without_blocking() -> None:
+    admission = Admission(4)
+    assert admission.get(block=False) is EMPTY
+    admission.offer("a")
+    admission.offer("b")
+    assert [admission.get(block=False), admission.get(block=False)] == ["a", "b"]
+    assert admission.get(block=False) is EMPTY
+
+
+def test_held_log_lines_leave_together_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with open(path, "w") as raw:
+        handler = logsink._HeldStreamHandler(raw)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger = logging.getLogger("test.logsink")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        saved, logsink._handler = logsink._handler, handler
+        try:
+            with logsink.held():
+                logger.info("one")
+                logger.info("two")
+                assert path.read_text() == ""  # still in the buffer
+            assert path.read_text() == "one\ntwo\n"
+            logger.info("three")  # outside held(): at once
+            assert path.read_text().endswith("three\n")
+        finally:
+            logsink._handler = saved
+            logger.removeHandler(handler)
+
+
+def test_wal_checkpoints_can_be_left_to_another_connection(tmp_path: Path) -> None:
+    verifier, _ = _verifier(tmp_path, users=1)
+    verifier.store.set_wal_autocheckpoint(0)
+    other = Store.open(tmp_path / "otp.sqlite")
+    wal_pages, copied = other.checkpoint()
+    assert wal_pages >= 0 and copied >= 0
+    other.close()
+    verifier.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_concurrent_code_checks_through_the_server(make_server: type[RadiusServer], workers: int) -> None:
+    """Many code checks in flight at once (so they are decided in groups, by both workers): each valid code is
+    accepted once, its replay refused, and every decision has its audit row."""
+    srv = make_server(clients=[Client("otp", "127.0.0.2", secret=OTP_SECRET.decode(), first_factor="none")],
+                      workers=workers)
+    users = [srv.add_user(f"g{i}", None) for i in range(40)]
+    srv.start()
+    now = time.time()
+    ports = 8  # several source ports, so that both workers get requests
+    outgoing: list[list[tuple[str, Sent]]] = [[] for _ in range(ports)]
+    for n, u in enumerate(users):
+        code = totp(u.secret_b32, now).encode()
+        for copy in range(2):  # the code, then the same code again: a replay
+            queue = outgoing[(2 * n + copy) % ports]
+            queue.append((u.name, build_request(u.name, code, secret=OTP_SECRET, ident=len(queue))))
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(ports)]
+    verdicts: dict[str, list[int]] = {}
+    try:
+        for s, queue in zip(socks, outgoing, strict=True):
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(5)
+            for _, req in queue:
+                s.sendto(req.raw, srv.address)
+        for s, queue in zip(socks, outgoing, strict=True):
+            for _ in queue:
+                raw = s.recv(4096)
+                user, req = queue[raw[1]]
+                verdicts.setdefault(user, []).append(check_reply(req, raw).code)
+    finally:
+        for s in socks:
+            s.close()
+    assert all(sorted(v) == [2, 3] for v in verdicts.values()) and len(verdicts) == len(users)
+    store = Store.open(load_config(srv.config_path).store.path)
+    rows = [r for r in store.audit_rows() if r.door == "radius"]
+    store.close()
+    per_user: dict[str, list[str]] = {}
+    for r in rows:
+        per_user.setdefault(r.user or "", []).append(r.result)
+    assert len(rows) == 2 * len(users)
+    assert all(sorted(v) == ["accept", "reject"] for v in per_user.values())
+
+
+def test_an_scrv1_password_that_joins_to_nothing_is_not_batched() -> None:
+    """`SCRV1::` decodes to an empty password, which may send an email/SMS code: never inside a group commit."""
+    from types import SimpleNamespace
+
+    from radiusd.server import _batchable
+
+    def job(password: bytes) -> SimpleNamespace:
+        return SimpleNamespace(request=SimpleNamespace(password=password, state=None),
+                               client=SimpleNamespace(first_factor="none"))
+
+    assert _batchable(Verifier, job(b"123456"))
+    assert not _batchable(Verifier, job(b"SCRV1::"))
+    assert not _batchable(Verifier, job(b"SCRV1::IA=="))
