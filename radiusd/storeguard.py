@@ -59,29 +59,17 @@ class GuardedVerifier:
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float
               ) -> Decision:
         self._ensure()
-        try:
+        with self._guard():
             decision = self._verifier.login(user, password, first_factor=first_factor, door=door, client=client,
                                             now=now)
-        except sqlite3.DatabaseError as exc:  # a store fault the store did not wrap: one clear line all the same
-            self._fault()
-            raise StoreError(f"store error: {exc}") from None
-        except StoreError:
-            self._fault()  # the connection may be in doubt: the next request reopens the store
-            raise
         self._recovered()
         return decision
 
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
                          ) -> Decision:
         self._ensure()
-        try:
+        with self._guard():
             decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now)
-        except sqlite3.DatabaseError as exc:  # a store fault the store did not wrap: one clear line all the same
-            self._fault()
-            raise StoreError(f"store error: {exc}") from None
-        except StoreError:
-            self._fault()  # the connection may be in doubt: the next request reopens the store
-            raise
         self._recovered()
         return decision
 
@@ -95,25 +83,30 @@ class GuardedVerifier:
         the calls inside share the connection, so it is neither reopened nor dropped before the end; a store fault
         inside ends the batch (rolled back) and then drops the connection."""
         self._ensure()
-        self._batching = True
-        try:
-            with self._verifier.batch():
-                yield
-        except sqlite3.DatabaseError as exc:
-            self._batching = False
-            self._fault()
-            raise StoreError(f"store error: {exc}") from None
-        except StoreError:
-            self._batching = False
-            self._fault()
-            raise
-        finally:
-            self._batching = False
+        with self._guard():
+            self._batching = True
+            try:
+                with self._verifier.batch():
+                    yield
+            finally:
+                self._batching = False  # before the guard sees a fault: the rolled-back connection is dropped
 
     def close(self) -> None:
         self._drop()
 
     # -- the guard ----------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A store fault becomes one StoreError, and the connection in doubt is dropped: the next request reopens."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:  # a store fault the store did not wrap: one clear line all the same
+            self._fault()
+            raise StoreError(f"store error: {exc}") from None
+        except StoreError:
+            self._fault()
+            raise
 
     def _open(self) -> None:
         verifier = self._opener(self._config)
