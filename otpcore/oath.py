@@ -12,7 +12,7 @@ import hmac
 import re
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import InputError
 
@@ -35,8 +35,7 @@ _POW10 = [10**n for n in range(11)]
 _COUNTER = struct.Struct(">Q")
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """A code matched at `value`: the HOTP counter or the TOTP time step. `offset` is value minus the expected one."""
 
     value: int

@@ -6,7 +6,7 @@ Nothing here reads or writes the store; the service applies the returned changes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import oath
 from .config import Policy
@@ -17,8 +17,7 @@ __all__ = ["CodeCheck", "FailureState", "OtpToken", "check_code", "is_locked", "
 OTP_TYPES = ("totp", "hotp")
 
 
-@dataclass(frozen=True, slots=True)
-class OtpToken:
+class OtpToken(NamedTuple):
     """What the maths needs of a TOTP/HOTP token, with its secret unsealed."""
 
     id: int
@@ -34,15 +33,13 @@ class OtpToken:
     window: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class FailureState:
+class FailureState(NamedTuple):
     failures: int
     last_bad: bytes | None
     locked_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class CodeCheck:
+class CodeCheck(NamedTuple):
     """The outcome of checking one code against a user's tokens.
 
     On success `token_id` names the token and `new_value` its new counter (HOTP: next expected) or accepted step

@@ -32,6 +32,7 @@ REJECT_MESSAGE = "Authentication failed"
 WELCOME_MESSAGE = "Welcome"
 _MESSAGES = {Verdict.ACCEPT: WELCOME_MESSAGE, Verdict.CHALLENGE: CHALLENGE_MESSAGE}
 _OPENED_MAX = 200_000  # unsealed secrets kept per verifier (about 25 MB for 100 000 tokens)
+_PRECHECKED_MAX = 4096  # precheck() results waiting for their login()
 # email/sms codes (issue 5)
 SENT_MESSAGES = {("email",): "Enter the code sent to you by e-mail", ("sms",): "Enter the code sent to you by SMS",
                  ("email", "sms"): "Enter the code sent to you by e-mail and SMS"}
@@ -60,6 +61,8 @@ class Verifier:
         self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
         self._delivery_config = delivery_config
         self._opened: dict[tuple[int, bytes], bytes] = {}  # (token id, sealed secret) -> secret
+        # precheck(): (the user's active token rows, code, now) -> pol.check_code's result for them
+        self._prechecked: dict[tuple[tuple[TokenRow, ...], str, float], pol.CodeCheck] = {}
 
     @classmethod
     def open(cls, config: Config) -> Verifier:
@@ -80,6 +83,22 @@ class Verifier:
         """Whether login() of this request is a code check alone (first_factor "none", a code, no State): store
         reads and writes and HMACs only, so it may share a `batch()` with others."""
         return first_factor == "none" and bool(password) and state is None
+
+    def precheck(self, user: str, password: bytes, *, first_factor: str, now: float) -> None:
+        """Before a batch takes the write lock: check the code of a batchable login() (same arguments) against the
+        user's tokens as they are now, outside any transaction, so that unsealing and HMACs are done while another
+        process may hold the lock. pol.check_code is pure, so its result is kept by its inputs: login() uses it only
+        if it reads the very same token rows under the lock (and the same code and time), else checks afresh."""
+        if not (first_factor == "none" and password):
+            return
+        row, token_rows = self.store.user_with_tokens(user)
+        tokens = self._otp_tokens(row, token_rows)
+        if not tokens:
+            return
+        code = password.decode("ascii", "replace")
+        if len(self._prechecked) >= _PRECHECKED_MAX:  # results whose login() never came
+            self._prechecked.clear()
+        self._prechecked[(tuple(token_rows), code, now)] = pol.check_code(tokens, code, self.policy, now)
 
     # -- the doors' entry points --------------------------------------------------------------------------------------
 
@@ -185,16 +204,18 @@ class Verifier:
 
     def _check_code(self, user: str, code: str, *, door: str, client: str, now: float) -> Decision:
         with self.store.transaction():
-            row = self.store.user(user)  # re-read under the write lock: this is the state we decide on
+            row, token_rows = self.store.user_with_tokens(user)  # under the write lock: the state we decide on
             if row is None:
                 return self._finish(user, None, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
             failures = pol.FailureState(row.failures, row.last_bad, row.locked_at)
             if pol.is_locked(failures, self.policy, now):
                 return self._finish(user, row, door, client, now, Verdict.LOCKED, Reason.LOCKED)
-            tokens = self._otp_tokens(row)
-            if not tokens and not self._oob_tokens(row):
-                return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
-            result = pol.check_code(tokens, code, self.policy, now)
+            result = self._prechecked.pop((tuple(token_rows), code, now), None) if self._prechecked else None
+            if result is None:
+                tokens = self._otp_tokens(row, token_rows)
+                if not tokens and not self._oob_tokens(row, token_rows):
+                    return self._finish(user, row, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
+                result = pol.check_code(tokens, code, self.policy, now)
             if result.ok and self._advance(result):
                 if failures != pol.CLEAR:
                     self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
@@ -408,12 +429,15 @@ class Verifier:
                    oob.CodeOutcome.EXHAUSTED: Reason.TOO_MANY_ATTEMPTS}
         return reasons.get(outcome, Reason.WRONG_CODE), match.token_id
 
-    def _oob_tokens(self, row: UserRow | None) -> list[tuple[TokenRow, oob.OobSettings]]:
-        """The user's active email/sms tokens with the knobs in force for each, oldest first."""
+    def _oob_tokens(self, row: UserRow | None, rows: Sequence[TokenRow] | None = None
+                    ) -> list[tuple[TokenRow, oob.OobSettings]]:
+        """The user's active email/sms tokens with the knobs in force for each, oldest first (from `rows`, the
+        user's active tokens, when the caller has read them)."""
         if row is None:
             return []
-        return [(t, oob.settings_for(self.policy, oob.load_options(t.options)))
-                for t in self.store.tokens(row.id, active_only=True) if t.type in oob.CHANNELS]
+        if rows is None:
+            rows = self.store.tokens(row.id, active_only=True)
+        return [(t, oob.settings_for(self.policy, oob.load_options(t.options))) for t in rows if t.type in oob.CHANNELS]
 
     def _advance(self, result: pol.CodeCheck) -> bool:
         assert result.token_id is not None
@@ -430,10 +454,13 @@ class Verifier:
 
     # -- helpers ------------------------------------------------------------------------------------------------------
 
-    def _otp_tokens(self, row: UserRow | None) -> list[pol.OtpToken]:
+    def _otp_tokens(self, row: UserRow | None, rows: Sequence[TokenRow] | None = None) -> list[pol.OtpToken]:
+        """The user's active TOTP/HOTP tokens, unsealed (from `rows`, as _oob_tokens)."""
         if row is None:
             return []
-        return [self._unseal(t) for t in self.store.tokens(row.id, active_only=True) if t.type in pol.OTP_TYPES]
+        if rows is None:
+            rows = self.store.tokens(row.id, active_only=True)
+        return [self._unseal(t) for t in rows if t.type in pol.OTP_TYPES]
 
     def _unseal(self, t: TokenRow) -> pol.OtpToken:
         assert t.secret is not None

@@ -13,18 +13,17 @@ import sqlite3
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import NotFoundError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "SessionEvent", "SessionRow", "Store", "TokenRow", "UserRow"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class UserRow:
+class UserRow(NamedTuple):
     id: int
     name: str
     email: str | None
@@ -36,8 +35,7 @@ class UserRow:
     created: float
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRow:
+class TokenRow(NamedTuple):
     id: int
     user_id: int
     type: str
@@ -122,6 +120,8 @@ _TOKEN_COLS = (
     "id, user_id, type, algorithm, digits, period, t0, counter, last_step, drift, window, secret, issuer, active, "
     "created, options"
 )
+_USER_JOIN_COLS = ", ".join(f"u.{c}" for c in _USER_COLS.split(", "))
+_TOKEN_JOIN_COLS = ", ".join(f"t.{c}" for c in _TOKEN_COLS.split(", "))
 _CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts"
 _SESSION_COLS = (
     "id, client, session_id, user, nas_address, nas_identifier, framed_ip, calling_station, start_time, last_update, "
@@ -218,11 +218,22 @@ class Store:
         if not _encodable(name):
             return None  # lone surrogates from undecodable input: no such user can exist
         row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE name = ?", (name,)).fetchone()
-        return UserRow(*row) if row else None
+        return UserRow._make(row) if row else None
+
+    def user_with_tokens(self, name: str) -> tuple[UserRow | None, list[TokenRow]]:
+        """The user and its active tokens (oldest first), in one query: a verification's first read."""
+        if not _encodable(name):
+            return None, []
+        rows = self._exec(f"SELECT {_USER_JOIN_COLS}, {_TOKEN_JOIN_COLS} FROM users u LEFT JOIN tokens t "
+                          "ON t.user_id = u.id AND t.active = 1 WHERE u.name = ? ORDER BY t.id", (name,)).fetchall()
+        if not rows:
+            return None, []
+        split = len(UserRow._fields)
+        return UserRow._make(rows[0][:split]), [_token(r[split:]) for r in rows if r[split] is not None]
 
     def user_by_id(self, user_id: int) -> UserRow | None:
         row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (user_id,)).fetchone()
-        return UserRow(*row) if row else None
+        return UserRow._make(row) if row else None
 
     def require_user(self, name: str) -> UserRow:
         user = self.user(name)
@@ -231,7 +242,7 @@ class Store:
         return user
 
     def users(self) -> list[UserRow]:
-        return [UserRow(*r) for r in self._exec(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
+        return [UserRow._make(r) for r in self._exec(f"SELECT {_USER_COLS} FROM users ORDER BY name")]
 
     def add_user(
         self, name: str, *, email: str | None, phone: str | None, password_hash: str | None, now: float
@@ -542,7 +553,7 @@ class _Transaction:
 def _token(row: tuple[Any, ...]) -> TokenRow:
     values = list(row)
     values[13] = bool(values[13])
-    return TokenRow(*values)
+    return TokenRow._make(values)
 
 
 def _started(event: SessionEvent) -> float:
@@ -622,4 +633,11 @@ def _migration_sessions(db: Any) -> None:
     db["sessions"].create_index(["stop_time"])
 
 
-_MIGRATIONS = [(1, _migration_1), (2, _migration_sessions)]
+def _migration_audit_appends(db: Any) -> None:
+    """Every verification adds an audit row. The index by (user, time) put each one on a random page of its own, to be
+    written to the WAL and checkpointed (a fifth of an accept's cost); the rows and the index by time only append.
+    `otp-admin audit --user` reads the rows in order instead (about 0.1 s a million rows here)."""
+    db.execute("DROP INDEX IF EXISTS idx_audit_user_time")
+
+
+_MIGRATIONS = [(1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends)]

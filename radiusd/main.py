@@ -101,10 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _setup_logging(level: str) -> None:
-    # Under systemd (JOURNAL_STREAM is set) the journal adds time and pid itself.
-    fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else \
-        "%(asctime)s otp-radiusd[%(process)d] %(levelname)s %(message)s"
-    logsink.install(getattr(logging, level.upper()), fmt)
+    logsink.install(getattr(logging, level.upper()), journal=bool(os.environ.get("JOURNAL_STREAM")))
 
 
 def _loader(path: Path | None, listen: tuple[tuple[str, int], ...]) -> Callable[[], Config]:

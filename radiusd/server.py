@@ -26,8 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from otpcore.config import ClientConfig, Config
 from otpcore.decision import Decision, Verdict
@@ -95,8 +94,7 @@ class VerifierLike(Protocol):
 VerifierFactory = Callable[[Config], VerifierLike]
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
+class _Job(NamedTuple):
     sock: socket.socket
     addr: Any
     key: Key
@@ -104,8 +102,7 @@ class _Job:
     request: wire.Request
 
 
-@dataclass(frozen=True, slots=True)
-class _AccountingJob:
+class _AccountingJob(NamedTuple):
     sock: socket.socket
     addr: Any
     key: Key
@@ -140,7 +137,8 @@ class Worker:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(target=self._evaluate_loop, name="evaluate", daemon=True)
-        self._log_decisions = log.isEnabledFor(logging.INFO)
+        # one line per decision, written without a LogRecord each (None: INFO is off)
+        self._info = logsink.info_writer(log) if log.isEnabledFor(logging.INFO) else None
         self._turn = _WriterTurn(config.store.path, shared=config.radius.workers > 1)
         # Code checks are decided by the receiving thread itself, with a verifier of its own (see the docstring).
         self._fast: list[_Job] = []
@@ -458,9 +456,17 @@ class Worker:
         if len(jobs) == 1 and turn.idle:
             self._answer(verifier, jobs[0], turn, counters)
             return
+        now = time.time()  # one time for the group: the prechecks are kept by it
+        precheck = getattr(verifier, "precheck", None)
+        if precheck is not None and not turn.try_take():
+            # Another worker has the turn: check the codes (unseal, HMACs) while it finishes, so that less is left
+            # to do once ours comes.
+            for job in jobs:
+                precheck(job.request.user, join_scrv1(job.request.password or b""),
+                         first_factor=job.client.first_factor, now=now)
         try:
             with turn, verifier.batch():  # type: ignore[attr-defined]
-                outcomes = [self._decide(verifier, job) for job in jobs]
+                outcomes = [self._decide(verifier, job, now) for job in jobs]
         except Exception:
             # Rolled back as a whole, so none of it happened: one by one, each in a transaction of its own.
             for job in jobs:
@@ -472,8 +478,10 @@ class Worker:
             if reply is not None:
                 _send(job.sock, reply, job.addr)
 
-    def _decide(self, verifier: VerifierLike, job: _Job) -> _Outcome:
+    def _decide(self, verifier: VerifierLike, job: _Job, now: float | None = None) -> _Outcome:
         """The verdict on one request: (reply code, result, reason, Reply-Message, State). Raises on a fault."""
+        if now is None:
+            now = time.time()
         request = job.request
         client = job.client
         if request.password is None:
@@ -482,11 +490,11 @@ class Worker:
         if request.state is not None:
             self._states.discard(request.state)  # single use
             decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
-                                                 client=client.name, now=time.time())
+                                                 client=client.name, now=now)
         else:
             # OpenVPN's static challenge sends SCRV1:<base64 password>:<base64 code>: password + code.
             decision = verifier.login(request.user, join_scrv1(request.password), first_factor=client.first_factor,
-                                      door=DOOR, client=client.name, now=time.time())
+                                      door=DOOR, client=client.name, now=now)
         code = _REPLY[decision.verdict]
         result, reason, message = decision.verdict.value, str(decision.reason), decision.message
         state = decision.state if code == wire.ACCESS_CHALLENGE else None
@@ -517,9 +525,9 @@ class Worker:
             self._states.add(state)
         self._cache.finish(job.key, reply, time.monotonic())
         counters[result] = counters.get(result, 0) + 1
-        if self._log_decisions:  # before the reply leaves: whoever sees the reply can find the line
-            log.info("decision user=%s client=%s from=%s result=%s reason=%s%s", _printable(request.user),
-                     job.client.name, format_address(job.addr), result, reason, self._label)
+        if self._info is not None:  # before the reply leaves: whoever sees the reply can find the line
+            self._info(f"decision user={_printable(request.user)} client={job.client.name} "
+                       f"from={format_address(job.addr)} result={result} reason={reason}{self._label}")
         return reply
 
     def _account(self, verifier: VerifierLike, job: _AccountingJob) -> None:
@@ -540,10 +548,10 @@ class Worker:
         reply = accounting.encode_accounting_response(request, job.client.secret)
         self._cache.finish(job.key, reply, time.monotonic())
         self._evaluated["acct_recorded"] += 1
-        if self._log_decisions:
-            log.info("accounting user=%s client=%s from=%s session=%s %s%s", _printable(request.user or "-"),
-                     job.client.name, format_address(job.addr), _printable(request.session_id or "-"), outcome,
-                     self._label)
+        if self._info is not None:
+            self._info(f"accounting user={_printable(request.user or '-')} client={job.client.name} "
+                       f"from={format_address(job.addr)} session={_printable(request.session_id or '-')} {outcome}"
+                       f"{self._label}")
         _send(job.sock, reply, job.addr)
 
 
@@ -565,15 +573,33 @@ class _WriterTurn:
         self._path = f"{store_path}.radiusd-lock"
         self._shared = shared
         self._fd = -1
+        self._taken = False
 
     @property
     def idle(self) -> bool:
         """No other worker to take turns with."""
         return not self._shared
 
+    def try_take(self) -> bool:
+        """Take the turn if nobody has it (then the next `with` finds it taken and keeps it); False if somebody does."""
+        if not self._shared or self._taken:
+            return True
+        if not self._open():
+            return True
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._taken = True
+        return True
+
     def __enter__(self) -> None:
-        if not self._shared:
+        if not self._shared or self._taken or not self._open():
             return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._taken = True
+
+    def _open(self) -> bool:
         if self._fd < 0:
             try:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -581,11 +607,12 @@ class _WriterTurn:
                 log.warning("cannot open %s (%s): workers wait for the store's write lock by polling", self._path,
                             exc.strerror)
                 self._shared = False
-                return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+                return False
+        return True
 
     def __exit__(self, *exc: object) -> None:
-        if self._shared and self._fd >= 0:
+        if self._taken:
+            self._taken = False
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:

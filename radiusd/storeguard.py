@@ -73,6 +73,12 @@ class GuardedVerifier:
         self._recovered()
         return decision
 
+    def precheck(self, user: str, password: bytes, *, first_factor: str, now: float) -> None:
+        """The verifier's precheck(), an optimisation only: a store fault here is left for the batch to meet."""
+        if self._verifier is not None:
+            with contextlib.suppress(OtpError, sqlite3.DatabaseError):
+                self._verifier.precheck(user, password, first_factor=first_factor, now=now)
+
     def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
         check = getattr(self._verifier, "batchable", None)
         return check is not None and bool(check(password, first_factor, state))

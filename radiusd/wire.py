@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ACCESS_ACCEPT",
@@ -81,8 +81,7 @@ class Drop(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """A decoded, authenticated request. For Status-Server only code, id, authenticator and proxy_state are set."""
 
     code: int

@@ -89,7 +89,7 @@ def test_check_code_totp_accept_returns_the_step_and_drift() -> None:
 
 
 def test_check_code_totp_step_not_newer_is_a_replay() -> None:
-    used = replace(TOTP, last_step=STEP)
+    used = TOTP._replace(last_step=STEP)
     assert pol.check_code([used], totp_code(STEP), POLICY, NOW).reason is Reason.REPLAY
     # an older step inside the window was never used, but it is not newer than the last accepted one either
     assert pol.check_code([used], totp_code(STEP - 1), POLICY, NOW).reason is Reason.REPLAY
@@ -116,13 +116,13 @@ def test_check_code_hotp_lookahead_from_policy_and_token_window() -> None:
     far = oath.hotp(SEED32, 5 + 11, 8, "SHA256")
     assert not pol.check_code([HOTP], far, POLICY, NOW).ok
     assert pol.check_code([HOTP], far, replace(POLICY, hotp_lookahead=11), NOW).ok
-    assert pol.check_code([replace(HOTP, window=11)], far, POLICY, NOW).ok  # a per-token window wins
-    assert not pol.check_code([replace(HOTP, window=2)], oath.hotp(SEED32, 8, 8, "SHA256"), POLICY, NOW).ok
+    assert pol.check_code([HOTP._replace(window=11)], far, POLICY, NOW).ok  # a per-token window wins
+    assert not pol.check_code([HOTP._replace(window=2)], oath.hotp(SEED32, 8, 8, "SHA256"), POLICY, NOW).ok
 
 
 def test_check_code_totp_per_token_window() -> None:
     assert not pol.check_code([TOTP], totp_code(STEP + 3), POLICY, NOW).ok
-    assert pol.check_code([replace(TOTP, window=3)], totp_code(STEP + 3), POLICY, NOW).ok
+    assert pol.check_code([TOTP._replace(window=3)], totp_code(STEP + 3), POLICY, NOW).ok
 
 
 def test_check_code_several_tokens() -> None:
@@ -130,19 +130,19 @@ def test_check_code_several_tokens() -> None:
     assert pol.check_code([TOTP, HOTP], totp_code(STEP), POLICY, NOW).token_id == 1
     assert pol.check_code([TOTP, HOTP], oath.hotp(SEED32, 5, 8, "SHA256"), POLICY, NOW).token_id == 2
     # two TOTP tokens of the same length
-    other = replace(TOTP, id=3, secret=SEED32, algorithm="SHA256")
+    other = TOTP._replace(id=3, secret=SEED32, algorithm="SHA256")
     code = oath.totp(SEED32, NOW, algorithm="SHA256")
     assert pol.check_code([TOTP, other], code, POLICY, NOW).token_id == 3
 
 
 def test_check_code_fresh_match_wins_over_a_replay() -> None:
-    used = replace(TOTP, last_step=STEP)
-    fresh = replace(TOTP, id=7)  # same secret, never used
+    used = TOTP._replace(last_step=STEP)
+    fresh = TOTP._replace(id=7)  # same secret, never used
     assert pol.check_code([used, fresh], totp_code(STEP), POLICY, NOW).token_id == 7
 
 
 def test_check_code_skips_tokens_of_another_length() -> None:
-    eight = replace(TOTP, digits=8)
+    eight = TOTP._replace(digits=8)
     assert not pol.check_code([eight], totp_code(STEP), POLICY, NOW).ok
     assert pol.check_code([eight], oath.hotp(SEED20, STEP, 8), POLICY, NOW).ok
 
@@ -161,7 +161,7 @@ def test_resync_totp_records_the_new_drift() -> None:
 
 
 def test_resync_totp_refuses_steps_not_newer() -> None:
-    used = replace(TOTP, last_step=STEP)
+    used = TOTP._replace(last_step=STEP)
     assert not pol.resync([used], totp_code(STEP - 1), totp_code(STEP), POLICY, NOW).ok
 
 

@@ -158,6 +158,30 @@ def test_schema_version_and_wal(inst: Installation) -> None:
     assert {"users", "tokens", "challenges", "audit"} <= tables
 
 
+def test_audit_rows_only_append_and_are_still_found_by_user(inst: Installation) -> None:
+    # Schema 3: no index by user, whose random page per verification cost a fifth of an accept.
+    with sqlite3.connect(inst.config.store.path) as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "idx_audit_user_time" not in indexes and "idx_audit_time" in indexes
+    inst.add_user("alice")
+    inst.add_user("bob")
+    with inst.admin() as admin:
+        assert [r.user for r in admin.store.audit_rows(user="bob")] == ["bob"]
+
+
+def test_a_schema_2_store_loses_the_audit_index_by_user(inst: Installation) -> None:
+    conn = sqlite3.connect(inst.config.store.path)
+    conn.execute("CREATE INDEX idx_audit_user_time ON audit (user, time)")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    Store.open(inst.config.store.path).close()
+    with sqlite3.connect(inst.config.store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_audit_user_time'").fetchall()
+    conn.close()
+
+
 def test_newer_schema_is_refused(inst: Installation) -> None:
     conn = sqlite3.connect(inst.config.store.path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -17,10 +17,11 @@ from otpcore.config import load_config
 from otpcore.decision import Verdict
 from otpcore.errors import StoreError
 from otpcore.oath import encode_base32
-from otpcore.service import Verifier
+from otpcore.service import Verifier, token_identity
 from otpcore.store import Store
 from radiusd import logsink
 from radiusd.admission import EMPTY, Admission
+from radiusd.server import _WriterTurn
 from radiusd.storeguard import GuardedVerifier
 
 from .helpers import Client, RadiusServer, Sent, build_request, check_reply, totp
@@ -76,6 +77,82 @@ def test_a_batch_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
     # Rolled back: the code was never used, so it is accepted now.
     assert verifier.login("u0", code, first_factor="none", door="radius", client="c", now=now).accepted
     verifier.close()
+
+
+def test_a_precheck_is_used_only_while_the_tokens_are_as_it_saw_them(tmp_path: Path) -> None:
+    verifier, secrets = _verifier(tmp_path)
+    other = Verifier.open(load_config(tmp_path / "otp.toml"))
+    now = time.time()
+    code = totp(encode_base32(secrets[0]), now).encode()
+    verifier.precheck("u0", code, first_factor="none", now=now)
+    # Another process accepts the code between the precheck and the login: the login sees the token moved on.
+    assert other.login("u0", code, first_factor="none", door="radius", client="c", now=now).accepted
+    with verifier.batch():
+        again = verifier.login("u0", code, first_factor="none", door="radius", client="c", now=now)
+    assert again.verdict is Verdict.REJECT and again.reason == "replay"
+    # A precheck of a wrong code, then the token gets a new secret that this code matches: decided afresh.
+    new_secret = os.urandom(20)
+    code1 = totp(encode_base32(new_secret), now).encode()
+    verifier.precheck("u1", code1, first_factor="none", now=now)
+    with Admin(load_config(tmp_path / "otp.toml")) as admin:
+        token_id = admin.store.tokens(admin.store.require_user("u1").id)[0].id
+        admin.store.set_token_secret(token_id, admin.sealer.seal(new_secret, token_identity(token_id)))
+    with verifier.batch():
+        assert verifier.login("u1", code1, first_factor="none", door="radius", client="c", now=now).accepted
+    # Unchanged tokens: the precheck's result is the decision (and only once: the code is used up).
+    code2 = totp(encode_base32(secrets[2]), now).encode()
+    verifier.precheck("u2", code2, first_factor="none", now=now)
+    with verifier.batch():
+        assert verifier.login("u2", code2, first_factor="none", door="radius", client="c", now=now).accepted
+        assert verifier.login("u2", code2, first_factor="none", door="radius", client="c", now=now).reason == "replay"
+    verifier.close()
+    other.close()
+
+
+def test_writer_turn_can_be_tried_without_waiting(tmp_path: Path) -> None:
+    first, second = _WriterTurn(tmp_path / "s", shared=True), _WriterTurn(tmp_path / "s", shared=True)
+    assert first.try_take()
+    assert not second.try_take()
+    with first:  # already taken: kept, and given back at the end
+        assert not second.try_take()
+    assert second.try_take()
+    with second:
+        pass
+    assert first.try_take()
+    first.__exit__(None, None, None)
+    for turn in (first, second):
+        turn.close()
+    assert _WriterTurn(tmp_path / "s", shared=False).try_take()  # one worker: nobody to wait for
+
+
+def test_info_writer_writes_what_logging_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "log"
+    logger = logging.getLogger("test.logsink.writer")
+    root = logging.getLogger()
+    saved_level, saved_handlers = root.level, root.handlers[:]
+    with open(path, "w") as raw:
+        handler = logsink._HeldStreamHandler(raw)
+        handler.setFormatter(logging.Formatter(logsink._FORMAT))
+        saved, logsink._handler = logsink._handler, handler
+        root.handlers = [handler]  # as otp-radiusd has it (pytest adds its own)
+        root.setLevel(logging.INFO)
+        try:
+            monkeypatch.setattr(logsink.time, "time", lambda: 1_700_000_000.25)
+            write = logsink.info_writer(logger)
+            assert isinstance(write, logsink._LineWriter)
+            write("decision user=alice result=accept")
+            record = logger.makeRecord(logger.name, logging.INFO, "", 0, "decision user=alice result=accept", (), None)
+            record.created, record.msecs = 1_700_000_000.25, 250.0
+            assert path.read_text() == handler.format(record) + "\n"
+            # Another handler on the way: the records go through logging, which feeds both.
+            other = logging.Handler()
+            logger.addHandler(other)
+            assert not isinstance(logsink.info_writer(logger), logsink._LineWriter)
+            logger.removeHandler(other)
+        finally:
+            root.handlers = saved_handlers
+            root.setLevel(saved_level)
+            logsink._handler = saved
 
 
 def test_only_code_checks_are_batchable() -> None:
