@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from otpcore.store import SessionEvent, Store
 
 from .dictionary import load_dictionary
-from .wire import BAD_AUTHENTICATOR, MALFORMED, MAX_PACKET, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE, Drop
+from .wire import (
+    BAD_AUTHENTICATOR,
+    MALFORMED,
+    MAX_PACKET,
+    MISSING_MESSAGE_AUTHENTICATOR,
+    UNSUPPORTED_CODE,
+    Drop,
+    hmac_md5,
+)
 
 __all__ = [
     "ACCOUNTING_OFF",
@@ -196,7 +204,7 @@ def encode_accounting_response(request: AccountingRequest, secret: bytes) -> byt
     header = bytes((ACCOUNTING_RESPONSE, request.id)) + length.to_bytes(2, "big")
     unsigned = bytes((MESSAGE_AUTHENTICATOR, 18)) + _ZERO16 + proxy
     vector = request.authenticator if request.code == STATUS_SERVER else _ZERO16
-    mac = hmac.digest(secret, header + vector + unsigned, "md5")
+    mac = hmac_md5(secret, header + vector + unsigned)
     attributes = bytes((MESSAGE_AUTHENTICATOR, 18)) + mac + proxy
     response_authenticator = hashlib.md5(header + request.authenticator + attributes + secret).digest()
     return header + response_authenticator + attributes
@@ -251,7 +259,7 @@ def _parse(data: bytes) -> tuple[_Attributes, int]:
 
 def _message_authenticator_ok(data: bytes, offset: int, secret: bytes, authenticator: bytes) -> bool:
     signed = data[:4] + authenticator + data[20:offset + 2] + _ZERO16 + data[offset + 18:]
-    return hmac.compare_digest(hmac.digest(secret, signed, "md5"), data[offset + 2:offset + 18])
+    return hmac.compare_digest(hmac_md5(secret, signed), data[offset + 2:offset + 18])
 
 
 def _first(attributes: _Attributes, number: int) -> bytes | None:

@@ -59,17 +59,21 @@ class GuardedVerifier:
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float
               ) -> Decision:
         self._ensure()
-        with self._guard():
+        try:
             decision = self._verifier.login(user, password, first_factor=first_factor, door=door, client=client,
                                             now=now)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            raise self._faulted(exc) from None
         self._recovered()
         return decision
 
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
                          ) -> Decision:
         self._ensure()
-        with self._guard():
+        try:
             decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            raise self._faulted(exc) from None
         self._recovered()
         return decision
 
@@ -89,30 +93,27 @@ class GuardedVerifier:
         the calls inside share the connection, so it is neither reopened nor dropped before the end; a store fault
         inside ends the batch (rolled back) and then drops the connection."""
         self._ensure()
-        with self._guard():
-            self._batching = True
-            try:
-                with self._verifier.batch():
-                    yield
-            finally:
-                self._batching = False  # before the guard sees a fault: the rolled-back connection is dropped
+        self._batching = True
+        try:
+            with self._verifier.batch():
+                yield
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self._batching = False  # before the fault is seen: the rolled-back connection is dropped
+            raise self._faulted(exc) from None
+        finally:
+            self._batching = False
 
     def close(self) -> None:
         self._drop()
 
     # -- the guard ----------------------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
+    def _faulted(self, exc: sqlite3.DatabaseError | StoreError) -> StoreError:
         """A store fault becomes one StoreError, and the connection in doubt is dropped: the next request reopens."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:  # a store fault the store did not wrap: one clear line all the same
-            self._fault()
-            raise StoreError(f"store error: {exc}") from None
-        except StoreError:
-            self._fault()
-            raise
+        self._fault()
+        if isinstance(exc, StoreError):
+            return exc
+        return StoreError(f"store error: {exc}")  # a store fault the store did not wrap: one clear line all the same
 
     def _open(self) -> None:
         verifier = self._opener(self._config)

@@ -67,6 +67,24 @@ def test_pap_encrypt_matches_pyrad() -> None:
 # -- Message-Authenticator and framing --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("key_size", [0, 1, 10, 63, 64, 65, 200])
+def test_hmac_md5_is_rfc_2104(key_size: int) -> None:
+    key = os.urandom(key_size)
+    for data in (b"", b"x", os.urandom(100), os.urandom(4096)):
+        assert wire.hmac_md5(key, data) == hmac.digest(key, data, "md5")
+        assert wire.hmac_md5(key, data) == hmac.digest(key, data, "md5")  # again, from the kept states
+
+
+def test_long_reply_messages_are_split_and_kept_the_same() -> None:
+    request = wire.decode_request(build_request("alice", b"123456").raw, SECRET,
+                                  require_message_authenticator=True)
+    message = "x" * 300
+    for _ in range(2):
+        reply = wire.encode_reply(wire.ACCESS_REJECT, request, SECRET, message=message)
+        assert reply[20 + 18:20 + 18 + 2] == bytes((wire.REPLY_MESSAGE, 255))
+        assert reply[20 + 18 + 255:20 + 18 + 255 + 2] == bytes((wire.REPLY_MESSAGE, 47))
+
+
 def test_valid_message_authenticator() -> None:
     req = decode(build_request("alice", b"pw123456").raw)
     assert req.user == "alice" and req.code == wire.ACCESS_REQUEST
