@@ -82,7 +82,7 @@ def test_long_reply_messages_are_split_and_kept_the_same() -> None:
     for _ in range(2):
         reply = wire.encode_reply(wire.ACCESS_REJECT, request, SECRET, message=message)
         assert reply[20 + 18:20 + 18 + 2] == bytes((wire.REPLY_MESSAGE, 255))
-        assert reply[20 + 18 + 255:20 + 18 + 255 + 2] == bytes((wire.REPLY_MESSAGE, 47))
+        assert reply[20 + 18 + 255:20 + 18 + 255 + 2] == bytes((wire.REPLY_MESSAGE, 2 + 47))
 
 
 def test_valid_message_authenticator() -> None:
