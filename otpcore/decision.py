@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Decision", "Reason", "Verdict"]
 
 
-class Verdict(enum.Enum):
+class Verdict(enum.StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
     CHALLENGE = "challenge"
@@ -35,8 +35,7 @@ class Reason(enum.StrEnum):
     CODE_SENT = "code_sent"  # an email/sms code was sent; no challenge (policy.challenge off): log in again with it
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     verdict: Verdict
     reason: Reason
     user: str

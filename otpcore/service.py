@@ -313,9 +313,9 @@ class Verifier:
                                      reason=f"{Reason.DELIVERY_FAILED.value}_{m.channel}")
             if not challenge:
                 decision = self._finish(user, row, door, client, now, Verdict.REJECT, Reason.CODE_SENT, primary.id)
-                return replace(decision, message=SENT_REJECT_MESSAGE)
+                return decision._replace(message=SENT_REJECT_MESSAGE)
             decision = self._finish(user, row, door, client, now, Verdict.CHALLENGE, Reason.CHALLENGE_SENT, primary.id)
-        return replace(decision, state=state, message=SENT_MESSAGES.get(sent, CHALLENGE_MESSAGE))
+        return decision._replace(state=state, message=SENT_MESSAGES.get(sent, CHALLENGE_MESSAGE))
 
     def _resend_too_soon(self, row: UserRow, state: bytes, settings: oob.OobSettings, *, door: str, client: str,
                          now: float, rekey: bool) -> Decision:
@@ -327,13 +327,13 @@ class Verifier:
             self.store.add_challenge(replace(pending, state=state, client=client))
             decision = self._finish(row.name, row, door, client, now, Verdict.CHALLENGE, Reason.RESEND_TOO_SOON,
                                     pending.token_id)
-            return replace(decision, state=state, message=PENDING_MESSAGE)
+            return decision._replace(state=state, message=PENDING_MESSAGE)
         decision = self._finish(row.name, row, door, client, now, Verdict.REJECT, Reason.RESEND_TOO_SOON)
-        return replace(decision, message=WAIT_MESSAGE)
+        return decision._replace(message=WAIT_MESSAGE)
 
     def _not_sent(self, row: UserRow, door: str, client: str, now: float) -> Decision:
         decision = self._finish(row.name, row, door, client, now, Verdict.REJECT, Reason.DELIVERY_FAILED)
-        return replace(decision, message=NOT_SENT_MESSAGE)
+        return decision._replace(message=NOT_SENT_MESSAGE)
 
     def _deliver(self, messages: Sequence[oob.Outgoing]) -> list[str | None]:
         if self.delivery is None and self._delivery_config is not None:
@@ -401,7 +401,7 @@ class Verifier:
         new_state = os.urandom(16)  # a State is single use: the next try gets a new one, for the same code
         self.store.add_challenge(replace(challenge, state=new_state, attempts=attempts))
         decision = self._finish(user, row, door, client, now, Verdict.CHALLENGE, reason, challenge.token_id)
-        return replace(decision, state=new_state, message=RETRY_MESSAGE)
+        return decision._replace(state=new_state, message=RETRY_MESSAGE)
 
     def _check_sent_code(self, row: UserRow, code: str, now: float) -> tuple[Reason | None, int | None]:
         """A sent code given without its State (inside _check_code's transaction). (None, None): no sent code has
@@ -448,8 +448,8 @@ class Verifier:
 
     def _finish(self, user: str, row: UserRow | None, door: str, client: str, now: float, verdict: Verdict,
                 reason: Reason, token_id: int | None = None) -> Decision:
-        with self.store.transaction():
-            self.store.audit(now=now, user=user, door=door, client=client, result=verdict.value, reason=reason.value)
+        # One statement: inside a transaction it is written at its end, with the others (Store.audit)
+        self.store.audit(now=now, user=user, door=door, client=client, result=verdict, reason=reason)
         return Decision(verdict, reason, user, token_id=token_id, message=_MESSAGES.get(verdict, REJECT_MESSAGE))
 
     # -- helpers ------------------------------------------------------------------------------------------------------

@@ -120,8 +120,15 @@ _TOKEN_COLS = (
     "id, user_id, type, algorithm, digits, period, t0, counter, last_step, drift, window, secret, issuer, active, "
     "created, options"
 )
-_USER_JOIN_COLS = ", ".join(f"u.{c}" for c in _USER_COLS.split(", "))
-_TOKEN_JOIN_COLS = ", ".join(f"t.{c}" for c in _TOKEN_COLS.split(", "))
+# The statements of every verification, made once (the sqlite3 module finds its prepared statement by the text).
+_USER_BY_NAME = f"SELECT {_USER_COLS} FROM users WHERE name = ?"
+_USER_WITH_TOKENS = (
+    f"SELECT {', '.join('u.' + c for c in _USER_COLS.split(', '))}, "
+    f"{', '.join('t.' + c for c in _TOKEN_COLS.split(', '))} "
+    "FROM users u LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1 WHERE u.name = ? ORDER BY t.id"
+)
+_ACTIVE_TOKENS = f"SELECT {_TOKEN_COLS} FROM tokens WHERE user_id = ? AND active = 1 ORDER BY id"
+_AUDIT_INSERT = "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)"
 _CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts"
 _SESSION_COLS = (
     "id, client, session_id, user, nas_address, nas_identifier, framed_ip, calling_station, start_time, last_update, "
@@ -136,6 +143,7 @@ class Store:
         self._conn = conn
         self.path = path
         self._depth = 0
+        self._pending_audit: list[tuple[Any, ...]] = []  # audit rows of the open transaction, written at its end
 
     # -- opening ------------------------------------------------------------------------------------------------------
 
@@ -217,15 +225,14 @@ class Store:
     def user(self, name: str) -> UserRow | None:
         if not _encodable(name):
             return None  # lone surrogates from undecodable input: no such user can exist
-        row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE name = ?", (name,)).fetchone()
+        row = self._exec(_USER_BY_NAME, (name,)).fetchone()
         return UserRow._make(row) if row else None
 
     def user_with_tokens(self, name: str) -> tuple[UserRow | None, list[TokenRow]]:
         """The user and its active tokens (oldest first), in one query: a verification's first read."""
         if not _encodable(name):
             return None, []
-        rows = self._exec(f"SELECT {_USER_JOIN_COLS}, {_TOKEN_JOIN_COLS} FROM users u LEFT JOIN tokens t "
-                          "ON t.user_id = u.id AND t.active = 1 WHERE u.name = ? ORDER BY t.id", (name,)).fetchall()
+        rows = self._exec(_USER_WITH_TOKENS, (name,)).fetchall()
         if not rows:
             return None, []
         split = len(UserRow._fields)
@@ -288,6 +295,8 @@ class Store:
         return token
 
     def tokens(self, user_id: int | None = None, *, active_only: bool = False) -> list[TokenRow]:
+        if user_id is not None and active_only:
+            return [_token(r) for r in self._exec(_ACTIVE_TOKENS, (user_id,))]
         sql = f"SELECT {_TOKEN_COLS} FROM tokens WHERE 1"
         params: list[Any] = []
         if user_id is not None:
@@ -373,10 +382,11 @@ class Store:
     def audit(
         self, *, now: float, user: str | None, door: str, client: str | None, result: str, reason: str
     ) -> None:
-        self._exec(
-            "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            (now, _printable(user), door, _printable(client), result, reason),
-        )
+        row = (now, _printable(user), door, _printable(client), result, reason)
+        if self._depth:
+            self._pending_audit.append(row)  # written with the others at the end of the transaction, in one statement
+        else:
+            self._exec(_AUDIT_INSERT, row)
 
     def audit_rows(self, *, user: str | None = None, since: float | None = None, limit: int | None = None
                    ) -> list[AuditRow]:
@@ -499,6 +509,8 @@ class Store:
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
         text.encode()
     except UnicodeEncodeError:
@@ -540,10 +552,13 @@ class _Transaction:
             store._depth -= 1
             return
         store._depth = 0
+        pending, store._pending_audit = store._pending_audit, []
         if exc_type is not None:
             store._rollback()
             return
         try:
+            if pending:
+                store._conn.executemany(_AUDIT_INSERT, pending)
             store._conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             store._rollback()

@@ -68,11 +68,11 @@ ACCOUNTING_EVALUATE_COUNTERS = ("acct_recorded", "acct_errors")
 
 _Outcome = tuple[int, str, str, str, bytes | None]  # reply code, result, reason, Reply-Message, State
 
-_REPLY = {
-    Verdict.ACCEPT: wire.ACCESS_ACCEPT,
-    Verdict.REJECT: wire.ACCESS_REJECT,
-    Verdict.LOCKED: wire.ACCESS_REJECT,
-    Verdict.CHALLENGE: wire.ACCESS_CHALLENGE,
+_REPLY = {  # verdict -> (reply code, result in the log and counters)
+    Verdict.ACCEPT: (wire.ACCESS_ACCEPT, "accept"),
+    Verdict.REJECT: (wire.ACCESS_REJECT, "reject"),
+    Verdict.LOCKED: (wire.ACCESS_REJECT, "locked"),
+    Verdict.CHALLENGE: (wire.ACCESS_CHALLENGE, "challenge"),
 }
 
 
@@ -495,8 +495,8 @@ class Worker:
             # OpenVPN's static challenge sends SCRV1:<base64 password>:<base64 code>: password + code.
             decision = verifier.login(request.user, join_scrv1(request.password), first_factor=client.first_factor,
                                       door=DOOR, client=client.name, now=now)
-        code = _REPLY[decision.verdict]
-        result, reason, message = decision.verdict.value, str(decision.reason), decision.message
+        code, result = _REPLY[decision.verdict]
+        reason, message = decision.reason, decision.message
         state = decision.state if code == wire.ACCESS_CHALLENGE else None
         if code == wire.ACCESS_CHALLENGE and not state:
             code, result, message = wire.ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
