@@ -9,8 +9,8 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 from . import oob
@@ -72,11 +72,16 @@ class Verifier:
     def close(self) -> None:
         self.store.close()
 
-    def batch(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def batch(self, users: Sequence[str] = ()) -> Iterator[None]:
         """One transaction around several calls (group commit): their writes become durable together, at its end,
         so a door must answer none of them before the block is left. Only for `batchable` calls: the write lock is
-        held throughout, so nothing slow (argon2, PAM, a code sent by mail) may run inside."""
-        return self.store.transaction()
+        held throughout, so nothing slow (argon2, PAM, a code sent by mail) may run inside. `users`: the users the
+        calls are for, read together at the start."""
+        with self.store.transaction():
+            if users:
+                self.store.prefetch(users)
+            yield
 
     @staticmethod
     def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
@@ -84,21 +89,24 @@ class Verifier:
         reads and writes and HMACs only, so it may share a `batch()` with others."""
         return first_factor == "none" and bool(password) and state is None
 
-    def precheck(self, user: str, password: bytes, *, first_factor: str, now: float) -> None:
-        """Before a batch takes the write lock: check the code of a batchable login() (same arguments) against the
-        user's tokens as they are now, outside any transaction, so that unsealing and HMACs are done while another
-        process may hold the lock. pol.check_code is pure, so its result is kept by its inputs: login() uses it only
-        if it reads the very same token rows under the lock (and the same code and time), else checks afresh."""
-        if not (first_factor == "none" and password):
+    def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
+        """Before a batch takes the write lock: check the codes of batchable login() calls (user, password,
+        first_factor) against the users' tokens as they are now, outside any transaction, so that unsealing and HMACs
+        are done while another process may hold the lock. pol.check_code is pure, so its result is kept by its
+        inputs: login() uses it only if it reads the very same token rows under the lock (and the same code and
+        time), else checks afresh."""
+        codes = [(user, password) for user, password, first_factor in logins if first_factor == "none" and password]
+        if not codes:
             return
-        row, token_rows = self.store.user_with_tokens(user)
-        tokens = self._otp_tokens(row, token_rows)
-        if not tokens:
-            return
-        code = password.decode("ascii", "replace")
         if len(self._prechecked) >= _PRECHECKED_MAX:  # results whose login() never came
             self._prechecked.clear()
-        self._prechecked[(tuple(token_rows), code, now)] = pol.check_code(tokens, code, self.policy, now)
+        found = self.store.users_with_tokens([user for user, _ in codes])
+        for user, password in codes:
+            row, token_rows = found[user]
+            tokens = self._otp_tokens(row, token_rows)
+            if tokens:
+                code = password.decode("ascii", "replace")
+                self._prechecked[(tuple(token_rows), code, now)] = pol.check_code(tokens, code, self.policy, now)
 
     # -- the doors' entry points --------------------------------------------------------------------------------------
 

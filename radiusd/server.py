@@ -461,11 +461,10 @@ class Worker:
         if precheck is not None and not turn.try_take():
             # Another worker has the turn: check the codes (unseal, HMACs) while it finishes, so that less is left
             # to do once ours comes.
-            for job in jobs:
-                precheck(job.request.user, join_scrv1(job.request.password or b""),
-                         first_factor=job.client.first_factor, now=now)
+            precheck([(job.request.user, join_scrv1(job.request.password or b""), job.client.first_factor)
+                      for job in jobs], now=now)
         try:
-            with turn, verifier.batch():  # type: ignore[attr-defined]
+            with turn, verifier.batch([job.request.user for job in jobs]):  # type: ignore[attr-defined]
                 outcomes = [self._decide(verifier, job, now) for job in jobs]
         except Exception:
             # Rolled back as a whole, so none of it happened: one by one, each in a transaction of its own.

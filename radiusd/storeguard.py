@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,25 +77,25 @@ class GuardedVerifier:
         self._recovered()
         return decision
 
-    def precheck(self, user: str, password: bytes, *, first_factor: str, now: float) -> None:
+    def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
         """The verifier's precheck(), an optimisation only: a store fault here is left for the batch to meet."""
         if self._verifier is not None:
             with contextlib.suppress(OtpError, sqlite3.DatabaseError):
-                self._verifier.precheck(user, password, first_factor=first_factor, now=now)
+                self._verifier.precheck(logins, now=now)
 
     def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
         check = getattr(self._verifier, "batchable", None)
         return check is not None and bool(check(password, first_factor, state))
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, users: Sequence[str] = ()) -> Iterator[None]:
         """The verifier's batch() (one transaction around several calls). The store is checked once, at the start:
         the calls inside share the connection, so it is neither reopened nor dropped before the end; a store fault
         inside ends the batch (rolled back) and then drops the connection."""
         self._ensure()
         self._batching = True
         try:
-            with self._verifier.batch():
+            with self._verifier.batch(users):
                 yield
         except (sqlite3.DatabaseError, StoreError) as exc:
             self._batching = False  # before the fault is seen: the rolled-back connection is dropped

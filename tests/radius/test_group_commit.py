@@ -47,12 +47,14 @@ def _audit_count(verifier: Verifier) -> int:
     return len(verifier.store.audit_rows())
 
 
-def test_a_replay_inside_one_batch_is_refused_and_every_decision_audited(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefetch", [(), ("u0", "u1", "u2", "u0", "nobody", "u\udcff")])
+def test_a_replay_inside_one_batch_is_refused_and_every_decision_audited(tmp_path: Path,
+                                                                         prefetch: tuple[str, ...]) -> None:
     verifier, secrets = _verifier(tmp_path)
     before = _audit_count(verifier)
     now = time.time()
     codes = [totp(encode_base32(s), now).encode() for s in secrets]
-    with verifier.batch():
+    with verifier.batch(prefetch):  # the users read together up front (the server names them), or one by one
         first = [verifier.login(f"u{i}", codes[i], first_factor="none", door="radius", client="c", now=now)
                  for i in range(3)]
         again = verifier.login("u0", codes[0], first_factor="none", door="radius", client="c", now=now)
@@ -84,7 +86,7 @@ def test_a_precheck_is_used_only_while_the_tokens_are_as_it_saw_them(tmp_path: P
     other = Verifier.open(load_config(tmp_path / "otp.toml"))
     now = time.time()
     code = totp(encode_base32(secrets[0]), now).encode()
-    verifier.precheck("u0", code, first_factor="none", now=now)
+    verifier.precheck([("u0", code, "none")], now=now)
     # Another process accepts the code between the precheck and the login: the login sees the token moved on.
     assert other.login("u0", code, first_factor="none", door="radius", client="c", now=now).accepted
     with verifier.batch():
@@ -93,7 +95,7 @@ def test_a_precheck_is_used_only_while_the_tokens_are_as_it_saw_them(tmp_path: P
     # A precheck of a wrong code, then the token gets a new secret that this code matches: decided afresh.
     new_secret = os.urandom(20)
     code1 = totp(encode_base32(new_secret), now).encode()
-    verifier.precheck("u1", code1, first_factor="none", now=now)
+    verifier.precheck([("u1", code1, "none"), ("nobody", code1, "none"), ("u2", b"pw" + code1, "store")], now=now)
     with Admin(load_config(tmp_path / "otp.toml")) as admin:
         token_id = admin.store.tokens(admin.store.require_user("u1").id)[0].id
         admin.store.set_token_secret(token_id, admin.sealer.seal(new_secret, token_identity(token_id)))
@@ -101,12 +103,22 @@ def test_a_precheck_is_used_only_while_the_tokens_are_as_it_saw_them(tmp_path: P
         assert verifier.login("u1", code1, first_factor="none", door="radius", client="c", now=now).accepted
     # Unchanged tokens: the precheck's result is the decision (and only once: the code is used up).
     code2 = totp(encode_base32(secrets[2]), now).encode()
-    verifier.precheck("u2", code2, first_factor="none", now=now)
+    verifier.precheck([("u2", code2, "none")], now=now)
     with verifier.batch():
         assert verifier.login("u2", code2, first_factor="none", door="radius", client="c", now=now).accepted
         assert verifier.login("u2", code2, first_factor="none", door="radius", client="c", now=now).reason == "replay"
     verifier.close()
     other.close()
+
+
+def test_prefetch_belongs_inside_a_transaction(tmp_path: Path) -> None:
+    verifier, _ = _verifier(tmp_path)
+    with pytest.raises(StoreError, match="outside a transaction"):
+        verifier.store.prefetch(["u0"])
+    with verifier.batch(["u0", "nobody"]):
+        assert verifier.store.user_with_tokens("nobody") == (None, [])
+        assert verifier.store.user_with_tokens("u0")[0].name == "u0"
+    verifier.close()
 
 
 def test_writer_turn_can_be_tried_without_waiting(tmp_path: Path) -> None:
