@@ -271,7 +271,7 @@ def test_audit_filters(cli_alice: Cli, oathtool: OathTool) -> None:
 
     rows = json.loads(cli.ok("audit", "--user", "alice", "--json"))
     assert {r["user"] for r in rows} == {"alice"}
-    assert [r["reason"] for r in rows] == ["user_added", "token_added", "ok", "wrong_code"]
+    assert [r["reason"] for r in rows] == ["wrong_code", "user_added", "token_added", "ok"]  # oldest first
     recent = json.loads(cli.ok("audit", "--user", "alice", "--since", "1h", "--json"))
     assert [r["reason"] for r in recent] == ["user_added", "token_added", "ok"]
     assert len(json.loads(cli.ok("audit", "--user", "alice", "--since", "3h", "--json"))) == 4
