@@ -1,7 +1,9 @@
 """The verification service every door calls: first factor, code, lockout, challenge, audit.
 
 Each call reads the state, decides with the sans-I/O policy and commits the change and its audit row in one
-transaction. Slow first-factor checks (argon2, PAM) run before that transaction, never inside it.
+transaction. Slow first-factor checks (argon2, PAM) run before that transaction, never inside it. A server may check
+codes ahead, outside any transaction (`precheck`); such a result is used only if the rows read inside the transaction
+are the very ones it was computed from.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ class Verifier:
         """Before a batch takes the write lock: check the codes of batchable login() calls (user, password,
         first_factor) against the users' tokens as they are now, outside any transaction, so that unsealing and HMACs
         are done while another process may hold the lock. pol.check_code is pure, so its result is kept by its
-        inputs: login() uses it only if it reads the very same token rows under the lock (and the same code and
-        time), else checks afresh."""
-        codes = [(user, password) for user, password, first_factor in logins if first_factor == "none" and password]
+        inputs (and this verifier's policy, which never changes): login() uses it only if it reads the very same
+        token rows under the lock (and the same code and time), else checks afresh."""
+        codes = [(user, password) for user, password, first_factor in logins
+                 if self.batchable(password, first_factor, None)]
         if not codes:
             return
         if len(self._prechecked) >= _PRECHECKED_MAX:  # results whose login() never came
@@ -229,7 +232,7 @@ class Verifier:
                     self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
                 return self._finish(user, row, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
             reason = result.reason if not result.ok else Reason.REPLAY
-            sent_reason, sent_token = self._check_sent_code(row, code, now)
+            sent_reason, sent_token = self._check_sent_code(row, token_rows, code, now)
             if sent_reason is Reason.OK:
                 if failures != pol.CLEAR:
                     self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
@@ -411,10 +414,11 @@ class Verifier:
         decision = self._finish(user, row, door, client, now, Verdict.CHALLENGE, reason, challenge.token_id)
         return decision._replace(state=new_state, message=RETRY_MESSAGE)
 
-    def _check_sent_code(self, row: UserRow, code: str, now: float) -> tuple[Reason | None, int | None]:
+    def _check_sent_code(self, row: UserRow, token_rows: Sequence[TokenRow], code: str, now: float
+                         ) -> tuple[Reason | None, int | None]:
         """A sent code given without its State (inside _check_code's transaction). (None, None): no sent code has
         this value (every pending one counts the wrong try); (OK, token id): accepted and used up; else the refusal."""
-        settings = {t.id: s for t, s in self._oob_tokens(row)}
+        settings = {t.id: s for t, s in self._oob_tokens(row, token_rows)}
         pending = [c for c in self.store.code_challenges(row.id) if c.token_id in settings]
         if not pending:
             return None, None

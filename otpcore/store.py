@@ -2,7 +2,9 @@
 
 WAL mode with a busy timeout, so a PAM login and several otp-radiusd workers share one file. Every verification runs
 in one `BEGIN IMMEDIATE` transaction (read, decide, write, audit), and counters / time steps advance by
-compare-and-set on top of that, so two processes can never accept the same code.
+compare-and-set on top of that, so two processes can never accept the same code. A transaction may hold a group of
+verifications (group commit): their users are read together (`prefetch`), their audit rows written together at the
+end.
 Schema creation and migrations go through sqlite-utils, imported only when the schema is behind.
 """
 
@@ -124,13 +126,13 @@ _TOKEN_COLS = (
 )
 # The statements of every verification, made once (the sqlite3 module finds its prepared statement by the text).
 _USER_BY_NAME = f"SELECT {_USER_COLS} FROM users WHERE name = ?"
-_USER_WITH_TOKENS = (
+_USERS_JOIN_TOKENS = (
     f"SELECT {', '.join('u.' + c for c in _USER_COLS.split(', '))}, "
     f"{', '.join('t.' + c for c in _TOKEN_COLS.split(', '))} "
-    "FROM users u LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1 WHERE u.name = ? ORDER BY t.id"
+    "FROM users u LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1"
 )
-_USERS_WITH_TOKENS = _USER_WITH_TOKENS.replace(
-    "WHERE u.name = ? ORDER BY t.id", "WHERE u.name IN (SELECT value FROM json_each(?)) ORDER BY u.id, t.id")
+_USER_WITH_TOKENS = f"{_USERS_JOIN_TOKENS} WHERE u.name = ? ORDER BY t.id"
+_USERS_WITH_TOKENS = f"{_USERS_JOIN_TOKENS} WHERE u.name IN (SELECT value FROM json_each(?)) ORDER BY u.id, t.id"
 _ACTIVE_TOKENS = f"SELECT {_TOKEN_COLS} FROM tokens WHERE user_id = ? AND active = 1 ORDER BY id"
 _AUDIT_INSERT = "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)"
 _CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts"
@@ -149,6 +151,7 @@ class Store:
         self._depth = 0
         self._pending_audit: list[tuple[Any, ...]] = []  # audit rows of the open transaction, written at its end
         self._prefetched: dict[str, tuple[UserRow | None, list[TokenRow]]] = {}  # prefetch(), in the transaction
+        self._prefetched_ids: dict[tuple[str, int], str] = {}  # ("user" | "token", id) -> name, of _prefetched
 
     # -- opening ------------------------------------------------------------------------------------------------------
 
@@ -251,10 +254,13 @@ class Store:
         """user_with_tokens() of several users, in one query (a query costs more than the rows it reads)."""
         out: dict[str, tuple[UserRow | None, list[TokenRow]]] = {name: (None, []) for name in names}
         split = len(UserRow._fields)
-        wanted = json.dumps([name for name in out if _encodable(name)])
+        # json_each ends a string at a NUL; no stored name has one (nor undecodable characters).
+        wanted = json.dumps([name for name in out if _encodable(name) and "\0" not in name])
         for row in self._exec(_USERS_WITH_TOKENS, (wanted,)):
+            entry = out.get(row[1])
+            if entry is None:
+                continue
             name = row[1]
-            entry = out[name]
             if entry[0] is None:
                 entry = out[name] = (UserRow._make(row[:split]), entry[1])
             if row[split] is not None:
@@ -269,6 +275,22 @@ class Store:
         if not self._depth:
             raise StoreError("prefetch outside a transaction")
         self._prefetched = self.users_with_tokens(names)
+        self._prefetched_ids = {}
+        for name, (row, tokens) in self._prefetched.items():
+            if row is not None:
+                self._prefetched_ids["user", row.id] = name
+                for token in tokens:
+                    self._prefetched_ids["token", token.id] = name
+
+    def _changed(self, kind: str, row_id: int) -> None:
+        """A user's or a token's row is written: a prefetched copy of it is no longer what the store holds. A row
+        whose owner is not known here (e.g. an inactive token made active) forgets every prefetched user."""
+        if self._prefetched:
+            name = self._prefetched_ids.get((kind, row_id))
+            if name is None:
+                self._prefetched = {}
+            else:
+                self._prefetched.pop(name, None)
 
     def user_by_id(self, user_id: int) -> UserRow | None:
         row = self._exec(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -295,13 +317,16 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def update_user_contact(self, user_id: int, *, email: str | None, phone: str | None) -> None:
+        self._changed("user", user_id)
         self._exec("UPDATE users SET email = coalesce(?, email), phone = coalesce(?, phone) WHERE id = ?",
                    (email, phone, user_id))
 
     def set_password_hash(self, user_id: int, password_hash: str | None) -> None:
+        self._changed("user", user_id)
         self._exec("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
     def delete_user(self, user_id: int) -> None:
+        self._changed("user", user_id)
         self._exec("DELETE FROM challenges WHERE user_id = ?", (user_id,))
         self._exec("DELETE FROM tokens WHERE user_id = ?", (user_id,))
         self._exec("DELETE FROM users WHERE id = ?", (user_id,))
@@ -309,6 +334,7 @@ class Store:
     def set_failure_state(
         self, user_id: int, *, failures: int, last_bad: bytes | None, locked_at: float | None
     ) -> None:
+        self._changed("user", user_id)
         self._exec(
             "UPDATE users SET failures = ?, last_bad = ?, locked_at = ? WHERE id = ?",
             (failures, last_bad, locked_at, user_id),
@@ -339,6 +365,7 @@ class Store:
         return [_token(r) for r in self._exec(sql + " ORDER BY id", tuple(params))]
 
     def add_token(self, user_id: int, fields: dict[str, Any], now: float) -> int:
+        self._changed("user", user_id)
         cols = ["user_id", "created", *fields]
         cur = self._exec(
             f"INSERT INTO tokens ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -347,17 +374,21 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def set_token_secret(self, token_id: int, sealed: bytes) -> None:
+        self._changed("token", token_id)
         self._exec("UPDATE tokens SET secret = ? WHERE id = ?", (sealed, token_id))
 
     def set_token_active(self, token_id: int, active: bool) -> None:
+        self._changed("token", token_id)
         self._exec("UPDATE tokens SET active = ? WHERE id = ?", (int(active), token_id))
 
     def delete_token(self, token_id: int) -> None:
+        self._changed("token", token_id)
         self._exec("DELETE FROM challenges WHERE token_id = ?", (token_id,))
         self._exec("DELETE FROM tokens WHERE id = ?", (token_id,))
 
     def advance_hotp(self, token_id: int, *, expected: int, new_counter: int) -> bool:
         """Compare-and-set: move the counter forward only if nobody else moved it. False means lost the race."""
+        self._changed("token", token_id)
         cur = self._exec(
             "UPDATE tokens SET counter = ? WHERE id = ? AND counter = ? AND ? > counter",
             (new_counter, token_id, expected, new_counter),
@@ -366,6 +397,7 @@ class Store:
 
     def advance_totp(self, token_id: int, *, expected: int, new_step: int, drift: int) -> bool:
         """Compare-and-set: record the accepted step only if it is newer than the last one and nobody moved it."""
+        self._changed("token", token_id)
         cur = self._exec(
             "UPDATE tokens SET last_step = ?, drift = ? WHERE id = ? AND last_step = ? AND ? > last_step",
             (new_step, drift, token_id, expected, new_step),
@@ -406,6 +438,7 @@ class Store:
 
     def set_token_option(self, token_id: int, key: str, value: Any) -> None:
         """Set one key of the token's options JSON (e.g. the last send time of an email/sms token)."""
+        self._changed("token", token_id)
         self._exec("UPDATE tokens SET options = json_set(coalesce(options, '{}'), ?, ?) WHERE id = ?",
                    (f"$.{key}", value, token_id))
 
@@ -414,6 +447,8 @@ class Store:
     def audit(
         self, *, now: float, user: str | None, door: str, client: str | None, result: str, reason: str
     ) -> None:
+        """One audit row. Inside a transaction it is written at the transaction's end, with the others in one
+        statement (so audit_rows() in the same transaction does not see it yet); rolled back with the rest."""
         row = (now, _printable(user), door, _printable(client), result, reason)
         if self._depth:
             self._pending_audit.append(row)  # written with the others at the end of the transaction, in one statement
@@ -597,6 +632,9 @@ class _Transaction:
         except sqlite3.DatabaseError as exc:
             store._rollback()
             raise StoreError(f"store write failed: {exc}") from None
+        except BaseException:  # whatever it is, the write lock is not kept
+            store._rollback()
+            raise
 
 
 def _token(row: tuple[Any, ...]) -> TokenRow:

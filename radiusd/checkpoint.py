@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,10 @@ class Checkpointer:
         self._thread.join(5.0)
 
     def _run(self) -> None:
-        with contextlib.suppress(OSError, AttributeError):  # best effort: a checkpoint at full priority still works
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                           os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + NICENESS)
+        if sys.platform.startswith("linux"):  # where a thread has a nice value of its own
+            with contextlib.suppress(OSError):  # best effort: a checkpoint at full priority still works
+                me = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, me, os.getpriority(os.PRIO_PROCESS, me) + NICENESS)
         store: Store | None = None
         failing = False
         while not self._stop.wait(self._interval):

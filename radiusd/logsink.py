@@ -21,6 +21,8 @@ _BUFFER_BYTES = 1 << 16
 # Under systemd (JOURNAL_STREAM is set) the journal adds the time and the pid itself.
 _FORMAT = "%(asctime)s otp-radiusd[%(process)d] %(levelname)s %(message)s"
 _JOURNAL_FORMAT = "%(levelname)s %(message)s"
+# _FORMAT between the time stamp and the message, for _LineWriter (a test checks the lines match logging's)
+_FORMAT_TAIL = _FORMAT.removeprefix("%(asctime)s").removesuffix("%(message)s")
 
 
 class _HeldStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -122,20 +124,20 @@ class _LineWriter:
     def __call__(self, message: str) -> None:
         handler = self._handler
         if self._journal:
-            line = f"INFO {message}\n"
+            line = _JOURNAL_FORMAT % {"levelname": "INFO", "message": message} + "\n"
         else:
             now = time.time()
             second = int(now)
             if second != self._second:
                 self._second = second
                 self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-                self._tail = f" otp-radiusd[{os.getpid()}] INFO "
+                self._tail = _FORMAT_TAIL % {"process": os.getpid(), "levelname": "INFO"}
             line = f"{self._stamp},{int((now - second) * 1000):03d}{self._tail}{message}\n"
         handler.acquire()
         try:
             handler.stream.write(line)
             handler.flush()
-        except Exception:  # as logging does: the record goes the long way, which reports the error
-            self._logger.info("%s", message)
+        except Exception:  # as logging does: reported on stderr (logging.raiseExceptions), the record dropped
+            handler.handleError(self._logger.makeRecord(self._logger.name, logging.INFO, "", 0, message, (), None))
         finally:
             handler.release()

@@ -12,7 +12,9 @@ before, and the decision lines are logged (in one write) before the replies leav
 receiving thread saves the hand-over to the other thread (two thread switches and GIL hand-offs per request, a third
 of the cost of an accept); the price is that this thread waits while the store's write lock is taken by someone else
 (another worker, a PAM login, `otp-admin`). With several workers, they take turns at the write lock through a flock
-(`_WriterTurn`) instead of SQLite's sleeping busy handler.
+(`_WriterTurn`) instead of SQLite's sleeping busy handler; a worker that finds the turn taken checks its group's codes
+meanwhile (`Verifier.precheck`), so that its own turn is shorter. A group is decided at one time, taken when it is
+formed: its decisions, lockouts and audit rows carry that time even if the turn came a little later.
 """
 
 from __future__ import annotations
@@ -563,10 +565,11 @@ def _batchable(verifier: VerifierLike, job: _Job) -> bool:
 
 
 class _WriterTurn:
-    """The workers of one server take turns at the store's write lock: a blocking flock on a file beside the store,
-    held from before BEGIN to after COMMIT of a group. SQLite's own busy handler polls with sleeps of 1, 2, 5, 10 ms
-    and more; a worker waiting here is woken the moment the other one is done. With one worker, nothing is taken.
-    Other processes (PAM logins, otp-admin) still wait through SQLite's busy handler, as before."""
+    """The workers of one server take turns at the store's write lock: a flock on a file beside the store, held from
+    before BEGIN to after COMMIT of a group (`try_take` tells whether it is free, and takes it if so). SQLite's own
+    busy handler polls with sleeps of 1, 2, 5, 10 ms and more; a worker waiting here is woken the moment the other one
+    is done. With one worker, nothing is taken. Other processes (PAM logins, otp-admin) still wait through SQLite's
+    busy handler, as before."""
 
     def __init__(self, store_path: Any, shared: bool) -> None:
         self._path = f"{store_path}.radiusd-lock"

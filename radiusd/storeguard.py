@@ -43,6 +43,7 @@ class GuardedVerifier:
         self._identity: tuple[int, int] | None = None
         self._faulty = False  # a store fault was reported and no call has succeeded since
         self._batching = False  # inside batch(): the connection stays as it is until the batch ends
+        self._precheck_failed = False
         self._open()  # at start-up a missing store or key is the caller's error to report
 
     @property
@@ -78,10 +79,17 @@ class GuardedVerifier:
         return decision
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
-        """The verifier's precheck(), an optimisation only: a store fault here is left for the batch to meet."""
-        if self._verifier is not None:
-            with contextlib.suppress(OtpError, sqlite3.DatabaseError):
-                self._verifier.precheck(logins, now=now)
+        """The verifier's precheck(), an optimisation only: whatever fails here is left for the batch to meet (a store
+        fault) or costs only the time it took; the requests are decided all the same."""
+        if self._verifier is None:
+            return
+        try:
+            self._verifier.precheck(logins, now=now)
+        except Exception as exc:
+            if not self._precheck_failed:  # once: it may fail for every group, and each is decided anyway
+                self._precheck_failed = True
+                log.warning("checking codes ahead failed (%s: %s); requests are decided without it",
+                            type(exc).__name__, exc)
 
     def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
         check = getattr(self._verifier, "batchable", None)

@@ -63,8 +63,8 @@ _MA_HEADER = bytes((MESSAGE_AUTHENTICATOR, 18))
 _MA_PLACEHOLDER = _MA_HEADER + _ZERO16
 _PADS: dict[bytes, tuple[Any, Any]] = {}  # hmac_md5: key -> (inner, outer) hash states
 _PADS_MAX = 1024
-_MESSAGES: dict[str, bytes] = {}  # _reply_message: message -> its attributes
-_MESSAGES_MAX = 256
+_REPLY_MESSAGES: dict[str, bytes] = {}  # _reply_message: message -> its attributes
+_REPLY_MESSAGES_MAX = 256
 # The attributes a request is decided on; the decoder keeps only these.
 _WANTED = frozenset((USER_NAME, USER_PASSWORD, CHAP_PASSWORD, STATE, PROXY_STATE, ARAP_PASSWORD, EAP_MESSAGE,
                      MESSAGE_AUTHENTICATOR))
@@ -261,11 +261,11 @@ def hmac_md5(key: bytes, data: bytes) -> bytes:
 
 def _reply_message(message: str) -> bytes:
     """The Reply-Message attributes of a message; the few messages there are are encoded once."""
-    encoded = _MESSAGES.get(message)
+    encoded = _REPLY_MESSAGES.get(message)
     if encoded is None:
         encoded = b"".join(_attribute(REPLY_MESSAGE, chunk) for chunk in _chunks(message.encode("utf-8")))
-        if len(_MESSAGES) < _MESSAGES_MAX:
-            _MESSAGES[message] = encoded
+        if len(_REPLY_MESSAGES) < _REPLY_MESSAGES_MAX:
+            _REPLY_MESSAGES[message] = encoded
     return encoded
 
 

@@ -47,7 +47,7 @@ def _audit_count(verifier: Verifier) -> int:
     return len(verifier.store.audit_rows())
 
 
-@pytest.mark.parametrize("prefetch", [(), ("u0", "u1", "u2", "u0", "nobody", "u\udcff")])
+@pytest.mark.parametrize("prefetch", [(), ("u0", "u1", "u2", "u0", "nobody", "u\udcff", "u0\0evil")])
 def test_a_replay_inside_one_batch_is_refused_and_every_decision_audited(tmp_path: Path,
                                                                          prefetch: tuple[str, ...]) -> None:
     verifier, secrets = _verifier(tmp_path)
@@ -95,7 +95,8 @@ def test_a_precheck_is_used_only_while_the_tokens_are_as_it_saw_them(tmp_path: P
     # A precheck of a wrong code, then the token gets a new secret that this code matches: decided afresh.
     new_secret = os.urandom(20)
     code1 = totp(encode_base32(new_secret), now).encode()
-    verifier.precheck([("u1", code1, "none"), ("nobody", code1, "none"), ("u2", b"pw" + code1, "store")], now=now)
+    verifier.precheck([("u1", code1, "none"), ("nobody", code1, "none"), ("u2", b"pw" + code1, "store"),
+                       ("u1\0", code1, "none")], now=now)
     with Admin(load_config(tmp_path / "otp.toml")) as admin:
         token_id = admin.store.tokens(admin.store.require_user("u1").id)[0].id
         admin.store.set_token_secret(token_id, admin.sealer.seal(new_secret, token_identity(token_id)))
@@ -118,6 +119,17 @@ def test_prefetch_belongs_inside_a_transaction(tmp_path: Path) -> None:
     with verifier.batch(["u0", "nobody"]):
         assert verifier.store.user_with_tokens("nobody") == (None, [])
         assert verifier.store.user_with_tokens("u0")[0].name == "u0"
+    # A write to a prefetched user's rows before its first read: the read goes to the store.
+    store = verifier.store
+    with verifier.batch(["u0", "u1", "u2"]):
+        u0 = store.user("u0")
+        store.set_failure_state(u0.id, failures=2, last_bad=None, locked_at=None)
+        assert store.user_with_tokens("u0")[0].failures == 2
+        u1_token = store.tokens(store.user("u1").id)[0]
+        store.advance_totp(u1_token.id, expected=u1_token.last_step, new_step=u1_token.last_step + 5, drift=0)
+        assert store.user_with_tokens("u1")[1][0].last_step == u1_token.last_step + 5
+        store.set_token_active(10_000, False)  # a token nobody prefetched: forget them all
+        assert store._prefetched == {}
     verifier.close()
 
 
