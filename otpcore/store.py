@@ -257,10 +257,10 @@ class Store:
         # json_each ends a string at a NUL; no stored name has one (nor undecodable characters).
         wanted = json.dumps([name for name in out if _encodable(name) and "\0" not in name])
         for row in self._exec(_USERS_WITH_TOKENS, (wanted,)):
-            entry = out.get(row[1])
-            if entry is None:
-                continue
             name = row[1]
+            entry = out.get(name)
+            if entry is None:  # not asked for (SQLite compares as its JSON parser reads): not a match
+                continue
             if entry[0] is None:
                 entry = out[name] = (UserRow._make(row[:split]), entry[1])
             if row[split] is not None:
@@ -310,6 +310,7 @@ class Store:
     ) -> int:
         if self.user(name) is not None:
             raise StoreError(f"user already exists: {name}")
+        self._prefetched.pop(name, None)  # prefetched as unknown
         cur = self._exec(
             "INSERT INTO users (name, email, phone, password_hash, failures, created) VALUES (?, ?, ?, ?, 0, ?)",
             (name, email, phone, password_hash, now),
