@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -19,9 +20,9 @@ from otpcore.errors import StoreError
 from otpcore.oath import encode_base32
 from otpcore.service import Verifier, token_identity
 from otpcore.store import Store
-from radiusd import logsink
+from radiusd import logsink, wire
 from radiusd.admission import EMPTY, Admission
-from radiusd.server import _WriterTurn
+from radiusd.server import PRECHECK_MIN, Worker, _WriterTurn
 from radiusd.storeguard import GuardedVerifier
 
 from .helpers import Client, RadiusServer, Sent, build_request, check_reply, totp
@@ -131,6 +132,65 @@ def test_prefetch_belongs_inside_a_transaction(tmp_path: Path) -> None:
         store.set_token_active(10_000, False)  # a token nobody prefetched: forget them all
         assert store._prefetched == {}
     verifier.close()
+
+
+def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path) -> None:
+    """The worker's group path with the turn taken by another worker: the codes are checked ahead (precheck), then
+    decided under the turn once it is free; the outcome is the same (accepts once, replays refused, audit rows)."""
+    _verifier(tmp_path, users=0)[0].close()
+    (tmp_path / "otp.toml").write_text(
+        '[store]\npath = "otp.sqlite"\nkey_file = "otp.key"\n[radius]\nworkers = 2\n'
+        f'[[radius.clients]]\nname = "otp"\naddress = "127.0.0.1/32"\nsecret = "{OTP_SECRET.decode()}"\n'
+        'first_factor = "none"\n')
+    config = load_config(tmp_path / "otp.toml")
+    secrets = [os.urandom(20) for _ in range(PRECHECK_MIN + 2)]
+    with Admin(config) as admin:
+        for i, secret in enumerate(secrets):
+            admin.add_user(UserSpec(f"w{i}"), now=time.time())
+            admin.add_token(f"w{i}", TokenSpec(type="totp", secret=secret), now=time.time())
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(5)
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    worker = Worker(config, [out], verifier_factory=GuardedVerifier)
+    worker.start()
+    other = _WriterTurn(config.store.path, shared=True)
+    guarded = worker._fast_verifier
+    prechecked: list[int] = []  # the size of each precheck
+    real_precheck = guarded.precheck
+    guarded.precheck = lambda logins, now: (prechecked.append(len(logins)), real_precheck(logins, now=now))
+    try:
+        for attempt in ("first", "replay"):
+            now = time.time()
+            sent = [build_request(f"w{i}", totp(encode_base32(sec), now).encode(), secret=OTP_SECRET, ident=i)
+                    for i, sec in enumerate(secrets)]
+            for req in sent:
+                worker._handle(out, req.raw, sink.getsockname())
+            jobs, worker._fast = worker._fast, []
+            assert len(jobs) == len(secrets)
+            assert other.try_take()  # the other worker has the turn ...
+            releaser = threading.Timer(0.3, other.__exit__, (None, None, None))  # ... and gives it back soon
+            releaser.start()
+            prechecked.clear()
+            worker._guarded(worker._answer_group, guarded, jobs, worker._fast_turn, worker._decided_here)
+            releaser.join()
+            assert prechecked == [len(secrets)]
+            codes = sorted(check_reply(sent[raw[1]], raw).code for raw in (sink.recv(4096) for _ in sent))
+            expected = wire.ACCESS_ACCEPT if attempt == "first" else wire.ACCESS_REJECT
+            assert codes == [expected] * len(secrets), attempt
+        verifier = guarded._verifier
+        assert verifier._prechecked == {}  # every result was used by its login
+        rows = [r for r in verifier.store.audit_rows() if r.door == "radius"]
+        assert sorted(r.result for r in rows) == ["accept"] * len(secrets) + ["reject"] * len(secrets)
+    finally:
+        other.close()
+        worker._admission.close()
+        worker._thread.join(5)
+        guarded.close()
+        if worker._checkpointer is not None:
+            worker._checkpointer.stop()
+        out.close()
+        sink.close()
 
 
 def test_writer_turn_can_be_tried_without_waiting(tmp_path: Path) -> None:
