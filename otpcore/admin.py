@@ -16,8 +16,9 @@ from .config import Config
 from .errors import InputError, OtpError, SealError, StoreError
 from .oath import ALGORITHMS, encode_base32
 from .passwords import hash_password
+from .policy import CLEAR
+from .reseal import reseal_legacy_tokens, row_identity
 from .seal import Sealer, create_key_file, load_key_file
-from .service import token_identity
 from .store import Store, TokenRow, UserRow
 from .uri import otpauth_uri
 
@@ -118,8 +119,9 @@ class Admin:
     @property
     def store(self) -> Store:
         if self._store is None:
-            _ = self.sealer  # a store without its key is a broken installation: say so before anything else
+            sealer = self.sealer  # a store without its key is a broken installation: say so before anything else
             self._store = Store.open(self.config.store.path)
+            reseal_legacy_tokens(self._store, sealer)
         return self._store
 
     @property
@@ -144,6 +146,7 @@ class Admin:
         try:
             self._sealer = load_key_file(key_file)  # also checks an existing key's mode
             self._store = Store.open(store_path, create=True)
+            reseal_legacy_tokens(self._store, self._sealer)
         except OtpError:
             if new_key:  # a failed init leaves no key behind that no store uses
                 key_file.unlink(missing_ok=True)
@@ -177,7 +180,7 @@ class Admin:
     def unlock_user(self, name: str, *, now: float) -> None:
         with self.store.transaction():
             row = self.store.require_user(name)
-            self.store.set_failure_state(row.id, failures=0, last_bad=None, locked_at=None)
+            self.store.set_failure_state(row.id, CLEAR)
             self._audit(name, "unlocked", now)
 
     def set_password(self, name: str, password: bytes | None, *, now: float) -> None:
@@ -207,7 +210,7 @@ class Admin:
         token = self.store.require_token(token_id)
         if token.type not in OTP_TOKEN_TYPES or token.secret is None:
             raise InputError(f"token {token_id} is not a totp/hotp token")
-        secret = self.sealer.open(token.secret, token_identity(token.id))
+        secret = self.sealer.open(token.secret, row_identity(token))
         return otpauth_uri(kind=token.type, account=self._owner(token), secret=secret, issuer=token.issuer,
                            algorithm=token.algorithm, digits=token.digits, period=token.period,
                            counter=token.counter)
@@ -257,8 +260,9 @@ class Admin:
             "issuer": spec.issuer, "active": 1,
         }
         token_id = self.store.add_token(row.id, fields, now)
-        # The sealed secret is bound to the row id, known only after the insert (same transaction).
-        self.store.set_token_secret(token_id, self.sealer.seal(secret, token_identity(token_id)))
+        # The sealed secret is bound to the row's id, known only after the insert (same transaction).
+        sealed = self.sealer.seal(secret, row_identity(self.store.require_token(token_id)))
+        self.store.set_token_secret(token_id, sealed)
         uri = otpauth_uri(kind=spec.type, account=row.name, secret=secret, issuer=spec.issuer,
                           algorithm=spec.algorithm, digits=spec.digits, period=spec.period, counter=spec.counter)
         return NewToken(token_id, row.name, spec.type, encode_base32(secret), uri)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .delivery_config import DeliveryConfig, parse_delivery
 from .errors import ConfigError
+from .policy import Policy
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -40,25 +41,6 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
-class Policy:
-    totp_window: int = 1  # steps accepted either side of the expected one (centred on the token's drift)
-    hotp_lookahead: int = 10
-    resync_window: int = 1000  # steps (TOTP, either side) or counters (HOTP, ahead) searched by `token resync`
-    max_failures: int = 5
-    lockout_seconds: int = 300  # 0 = locked until `otp-admin user unlock`
-    no_token: str = "reject"  # reject | accept
-    challenge: bool = True
-    challenge_timeout: int = 120
-    pam_service: str = "login"
-    # email/sms tokens: defaults of the per-token knobs (see otpcore.oob)
-    oob_length: int = 6  # 4-10 characters
-    oob_alphabet: str = "digits"  # digits | alphanumeric (letters and digits without look-alikes)
-    oob_validity: int = 300  # seconds a sent code stays valid
-    oob_max_attempts: int = 3  # wrong answers a code survives
-    oob_resend_interval: int = 30  # seconds between two sends to one token
-
-
-@dataclass(frozen=True)
 class ClientConfig:
     name: str
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -80,7 +62,7 @@ class Config:
     path: Path | None = None
     store: StoreConfig = StoreConfig()
     radius: RadiusConfig = RadiusConfig()
-    policy: Policy = Policy()
+    policy: Policy = field(default_factory=Policy)
     # [delivery.smtp] / [delivery.sms]: how email and sms codes are sent (otpcore.delivery_config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
@@ -156,13 +138,15 @@ def _parse_policy(t: Mapping[str, Any]) -> Policy:
     values: dict[str, Any] = {}
     # Upper bounds keep a typo from turning every request into millions of HMACs.
     bounds = {"totp_window": 100, "hotp_lookahead": 1000, "resync_window": 100_000, "max_failures": None,
-              "lockout_seconds": None, "challenge_timeout": 86_400}
+              "lockout_seconds": None, "lockout_max_seconds": None, "challenge_timeout": 86_400,
+              "client_max_failures": None, "client_failure_window": 86_400}
     for name, maximum in bounds.items():
         values[name] = _int(t, "policy", name, getattr(d, name), minimum=0, maximum=maximum)
-    if values["max_failures"] < 1:
-        raise ConfigError("policy.max_failures: must be at least 1")
-    if values["challenge_timeout"] < 1:
-        raise ConfigError("policy.challenge_timeout: must be at least 1")
+    if "totp_max_drift" in t:
+        values["totp_max_drift"] = _int(t, "policy", "totp_max_drift", 0, minimum=0, maximum=100)
+    for name in ("max_failures", "challenge_timeout", "client_failure_window"):
+        if values[name] < 1:
+            raise ConfigError(f"policy.{name}: must be at least 1")
     values["no_token"] = _choice(t, "policy", "no_token", d.no_token, ("reject", "accept"))
     values["challenge"] = _bool(t, "policy", "challenge", d.challenge)
     values["pam_service"] = _str(t, "policy", "pam_service", d.pam_service)
@@ -179,6 +163,8 @@ def _parse_oob_policy(t: Mapping[str, Any], d: Policy) -> dict[str, Any]:
         if values[name] > high:
             raise ConfigError(f"policy.{name}: must be at most {high}")
     values["oob_alphabet"] = _choice(t, "policy", "oob_alphabet", d.oob_alphabet, tuple(ALPHABETS))
+    for name in ("oob_max_per_hour", "oob_max_per_day"):
+        values[name] = _int(t, "policy", name, getattr(d, name), minimum=1, maximum=10_000)
     return values
 
 

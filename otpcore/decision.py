@@ -33,6 +33,9 @@ class Reason(enum.StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     EXPIRED_CODE = "expired_code"
     CODE_SENT = "code_sent"  # an email/sms code was sent; no challenge (policy.challenge off): log in again with it
+    SEND_LIMIT = "send_limit"  # no code sent: the user had policy.oob_max_per_hour / oob_max_per_day already
+    THROTTLED = "throttled"  # the client caused too many failed logins lately (policy.client_max_failures)
+    NO_PASSWORD = "no_password"  # first factor "store" and the user has no password in the store
 
 
 class Decision(NamedTuple):

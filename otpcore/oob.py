@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .config import Policy
+    from .policy import Policy
 
 __all__ = [
     "ALPHABETS",
@@ -38,12 +38,15 @@ __all__ = [
     "check_code",
     "code_hash",
     "dump_options",
+    "dump_sends",
     "generate_code",
     "last_sent",
     "load_options",
+    "load_sends",
     "looks_like_code",
     "normalize_code",
     "resend_wait",
+    "send_wait",
     "settings_for",
     "validate_options",
 ]
@@ -210,3 +213,44 @@ def resend_wait(last_sent: float | None, settings: OobSettings, now: float) -> f
         return 0.0
     wait = last_sent + settings.resend_interval - now
     return wait if wait > 0 else 0.0
+
+
+# -- how often one user is sent codes ---------------------------------------------------------------------------------
+# Every send to a user is remembered for a day (users.oob_sends). A code may go out once the gap since the last one
+# is over, a gap that doubles with each send in the last hour (resend_interval, 2x, 4x ...), and while the user has
+# had fewer than policy.oob_max_per_hour codes in the hour and oob_max_per_day in the day.
+
+_HOUR = 3600.0
+_DAY = 86_400.0
+
+
+def load_sends(text: str | None) -> list[float]:
+    """The send times of users.oob_sends (bad content counts as none)."""
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(data, list):
+        return []
+    return sorted(float(t) for t in data if isinstance(t, int | float) and not isinstance(t, bool))
+
+
+def dump_sends(sends: Sequence[float], now: float) -> str:
+    """The send times to keep: those of the last day."""
+    return json.dumps([t for t in sends if t > now - _DAY])
+
+
+def send_wait(sends: Sequence[float], settings: OobSettings, policy: Policy, now: float) -> tuple[float, bool]:
+    """(seconds to wait before a code may be sent to this user, whether a per-hour or per-day cap is the reason)."""
+    hour = [t for t in sends if t > now - _HOUR]
+    day = [t for t in sends if t > now - _DAY]
+    if len(day) >= policy.oob_max_per_day:
+        return day[-policy.oob_max_per_day] + _DAY - now, True
+    if len(hour) >= policy.oob_max_per_hour:
+        return hour[-policy.oob_max_per_hour] + _HOUR - now, True
+    if not hour or settings.resend_interval <= 0:
+        return 0.0, False
+    gap = settings.resend_interval * 2 ** min(len(hour) - 1, 20)
+    return max(0.0, hour[-1] + gap - now), False

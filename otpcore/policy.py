@@ -1,20 +1,71 @@
 """Verification policy, sans-I/O: given the clock, the user's and tokens' state and a code, decide and say what changes.
 
-Nothing here reads or writes the store; the service applies the returned changes in one transaction.
+Nothing here reads or writes the store; the service applies the returned changes in one transaction. `Policy` holds
+the [policy] settings (otpcore.config reads them from the file).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import oath
-from .config import Policy
 from .decision import Reason
 
-__all__ = ["CodeCheck", "FailureState", "OtpToken", "check_code", "is_locked", "record_failure", "resync"]
+__all__ = [
+    "CLEAR",
+    "OTP_TYPES",
+    "CodeCheck",
+    "FailureState",
+    "OtpToken",
+    "Policy",
+    "ThrottleState",
+    "check_code",
+    "effective",
+    "is_locked",
+    "locked_until",
+    "lockout_duration",
+    "record_failure",
+    "resync",
+    "throttle_failure",
+    "throttled",
+]
 
 OTP_TYPES = ("totp", "hotp")
+
+
+@dataclass(frozen=True)
+class Policy:
+    totp_window: int = 1  # steps accepted either side of the expected one (centred on the token's drift)
+    # How far (in steps) a login may move a TOTP token's recorded drift; None: totp_window. Only `token resync` moves
+    # it further, so a run of codes from the future cannot walk the window away from the token's real clock.
+    totp_max_drift: int | None = None
+    hotp_lookahead: int = 10
+    resync_window: int = 1000  # steps (TOTP, either side) or counters (HOTP, ahead) searched by `token resync`
+    max_failures: int = 5  # consecutive failed logins (wrong password or wrong code) before a lockout
+    lockout_seconds: int = 300  # the first lockout; 0 = locked until `otp-admin user unlock`
+    lockout_max_seconds: int = 86_400  # each lockout in a row doubles the previous one, up to this
+    no_token: str = "reject"  # reject | accept
+    challenge: bool = True
+    challenge_timeout: int = 120
+    pam_service: str = "login"
+    # Failed logins one client (a NAS, or a PAM service and remote host) may cause: at most client_max_failures
+    # within client_failure_window seconds (a leaky bucket), then its requests are refused until the rate falls.
+    client_max_failures: int = 100  # 0 = no limit
+    client_failure_window: int = 60
+    # email/sms tokens: defaults of the per-token knobs (see otpcore.oob)
+    oob_length: int = 6  # 4-10 characters
+    oob_alphabet: str = "digits"  # digits | alphanumeric (letters and digits without look-alikes)
+    oob_validity: int = 300  # seconds a sent code stays valid
+    oob_max_attempts: int = 3  # wrong answers a code survives
+    oob_resend_interval: int = 30  # seconds between two sends to one token; doubles with each send in the hour
+    oob_max_per_hour: int = 5  # codes sent to one user in any hour ...
+    oob_max_per_day: int = 10  # ... and in any day
+
+    @property
+    def drift_cap(self) -> int:
+        return self.totp_window if self.totp_max_drift is None else self.totp_max_drift
 
 
 class OtpToken(NamedTuple):
@@ -34,9 +85,10 @@ class OtpToken(NamedTuple):
 
 
 class FailureState(NamedTuple):
-    failures: int
-    last_bad: bytes | None
+    failures: int  # consecutive failed logins since the last success or lockout
+    last_bad: bytes | None  # fingerprint of the last failed entry: the same one again counts once
     locked_at: float | None
+    lockouts: int = 0  # lockouts in a row (since the last success or unlock): each one lasts twice the previous
 
 
 class CodeCheck(NamedTuple):
@@ -55,30 +107,78 @@ class CodeCheck(NamedTuple):
     drift: int = 0
 
 
-CLEAR = FailureState(failures=0, last_bad=None, locked_at=None)
+class ThrottleState(NamedTuple):
+    """A client's failed logins as a leaky bucket: `level` failures at `updated`, draining at the allowed rate."""
+
+    level: float
+    updated: float
+
+
+CLEAR = FailureState(failures=0, last_bad=None, locked_at=None, lockouts=0)
+NO_THROTTLE = ThrottleState(0.0, 0.0)
+
+
+# -- lockout ----------------------------------------------------------------------------------------------------------
+
+
+def lockout_duration(lockouts: int, policy: Policy) -> float | None:
+    """How long the `lockouts`-th lockout in a row lasts (None: until unlocked)."""
+    if policy.lockout_seconds == 0:
+        return None
+    doubled = policy.lockout_seconds * 2 ** min(max(lockouts - 1, 0), 40)
+    return float(min(doubled, max(policy.lockout_max_seconds, policy.lockout_seconds)))
+
+
+def locked_until(state: FailureState, policy: Policy) -> float | None:
+    """When the current lockout ends (inf: never by itself); None when the state holds no lockout."""
+    if state.locked_at is None:
+        return None
+    duration = lockout_duration(max(state.lockouts, 1), policy)
+    return float("inf") if duration is None else state.locked_at + duration
 
 
 def is_locked(state: FailureState, policy: Policy, now: float) -> bool:
-    if state.locked_at is None:
-        return False
-    return policy.lockout_seconds == 0 or now < state.locked_at + policy.lockout_seconds
+    until = locked_until(state, policy)
+    return until is not None and now < until
 
 
 def effective(state: FailureState, policy: Policy, now: float) -> FailureState:
-    """A lock that has run out is gone, and so is the count that led to it."""
+    """A lock that has run out is gone, and so is the count that led to it; the number of lockouts in a row stays,
+    so the next one lasts longer."""
     if state.locked_at is not None and not is_locked(state, policy, now):
-        return CLEAR
+        return CLEAR._replace(lockouts=state.lockouts)
     return state
 
 
 def record_failure(state: FailureState, fingerprint: bytes, policy: Policy, now: float) -> FailureState:
-    """One more consecutive failure, unless it is the same wrong code as the last one (that counts once)."""
+    """One more consecutive failure, unless it is the same wrong entry as the last one (that counts once)."""
     state = effective(state, policy, now)
     if state.last_bad is not None and state.last_bad == fingerprint:
         return state
     failures = state.failures + 1
-    locked_at = now if failures >= policy.max_failures else state.locked_at
-    return FailureState(failures=failures, last_bad=fingerprint, locked_at=locked_at)
+    if failures >= policy.max_failures and state.locked_at is None:
+        return FailureState(failures, fingerprint, now, state.lockouts + 1)
+    return state._replace(failures=failures, last_bad=fingerprint)
+
+
+# -- per-client throttle ----------------------------------------------------------------------------------------------
+
+
+def _drained(state: ThrottleState, policy: Policy, now: float) -> float:
+    rate = policy.client_max_failures / max(policy.client_failure_window, 1)
+    return max(0.0, state.level - max(0.0, now - state.updated) * rate)
+
+
+def throttled(state: ThrottleState, policy: Policy, now: float) -> bool:
+    """Whether the client has used up its failed logins for now: no room for one more."""
+    return policy.client_max_failures > 0 and _drained(state, policy, now) > policy.client_max_failures - 1
+
+
+def throttle_failure(state: ThrottleState, policy: Policy, now: float) -> ThrottleState:
+    return ThrottleState(_drained(state, policy, now) + 1, now)
+
+
+# -- codes ------------------------------------------------------------------------------------------------------------
 
 
 def check_code(tokens: Sequence[OtpToken], code: str, policy: Policy, now: float) -> CodeCheck:
@@ -92,14 +192,17 @@ def check_code(tokens: Sequence[OtpToken], code: str, policy: Policy, now: float
             hit = oath.verify_hotp(token.secret, code, token.counter, lookahead, token.digits, token.algorithm)
             if hit is not None:
                 return CodeCheck(True, Reason.OK, token.id, "hotp", token.counter, hit.value + 1)
-        else:
-            window = token.window if token.window is not None else policy.totp_window
-            hit = oath.verify_totp(token.secret, code, now, window=window, drift=token.drift, digits=token.digits,
-                                   algorithm=token.algorithm, period=token.period, t0=token.t0)
-            if hit is not None:
-                if hit.value > token.last_step:
-                    return CodeCheck(True, Reason.OK, token.id, "totp", token.last_step, hit.value, hit.offset)
-                replay = CodeCheck(False, Reason.REPLAY, token.id)
+            continue
+        window = token.window if token.window is not None else policy.totp_window
+        hit = oath.verify_totp(token.secret, code, now, window=window, drift=token.drift, digits=token.digits,
+                               algorithm=token.algorithm, period=token.period, t0=token.t0)
+        if hit is None:
+            continue
+        if hit.value > token.last_step:
+            # A login keeps the drift within the cap (or within the drift a resync set): it may shrink, never grow.
+            drift = hit.offset if abs(hit.offset) <= max(policy.drift_cap, abs(token.drift)) else token.drift
+            return CodeCheck(True, Reason.OK, token.id, "totp", token.last_step, hit.value, drift)
+        replay = CodeCheck(False, Reason.REPLAY, token.id)
     return replay or CodeCheck(False, Reason.WRONG_CODE)
 
 

@@ -1,7 +1,8 @@
 """Sealing of token secrets at rest: AES-256-GCM with the row's identity as associated data.
 
-A sealed value is `nonce (12 bytes) || ciphertext+tag`. Binding it to the token's id means a sealed secret copied to
-another row does not open. The key lives in its own file (0600), so a copied database alone reveals nothing.
+A sealed value is `nonce (12 bytes) || ciphertext+tag`. Binding it to the token's id, its owner and its parameters
+means a sealed secret copied to another row, or a row given to another user, does not open. The key lives in its own
+file (0600), so a copied database alone reveals nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +20,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import SealError
 
-__all__ = ["Sealer", "create_key_file", "load_key_file"]
+__all__ = ["Sealer", "create_key_file", "legacy_token_identity", "load_key_file", "token_identity"]
 
 _KEY_BYTES = 32
 _NONCE_BYTES = 12
+
+
+def token_identity(token_id: int, user_id: int, kind: str, algorithm: str, digits: int, period: int) -> bytes:
+    """Associated data binding a sealed secret to its token row: the row, its owner and what the codes depend on."""
+    return b"otp-token-v2:%d:%d:%s:%s:%d:%d" % (token_id, user_id, kind.encode(), algorithm.encode(), digits, period)
+
+
+def legacy_token_identity(token_id: int) -> bytes:
+    """How secrets were bound before schema 4 (the row id only): read once, to re-seal them."""
+    return b"otp-token:%d" % token_id
 
 
 class Sealer:

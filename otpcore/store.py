@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import NotFoundError, StoreError
+from .policy import NO_THROTTLE, FailureState, ThrottleState
 
 __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "SessionEvent", "SessionRow", "Store", "TokenRow", "UserRow"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -37,6 +38,8 @@ class UserRow(NamedTuple):
     last_bad: bytes | None
     locked_at: float | None
     created: float
+    lockouts: int  # lockouts in a row since the last success or unlock (policy: each lasts twice the one before)
+    oob_sends: str | None  # JSON list of the times email/sms codes were sent to the user in the last day
 
 
 class TokenRow(NamedTuple):
@@ -56,6 +59,7 @@ class TokenRow(NamedTuple):
     active: bool
     created: float
     options: str | None  # JSON: per-token knobs of out-of-band tokens
+    seal: int  # how the secret is bound to the row: 1 = token id only (before schema 4), 2 = id, owner, parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class ChallengeRow:
     expires: float
     code_hash: bytes | None
     attempts: int
+    state_expires: float | None = None  # when the State stops being accepted (None: at `expires`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +124,10 @@ class SessionRow:
     status: str  # active | stopped (Stop received) | closed (Accounting-On/Off of its NAS)
 
 
-_USER_COLS = "id, name, email, phone, password_hash, failures, last_bad, locked_at, created"
+_USER_COLS = "id, name, email, phone, password_hash, failures, last_bad, locked_at, created, lockouts, oob_sends"
 _TOKEN_COLS = (
     "id, user_id, type, algorithm, digits, period, t0, counter, last_step, drift, window, secret, issuer, active, "
-    "created, options"
+    "created, options, seal"
 )
 # The statements of every verification, made once (the sqlite3 module finds its prepared statement by the text).
 _USER_BY_NAME = f"SELECT {_USER_COLS} FROM users WHERE name = ?"
@@ -135,7 +140,7 @@ _USER_WITH_TOKENS = f"{_USERS_JOIN_TOKENS} WHERE u.name = ? ORDER BY t.id"
 _USERS_WITH_TOKENS = f"{_USERS_JOIN_TOKENS} WHERE u.name IN (SELECT value FROM json_each(?)) ORDER BY u.id, t.id"
 _ACTIVE_TOKENS = f"SELECT {_TOKEN_COLS} FROM tokens WHERE user_id = ? AND active = 1 ORDER BY id"
 _AUDIT_INSERT = "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)"
-_CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts"
+_CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts, state_expires"
 _SESSION_COLS = (
     "id, client, session_id, user, nas_address, nas_identifier, framed_ip, calling_station, start_time, last_update, "
     "stop_time, session_time, input_octets, output_octets, terminate_cause, status"
@@ -152,6 +157,7 @@ class Store:
         self._pending_audit: list[tuple[Any, ...]] = []  # audit rows of the open transaction, written at its end
         self._prefetched: dict[str, tuple[UserRow | None, list[TokenRow]]] = {}  # prefetch(), in the transaction
         self._prefetched_ids: dict[tuple[str, int], str] = {}  # ("user" | "token", id) -> name, of _prefetched
+        self._throttles: dict[str, ThrottleState] = {}  # throttle(), read in the open transaction
 
     # -- opening ------------------------------------------------------------------------------------------------------
 
@@ -332,14 +338,34 @@ class Store:
         self._exec("DELETE FROM tokens WHERE user_id = ?", (user_id,))
         self._exec("DELETE FROM users WHERE id = ?", (user_id,))
 
-    def set_failure_state(
-        self, user_id: int, *, failures: int, last_bad: bytes | None, locked_at: float | None
-    ) -> None:
+    def set_failure_state(self, user_id: int, state: FailureState) -> None:
         self._changed("user", user_id)
         self._exec(
-            "UPDATE users SET failures = ?, last_bad = ?, locked_at = ? WHERE id = ?",
-            (failures, last_bad, locked_at, user_id),
+            "UPDATE users SET failures = ?, last_bad = ?, locked_at = ?, lockouts = ? WHERE id = ?",
+            (state.failures, state.last_bad, state.locked_at, state.lockouts, user_id),
         )
+
+    def set_oob_sends(self, user_id: int, sends: str | None) -> None:
+        self._changed("user", user_id)
+        self._exec("UPDATE users SET oob_sends = ? WHERE id = ?", (sends, user_id))
+
+    # -- per-client throttle ------------------------------------------------------------------------------------------
+
+    def throttle(self, key: str) -> ThrottleState:
+        """The client's failed-login bucket (policy.throttled); read once per transaction."""
+        cached = self._throttles.get(key)
+        if cached is not None:
+            return cached
+        row = self._exec("SELECT level, updated FROM throttle WHERE key = ?", (key,)).fetchone()
+        state = ThrottleState(*row) if row else NO_THROTTLE
+        if self._depth:
+            self._throttles[key] = state
+        return state
+
+    def set_throttle(self, key: str, state: ThrottleState) -> None:
+        self._throttles.pop(key, None)
+        self._exec("INSERT INTO throttle (key, level, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                   "level = excluded.level, updated = excluded.updated", (key, state.level, state.updated))
 
     # -- tokens -------------------------------------------------------------------------------------------------------
 
@@ -366,7 +392,9 @@ class Store:
         return [_token(r) for r in self._exec(sql + " ORDER BY id", tuple(params))]
 
     def add_token(self, user_id: int, fields: dict[str, Any], now: float) -> int:
+        """A new token row; its secret (if any) is set with set_token_secret once the row's id is known."""
         self._changed("user", user_id)
+        fields = {"seal": 2, **fields}
         cols = ["user_id", "created", *fields]
         cur = self._exec(
             f"INSERT INTO tokens ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -375,8 +403,14 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def set_token_secret(self, token_id: int, sealed: bytes) -> None:
+        """The sealed secret, bound to the row's id, owner and parameters (seal 2)."""
         self._changed("token", token_id)
-        self._exec("UPDATE tokens SET secret = ? WHERE id = ?", (sealed, token_id))
+        self._exec("UPDATE tokens SET secret = ?, seal = 2 WHERE id = ?", (sealed, token_id))
+
+    def tokens_sealed_before(self, seal: int) -> list[TokenRow]:
+        """Tokens whose secret is bound the old way (the partial index makes the usual answer, none, cheap)."""
+        return [_token(r) for r in self._exec(f"SELECT {_TOKEN_COLS} FROM tokens WHERE seal < ? AND secret IS NOT "
+                                              "NULL ORDER BY id", (seal,))]
 
     def set_token_active(self, token_id: int, active: bool) -> None:
         self._changed("token", token_id)
@@ -409,8 +443,9 @@ class Store:
 
     def add_challenge(self, row: ChallengeRow) -> None:
         self._exec(
-            f"INSERT INTO challenges ({_CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (row.state, row.user_id, row.client, row.token_id, row.created, row.expires, row.code_hash, row.attempts),
+            f"INSERT INTO challenges ({_CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.state, row.user_id, row.client, row.token_id, row.created, row.expires, row.code_hash, row.attempts,
+             row.state_expires),
         )
 
     def take_challenge(self, state: bytes) -> ChallengeRow | None:
@@ -622,6 +657,8 @@ class _Transaction:
         store._depth = 0
         if store._prefetched:
             store._prefetched = {}
+        if store._throttles:
+            store._throttles = {}
         pending, store._pending_audit = store._pending_audit, []
         if exc_type is not None:
             store._rollback()
@@ -729,4 +766,20 @@ def _migration_audit_appends(db: Any) -> None:
     db.execute("DROP INDEX IF EXISTS idx_audit_user_time")
 
 
-_MIGRATIONS = [(1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends)]
+def _migration_hardening(db: Any) -> None:
+    """Escalating lockouts, caps on sent codes, secrets bound to their owner and parameters (re-sealed by the next
+    program that opens the store with its key), a State lifetime of its own, and the per-client failure throttle."""
+    for sql in (
+        "ALTER TABLE users ADD COLUMN lockouts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE users ADD COLUMN oob_sends TEXT",
+        "ALTER TABLE tokens ADD COLUMN seal INTEGER NOT NULL DEFAULT 1",
+        "UPDATE tokens SET seal = 2 WHERE secret IS NULL",  # email/sms tokens: nothing sealed
+        "CREATE INDEX idx_tokens_old_seal ON tokens (id) WHERE seal < 2",
+        "ALTER TABLE challenges ADD COLUMN state_expires FLOAT",
+        "CREATE TABLE throttle (key TEXT PRIMARY KEY, level FLOAT NOT NULL, updated FLOAT NOT NULL)",
+    ):
+        db.execute(sql)
+
+
+_MIGRATIONS = [(1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends),
+               (4, _migration_hardening)]

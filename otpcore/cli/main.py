@@ -368,7 +368,7 @@ def _iso(ts: float | None) -> str | None:
 def _user_json(u: UserRow, config: Config, active_tokens: int) -> dict[str, Any]:
     from ..policy import FailureState, is_locked
 
-    locked = is_locked(FailureState(u.failures, u.last_bad, u.locked_at), config.policy, time.time())
+    locked = is_locked(FailureState(u.failures, u.last_bad, u.locked_at, u.lockouts), config.policy, time.time())
     return {"name": u.name, "email": u.email, "phone": u.phone, "password": u.password_hash is not None,
             "active_tokens": active_tokens, "failures": u.failures, "locked": locked, "created": _iso(u.created)}
 

@@ -55,7 +55,7 @@ def test_record_failure_locks_at_max_failures() -> None:
         assert state.failures == i and state.locked_at is None
         assert not pol.is_locked(state, POLICY, NOW + i)
     state = pol.record_failure(state, fp("333333"), POLICY, NOW + 3)
-    assert state == pol.FailureState(3, fp("333333"), NOW + 3)
+    assert state == pol.FailureState(3, fp("333333"), NOW + 3, lockouts=1)  # the first lockout in a row
     assert pol.is_locked(state, POLICY, NOW + 3)
 
 

@@ -56,12 +56,13 @@ def test_wrong_code_and_malformed_code(alice: Installation) -> None:
     v = alice.verifier()
     assert verify(v, code(STEP + 5)) == WRONG
     assert verify(v, "12ab56") == WRONG
-    assert verify(v, "") == WRONG
+    # an empty code asks for one (a challenge, as for a user with an email token), whatever the user's tokens
+    assert verify(v, "") == (Verdict.CHALLENGE, Reason.CHALLENGE_SENT)
     assert verify(v, code(STEP)) == ACCEPT
 
 
 def test_drift_is_tracked(alice: Installation) -> None:
-    v = alice.verifier(totp_window=1)
+    v = alice.verifier(totp_window=1, totp_max_drift=2)
     assert verify(v, code(STEP + 1)) == ACCEPT  # the token's clock runs one step ahead
     token = alice.token(1)
     assert (token.last_step, token.drift) == (STEP + 1, 1)
@@ -71,6 +72,19 @@ def test_drift_is_tracked(alice: Installation) -> None:
     # a step later (clock at STEP + 2) the window is STEP + 3 .. STEP + 5: the clock's own step is out
     assert verify(v, code(STEP + 2), NOW + 60) == WRONG
     assert verify(v, code(STEP + 5), NOW + 60) == ACCEPT
+
+
+def test_codes_from_the_future_cannot_walk_the_drift(alice: Installation) -> None:
+    """Codes for +1, +2, +3 ... steps accepted in turn used to move the window along until the token's own current
+    code was refused. A login moves the drift at most policy.totp_max_drift (default totp_window) steps."""
+    v = alice.verifier(totp_window=1)
+    assert verify(v, code(STEP + 1)) == ACCEPT  # one step ahead: within the window
+    assert verify(v, code(STEP + 2)) == ACCEPT  # within the window around the drift of 1 ...
+    assert alice.token(1).drift == 1  # ... but the drift stays at the cap
+    assert verify(v, code(STEP + 3)) == WRONG  # so the walk ends here
+    # the owner's own code, once its step is newer than the ones used up, is accepted and re-centres the window
+    assert verify(v, code(STEP + 3), NOW + 90) == ACCEPT
+    assert alice.token(1).drift == 0
 
 
 def test_totp_resync_far_off_clock(alice: Installation) -> None:

@@ -14,8 +14,8 @@ from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.errors import SealError, StoreError
 from otpcore.passwords import hash_password, verify_password
-from otpcore.seal import Sealer, create_key_file, load_key_file
-from otpcore.service import token_identity
+from otpcore.reseal import row_identity
+from otpcore.seal import Sealer, create_key_file, load_key_file, token_identity
 from otpcore.store import SCHEMA_VERSION, Store
 
 from .helpers import SEED20, SEED32, SEED64, Installation, write_config
@@ -33,20 +33,28 @@ def secret_forms(secret: bytes) -> list[bytes]:
 # -- sealing -----------------------------------------------------------------------------------------------------------
 
 
+def ident(token_id: int, user_id: int = 1, digits: int = 6) -> bytes:
+    return token_identity(token_id, user_id, "totp", "SHA1", digits, 30)
+
+
 def test_seal_round_trip_bound_to_identity() -> None:
     sealer = Sealer(os.urandom(32))
-    sealed = sealer.seal(SEED20, token_identity(1))
+    sealed = sealer.seal(SEED20, ident(1))
     assert SEED20 not in sealed
-    assert sealer.open(sealed, token_identity(1)) == SEED20
-    assert sealer.seal(SEED20, token_identity(1)) != sealed  # a fresh nonce each time
+    assert sealer.open(sealed, ident(1)) == SEED20
+    assert sealer.seal(SEED20, ident(1)) != sealed  # a fresh nonce each time
     with pytest.raises(SealError):
-        sealer.open(sealed, token_identity(2))  # copied to another row, it does not open
+        sealer.open(sealed, ident(2))  # copied to another row, it does not open
     with pytest.raises(SealError):
-        Sealer(os.urandom(32)).open(sealed, token_identity(1))  # another key
+        sealer.open(sealed, ident(1, user_id=2))  # the row given to another user
     with pytest.raises(SealError):
-        sealer.open(sealed[:-1] + bytes([sealed[-1] ^ 1]), token_identity(1))  # tampered
+        sealer.open(sealed, ident(1, digits=8))  # the row's parameters changed
     with pytest.raises(SealError):
-        sealer.open(b"short", token_identity(1))
+        Sealer(os.urandom(32)).open(sealed, ident(1))  # another key
+    with pytest.raises(SealError):
+        sealer.open(sealed[:-1] + bytes([sealed[-1] ^ 1]), ident(1))  # tampered
+    with pytest.raises(SealError):
+        sealer.open(b"short", ident(1))
 
 
 def test_sealer_rejects_wrong_key_length() -> None:
@@ -133,7 +141,7 @@ def test_raw_store_and_wal_hold_no_secret(inst: Installation) -> None:
     with inst.admin() as admin:
         for token, _ in admin.tokens("alice"):
             assert token.secret is not None
-            assert admin.sealer.open(token.secret, token_identity(token.id)) in secrets
+            assert admin.sealer.open(token.secret, row_identity(token)) in secrets
 
 
 def test_open_missing_or_uninitialised_store(tmp_path: Path) -> None:
@@ -168,18 +176,6 @@ def test_audit_rows_only_append_and_are_still_found_by_user(inst: Installation) 
     inst.add_user("bob")
     with inst.admin() as admin:
         assert [r.user for r in admin.store.audit_rows(user="bob")] == ["bob"]
-
-
-def test_a_schema_2_store_loses_the_audit_index_by_user(inst: Installation) -> None:
-    conn = sqlite3.connect(inst.config.store.path)
-    conn.execute("CREATE INDEX idx_audit_user_time ON audit (user, time)")
-    conn.execute("PRAGMA user_version = 2")
-    conn.close()
-    Store.open(inst.config.store.path).close()
-    with sqlite3.connect(inst.config.store.path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
-        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_audit_user_time'").fetchall()
-    conn.close()
 
 
 def test_newer_schema_is_refused(inst: Installation) -> None:

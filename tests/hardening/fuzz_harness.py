@@ -115,7 +115,8 @@ class Harness:
             for name, ff, ma in (("otp", "none", "true"), ("legacy", "none", "false"), ("pw", "store", "true")))
         self.config_path.write_text(f'[store]\npath = "otp.sqlite"\nkey_file = "otp.key"\n\n[radius]\n'
                                     f'listen = ["127.0.0.1:1812"]\n\n{clients}'
-                                    "[policy]\nmax_failures = 5\nlockout_seconds = 1\nhotp_lookahead = 5\n")
+                                    "[policy]\nmax_failures = 5\nlockout_seconds = 1\nhotp_lookahead = 5\n"
+                                    "client_max_failures = 0\n")
         config = load_config(self.config_path)
         with Admin(config) as admin:
             admin.init()

@@ -398,7 +398,8 @@ def prepare_target(folder: Path, *, workers: int = 1, args: tuple[str, ...] = ()
                Client("pw", SOURCES["pw"], secret=SECRETS["pw"].decode())]
     # carol is never locked (so her wrong codes keep reaching the code check), lockouts never expire.
     server = HardServer(folder, clients=clients, workers=workers, args=args,
-                        policy={"max_failures": 1_000_000_000, "lockout_seconds": 0})
+                        policy={"max_failures": 1_000_000_000, "lockout_seconds": 0,
+                                "client_max_failures": 0})
     server.add_user("bob", "bob-pw")
     from otpcore.admin import Admin
     from otpcore.config import load_config

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 PAM_D = Path("/etc/pam.d")
+# A policy for floods of failures on purpose: no lockout, no per-client throttle.
+NO_LIMITS: dict[str, object] = {"max_failures": 1_000_000_000, "lockout_seconds": 0, "client_max_failures": 0}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from radiusd import wire
 from tests.radius.helpers import Client, Reply
 
 from .kit import (
+    NO_LIMITS,
     HardServer,
     HotpUser,
     Store,
@@ -128,7 +129,7 @@ class LoadRun:
 
 
 def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> None:
-    srv = make_server(clients=[OTP], workers=2, policy={"max_failures": 1000, "lockout_seconds": 0})
+    srv = make_server(clients=[OTP], workers=2, policy=NO_LIMITS)
     users = add_hotp_users(srv.config_path, [f"k{i}" for i in range(KILL_USERS)])
     by_name = {u.name: u for u in users}
     rng = random.Random(99)
@@ -196,7 +197,7 @@ def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> 
 
 def _server_on(folder: Path, tmp_path: Path) -> HardServer:
     folder.mkdir(parents=True, exist_ok=True)
-    srv = HardServer(folder, clients=[OTP], policy={"max_failures": 1000, "lockout_seconds": 0})
+    srv = HardServer(folder, clients=[OTP], policy=NO_LIMITS)
     srv.log_path = tmp_path / "radiusd.log"  # the log stays writable whatever happens to the store's file system
     return srv
 
@@ -310,7 +311,7 @@ def _start_fails(srv: HardServer, message: str) -> None:
 
 
 def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., HardServer]) -> None:
-    srv = make_server(clients=[OTP], policy={"max_failures": 1000, "lockout_seconds": 0})
+    srv = make_server(clients=[OTP], policy=NO_LIMITS)
     (user,) = add_hotp_users(srv.config_path, ["alice"])
     key = srv.key_path
     saved = key.read_bytes()
@@ -336,7 +337,7 @@ def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., HardServer]
         srv.start()
         replies = ask(srv, user, 0, times=2)
         assert codes(replies) == [None, None], codes(replies)
-        srv.wait_log(r"result=error reason=SealError \(a sealed secret does not open with this key")
+        srv.wait_log(r"result=error reason=SealError \(token \d+ does not open: the key file is not this store's")
         assert pamtester(service, "alice", [user.code(0)]).status == "PAM_AUTHINFO_UNAVAIL"
         assert srv.stop() == 0
 
@@ -358,7 +359,7 @@ def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., HardServer]
 
 
 def test_store_deleted_under_a_running_server(make_server: Callable[..., HardServer], tmp_path: Path) -> None:
-    srv = make_server(clients=[OTP], policy={"max_failures": 1000, "lockout_seconds": 0})
+    srv = make_server(clients=[OTP], policy=NO_LIMITS)
     (user,) = add_hotp_users(srv.config_path, ["alice"])
     srv.start()
     assert codes(ask(srv, user, 0)) == [wire.ACCESS_ACCEPT]

@@ -19,7 +19,7 @@ import pytest
 from radiusd import wire
 from tests.radius.helpers import Client, build_request
 
-from .kit import HardServer, add_hotp_users, blast
+from .kit import NO_LIMITS, HardServer, add_hotp_users, blast
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ class Flood:
 
 
 def test_flood_sheds_load_prefers_state_and_recovers(make_server: Callable[..., HardServer]) -> None:
-    srv = make_server(clients=[Client("pw", "127.0.0.1")], policy={"max_failures": 1000, "lockout_seconds": 0})
+    srv = make_server(clients=[Client("pw", "127.0.0.1")], policy=NO_LIMITS)
     users = add_hotp_users(srv.config_path, [f"s{i}" for i in range(STATE_USERS + 1)], password="right-pw")
     late = users.pop()
     srv.start()

@@ -50,7 +50,8 @@ def _wrong_codes(user: HotpUser, n: int, rng: random.Random) -> list[str]:
 
 def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: Callable[..., HardServer]) -> None:
     srv = make_server(clients=[Client("otp", "127.0.0.1", first_factor="none")], workers=WORKERS,
-                      policy={"max_failures": 1000, "lockout_seconds": 0, "hotp_lookahead": 10})
+                      policy={"max_failures": 1000, "lockout_seconds": 0, "hotp_lookahead": 10,
+                              "client_max_failures": 0})
     radius_users = add_hotp_users(srv.config_path, [f"r{i}" for i in range(RADIUS_USERS)])
     pam_users = add_hotp_users(srv.config_path, [f"p{i}" for i in range(PAM_USERS)])
     wrong_users = add_hotp_users(srv.config_path, [f"w{i}" for i in range(WRONG_USERS)])

@@ -32,7 +32,7 @@ from otpcore.errors import OtpError
 from radiusd import wire
 from tests.radius.helpers import Client, UdpClient, build_request, tool
 
-from .kit import HardServer, blast, pam_service
+from .kit import NO_LIMITS, HardServer, blast, pam_service
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def pam(wrap: Callable[[list[str]], list[str]], service: str, user: str, answers
 def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., HardServer], tmp_path: Path) -> None:
     srv = make_server(clients=[Client("pw", "127.0.0.1", secret=SHARED["pw"]),
                                Client("otp", "127.0.0.2", secret=SHARED["otp"], first_factor="none")],
-                      policy={"max_failures": 3, "lockout_seconds": 0}, args=["--log-level", "debug"])
+                      policy={"max_failures": 4, "lockout_seconds": 0}, args=["--log-level", "debug"])
     alice_secret, carol_secret = os.urandom(20), os.urandom(20)
     with Admin(load_config(srv.config_path)) as admin:
         now = time.time()
@@ -144,11 +144,11 @@ def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., Ha
     assert radius("ghost", WRONG_PASSWORD + wrong())[0] == wire.ACCESS_REJECT
     assert radius("bob", PASSWORDS["bob"] + wrong())[0] == wire.ACCESS_REJECT
     assert radius("alice", a + hotp(2))[0] == wire.ACCESS_ACCEPT
-    # The OTP-only client: carol's TOTP code alone; three wrong codes lock her; then even the right one is refused.
+    # The OTP-only client: carol's TOTP code alone; four wrong codes lock her; then even the right one is refused.
     carol_code = oath.totp(carol_secret, time.time())
     codes_used.add(carol_code)
     assert radius("carol", carol_code, secret=otp, source="127.0.0.2")[0] == wire.ACCESS_ACCEPT
-    for _ in range(3):
+    for _ in range(4):
         assert radius("carol", wrong(), secret=otp, source="127.0.0.2")[0] == wire.ACCESS_REJECT
     later = oath.totp(carol_secret, time.time() + 30)
     codes_used.add(later)
@@ -275,7 +275,7 @@ SAMPLES = 30
 
 
 def test_wrong_password_unknown_user_and_tokenless_user_look_the_same(make_server: Callable[..., HardServer]) -> None:
-    srv = make_server(clients=[Client("pw", "127.0.0.1")], policy={"max_failures": 1_000_000, "lockout_seconds": 0})
+    srv = make_server(clients=[Client("pw", "127.0.0.1")], policy=NO_LIMITS)
     srv.add_user("alice", "alice-pw")  # a TOTP token
     srv.add_user("bob", "bob-pw")
     with Admin(load_config(srv.config_path)) as admin:  # bob keeps no token

@@ -56,5 +56,6 @@ def test_pamtester_login_with_the_code_from_the_mail(site: Callable[..., Site], 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, output
-    assert "Enter the code sent to you by e-mail: " in output and "successfully authenticated" in output
+    # the prompt does not say how the code was sent: an empty code gets the same answer for every user
+    assert "Enter your one-time password: " in output and "successfully authenticated" in output
     assert s.audit() == [("challenge", "challenge"), ("accept", "ok")]

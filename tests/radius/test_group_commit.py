@@ -18,7 +18,9 @@ from otpcore.config import load_config
 from otpcore.decision import Verdict
 from otpcore.errors import StoreError
 from otpcore.oath import encode_base32
-from otpcore.service import Verifier, token_identity
+from otpcore.policy import FailureState
+from otpcore.reseal import row_identity
+from otpcore.service import Verifier
 from otpcore.store import Store
 from radiusd import logsink, wire
 from radiusd.admission import EMPTY, Admission
@@ -99,8 +101,8 @@ def test_a_precheck_is_used_only_while_the_tokens_are_as_it_saw_them(tmp_path: P
     verifier.precheck([("u1", code1, "none"), ("nobody", code1, "none"), ("u2", b"pw" + code1, "store"),
                        ("u1\0", code1, "none")], now=now)
     with Admin(load_config(tmp_path / "otp.toml")) as admin:
-        token_id = admin.store.tokens(admin.store.require_user("u1").id)[0].id
-        admin.store.set_token_secret(token_id, admin.sealer.seal(new_secret, token_identity(token_id)))
+        token = admin.store.tokens(admin.store.require_user("u1").id)[0]
+        admin.store.set_token_secret(token.id, admin.sealer.seal(new_secret, row_identity(token)))
     with verifier.batch():
         assert verifier.login("u1", code1, first_factor="none", door="radius", client="c", now=now).accepted
     # Unchanged tokens: the precheck's result is the decision (and only once: the code is used up).
@@ -124,7 +126,7 @@ def test_prefetch_belongs_inside_a_transaction(tmp_path: Path) -> None:
     store = verifier.store
     with verifier.batch(["u0", "u1", "u2"]):
         u0 = store.user("u0")
-        store.set_failure_state(u0.id, failures=2, last_bad=None, locked_at=None)
+        store.set_failure_state(u0.id, FailureState(failures=2, last_bad=None, locked_at=None))
         assert store.user_with_tokens("u0")[0].failures == 2
         u1_token = store.tokens(store.user("u1").id)[0]
         store.advance_totp(u1_token.id, expected=u1_token.last_step, new_step=u1_token.last_step + 5, drift=0)
@@ -179,7 +181,7 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
             expected = wire.ACCESS_ACCEPT if attempt == "first" else wire.ACCESS_REJECT
             assert codes == [expected] * len(secrets), attempt
         verifier = guarded._verifier
-        assert verifier._prechecked == {}  # every result was used by its login
+        assert verifier.codes.prechecked == {}  # every result was used by its login
         rows = [r for r in verifier.store.audit_rows() if r.door == "radius"]
         assert sorted(r.result for r in rows) == ["accept"] * len(secrets) + ["reject"] * len(secrets)
     finally:

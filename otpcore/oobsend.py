@@ -1,0 +1,133 @@
+"""Sending email/sms codes: when a code may go out, the challenge row that waits for it, and the delivery.
+
+A code is made when the user passed the first factor (or asked with an empty code where the password is checked
+elsewhere), stored only as a keyed hash in a challenge row (expiry = the code's validity, attempts = wrong answers so
+far, or oob.USED once accepted), sent outside any transaction, and accepted once: with the State of its challenge, or
+without it (password+code, `otp-admin token verify`). How often a user is sent codes is capped (otpcore.oob.send_wait).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import NamedTuple
+
+from . import oob
+from .context import VerifyContext
+from .decision import Reason
+from .store import ChallengeRow, TokenRow, UserRow
+
+__all__ = ["CodeSender", "SendResult"]
+
+log = logging.getLogger("otpcore.service")
+
+
+class SendResult(NamedTuple):
+    """What became of a request for a code. `reason`: CHALLENGE_SENT (sent now), RESEND_TOO_SOON with a `state` (the
+    code sent earlier now waits at this State), RESEND_TOO_SOON or SEND_LIMIT without one (nothing to offer),
+    DELIVERY_FAILED, NO_TOKEN or LOCKED."""
+
+    reason: Reason
+    state: bytes | None = None
+    channels: tuple[str, ...] = ()
+    token_id: int | None = None
+
+
+class CodeSender:
+    def __init__(self, ctx: VerifyContext, deliverer: Callable[[], oob.Deliverer | None]) -> None:
+        self.ctx = ctx
+        self._deliverer = deliverer
+
+    def send(self, row: UserRow, *, door: str, client: str, now: float, force: bool = False,
+             move_pending: bool = True) -> SendResult:
+        """Send a new code to the user's email/sms tokens, unless one went out too recently: then, with
+        `move_pending`, a code still pending for the same client moves to a new State. `force` (the help desk)
+        ignores the gaps and caps."""
+        ctx = self.ctx
+        if ctx.is_locked(row, now):
+            return SendResult(Reason.LOCKED)
+        tokens = ctx.oob_tokens(row)
+        if not tokens:
+            return SendResult(Reason.NO_TOKEN)
+        primary, settings = tokens[0]  # the first token's knobs make the code; every token gets it (email + sms)
+        targets = _addresses(row, tokens)
+        if not targets:
+            return SendResult(Reason.DELIVERY_FAILED)
+        code = oob.generate_code(settings)
+        state = os.urandom(16)
+        with ctx.store.transaction():
+            ctx.store.purge_challenges(now)
+            current = ctx.store.user_by_id(row.id) or row  # under the write lock: another process may have sent
+            sends = oob.load_sends(current.oob_sends)
+            wait, capped = (0.0, False) if force else oob.send_wait(sends, settings, ctx.policy, now)
+            if wait > 0:
+                return self._not_now(row, state, settings, client=client, now=now, move=move_pending,
+                                     capped=capped)
+            self._record_send(row, primary, targets, sends, now)
+            ctx.store.add_challenge(ChallengeRow(
+                state=state, user_id=row.id, client=client, token_id=primary.id, created=now,
+                expires=now + settings.validity, code_hash=oob.code_hash(ctx.sealer.fingerprint, row.id, code),
+                attempts=0, state_expires=now + min(settings.validity, ctx.policy.challenge_timeout)))
+        # The network, outside the transaction: the store stays writable for everybody else meanwhile.
+        messages = [oob.Outgoing(t.type, address, row.name, code, settings.validity) for t, address in targets]
+        errors = self._deliver(messages)
+        sent = tuple(sorted({m.channel for m, error in zip(messages, errors, strict=True) if error is None}))
+        with ctx.store.transaction():
+            if not sent:
+                ctx.store.delete_challenge(state)
+                return SendResult(Reason.DELIVERY_FAILED)
+            for m, error in zip(messages, errors, strict=True):
+                if error is not None:  # one channel of two failed: the code went the other way
+                    ctx.store.audit(now=now, user=row.name, door=door, client=client, result="error",
+                                    reason=f"{Reason.DELIVERY_FAILED.value}_{m.channel}")
+        return SendResult(Reason.CHALLENGE_SENT, state, sent, primary.id)
+
+    def _record_send(self, row: UserRow, primary: TokenRow, targets: Sequence[tuple[TokenRow, str]],
+                     sends: Sequence[float], now: float) -> None:
+        store = self.ctx.store
+        for old in store.code_challenges(row.id):  # a new code replaces the ones still pending
+            if old.attempts != oob.USED:
+                store.delete_challenge(old.state)
+        for t, _ in targets:
+            store.set_token_option(t.id, "last_sent", now)
+        store.set_oob_sends(row.id, oob.dump_sends([*sends, now], now))
+
+    def _not_now(self, row: UserRow, state: bytes, settings: oob.OobSettings, *, client: str, now: float,
+                 move: bool, capped: bool) -> SendResult:
+        """No new code yet. A code still pending for the same client moves to a new State, so the user can finish
+        with it; another client never takes a pending code away from the one it was sent for."""
+        store = self.ctx.store
+        pending = next((c for c in store.code_challenges(row.id)
+                        if c.token_id is not None and c.client == client and 0 <= c.attempts < settings.max_attempts
+                        and now < c.expires), None)
+        if pending is not None and move:
+            store.delete_challenge(pending.state)
+            store.add_challenge(replace(pending, state=state,
+                                        state_expires=min(pending.expires, now + self.ctx.policy.challenge_timeout)))
+            return SendResult(Reason.RESEND_TOO_SOON, state, token_id=pending.token_id)
+        return SendResult(Reason.SEND_LIMIT if capped else Reason.RESEND_TOO_SOON)
+
+    def _deliver(self, messages: Sequence[oob.Outgoing]) -> list[str | None]:
+        delivery = self._deliverer()
+        if delivery is None:
+            log.warning("user=%s: no delivery configured ([delivery.smtp] / [delivery.sms])", messages[0].user)
+            return ["no delivery configured"] * len(messages)
+        try:
+            return delivery.send_all(messages)
+        except Exception as exc:  # a broken sender must not break the login: the code was not sent
+            log.exception("user=%s: delivery failed", messages[0].user)
+            return [f"delivery failed: {type(exc).__name__}"] * len(messages)
+
+
+def _addresses(row: UserRow, tokens: Sequence[tuple[TokenRow, oob.OobSettings]]) -> list[tuple[TokenRow, str]]:
+    targets = []
+    for t, _ in tokens:
+        address = row.email if t.type == "email" else row.phone
+        if address:
+            targets.append((t, address))
+        else:
+            log.warning("user=%s token=%d: no %s in the user's profile", row.name, t.id,
+                        "e-mail address" if t.type == "email" else "phone number")
+    return targets
