@@ -10,6 +10,7 @@ Schema creation and migrations go through sqlite-utils, imported only when the s
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sqlite3
@@ -22,7 +23,8 @@ from typing import Any, NamedTuple
 from .errors import NotFoundError, StoreError
 from .policy import NO_THROTTLE, FailureState, ThrottleState
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "SessionEvent", "SessionRow", "Store", "TokenRow", "UserRow"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "SessionEvent", "SessionRow", "SessionWrite",
+           "Store", "TokenRow", "UserRow"]
 
 SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
@@ -102,6 +104,21 @@ class SessionEvent:
     input_octets: int | None = None  # Gigawords included
     output_octets: int | None = None
     terminate_cause: str | None = None
+
+
+class SessionWrite(enum.StrEnum):
+    """What an Accounting-Request did to the sessions table."""
+
+    RECORDED = "recorded"
+    REPEATED = "already recorded"  # nothing new: a resent or late request
+    STALE = "stale"  # older than the session's start: about an earlier session, ignored
+
+
+class NasClosed(NamedTuple):
+    """Accounting-On/Off: sessions closed, and open sessions left alone because they started after it."""
+
+    closed: int
+    stale: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,52 +527,61 @@ class Store:
     # -- accounting sessions ------------------------------------------------------------------------------------------
     # Idempotent: an Accounting-Request sent again (a retransmission the duplicate cache did not catch, e.g. from a new
     # source port or with a new Acct-Delay-Time) changes nothing. A session is (client, Acct-Session-Id); a NAS that
-    # reuses an Acct-Session-Id after the session stopped gets a new row from its next Start.
+    # reuses an Acct-Session-Id after the session stopped gets a new row from its next Start. An Interim-Update, Stop
+    # or Accounting-On/Off whose event time is before a session's start is about an earlier session (a late packet or
+    # a replay): it is stale for that session and never touches it.
 
-    def session_start(self, event: SessionEvent) -> bool:
-        """Record a Start. False when the session is already known (a repeated or late Start)."""
+    def session_start(self, event: SessionEvent) -> SessionWrite:
+        """Record a Start. REPEATED when the session is already known (a repeated or late Start)."""
         with self.transaction():
             row = self._latest_session(event)
             if row is not None and (row.stop_time is None or event.event_time <= row.stop_time):
                 self._merge_session(row, event, stop=False)
-                return False
+                return SessionWrite.REPEATED
             self._insert_session(event, start_time=event.event_time, stop=False)
-            return True
+            return SessionWrite.RECORDED
 
-    def session_update(self, event: SessionEvent) -> bool:
-        """Record an Interim-Update; opens the session if its Start was lost. False when it changed nothing."""
+    def session_update(self, event: SessionEvent) -> SessionWrite:
+        """Record an Interim-Update; opens the session if its Start was lost."""
         with self.transaction():
             row = self._latest_session(event)
             if row is None:
                 self._insert_session(event, start_time=_started(event), stop=False)
-                return True
+                return SessionWrite.RECORDED
+            if event.event_time < row.start_time:
+                return SessionWrite.STALE
             if row.stop_time is not None:
-                return False  # a late update of a finished session
+                return SessionWrite.REPEATED  # a late update of a finished session
             return self._merge_session(row, event, stop=False)
 
-    def session_stop(self, event: SessionEvent) -> bool:
-        """Record a Stop; records the whole session if its Start was lost. False for a repeated Stop."""
+    def session_stop(self, event: SessionEvent) -> SessionWrite:
+        """Record a Stop; records the whole session if its Start was lost."""
         with self.transaction():
             row = self._latest_session(event)
             if row is None:
                 self._insert_session(event, start_time=_started(event), stop=True)
-                return True
+                return SessionWrite.RECORDED
+            if event.event_time < row.start_time:
+                return SessionWrite.STALE  # an earlier session's Stop must not close this one
             if row.status == "stopped":
-                return False
+                return SessionWrite.REPEATED
             return self._merge_session(row, event, stop=True)  # open, or closed by Accounting-On/Off meanwhile
 
     def close_nas_sessions(self, client: str, nas_address: str | None, nas_identifier: str | None, *, now: float,
-                           cause: str = "NAS-Reboot") -> int:
-        """Accounting-On/Off: the NAS restarted or stops, so none of its sessions is open any more."""
-        sql = ("UPDATE sessions SET stop_time = max(?, last_update), status = 'closed', "
-               "terminate_cause = coalesce(terminate_cause, ?) WHERE client = ? AND stop_time IS NULL "
-               "AND nas_address IS ?")
-        params: list[Any] = [now, cause, client, nas_address]
+                           cause: str = "NAS-Reboot") -> NasClosed:
+        """Accounting-On/Off at `now` (its event time): the NAS restarted or stops, so none of the sessions it had
+        then is open any more. Sessions that started after it are left open and counted as `stale`."""
+        where = "WHERE client = ? AND stop_time IS NULL AND nas_address IS ?"
+        params: list[Any] = [client, nas_address]
         if nas_identifier is not None:
-            sql += " AND nas_identifier IS ?"
+            where += " AND nas_identifier IS ?"
             params.append(nas_identifier)
         with self.transaction():
-            return self._exec(sql, tuple(params)).rowcount
+            closed = self._exec("UPDATE sessions SET stop_time = max(?, last_update), status = 'closed', "
+                                f"terminate_cause = coalesce(terminate_cause, ?) {where} AND start_time <= ?",
+                                (now, cause, *params, now)).rowcount
+            (stale,) = self._exec(f"SELECT count(*) FROM sessions {where}", tuple(params)).fetchone()
+            return NasClosed(closed, stale)
 
     def sessions(self, *, active_only: bool = False, user: str | None = None) -> list[SessionRow]:
         sql = f"SELECT {_SESSION_COLS} FROM sessions WHERE 1"
@@ -581,10 +607,10 @@ class Store:
              event.terminate_cause if stop else None, "stopped" if stop else "active"),
         )
 
-    def _merge_session(self, row: SessionRow, event: SessionEvent, *, stop: bool) -> bool:
+    def _merge_session(self, row: SessionRow, event: SessionEvent, *, stop: bool) -> SessionWrite:
         merged = _merge(row, event, stop=stop)
         if merged == row:
-            return False
+            return SessionWrite.REPEATED
         self._exec(
             "UPDATE sessions SET user = ?, nas_identifier = ?, framed_ip = ?, calling_station = ?, last_update = ?, "
             "stop_time = ?, session_time = ?, input_octets = ?, output_octets = ?, terminate_cause = ?, status = ? "
@@ -593,7 +619,7 @@ class Store:
              merged.stop_time, merged.session_time, merged.input_octets, merged.output_octets,
              merged.terminate_cause, merged.status, row.id),
         )
-        return True
+        return SessionWrite.RECORDED
 
     # -- schema -------------------------------------------------------------------------------------------------------
 
@@ -706,8 +732,8 @@ def _merge(row: SessionRow, event: SessionEvent, *, stop: bool) -> SessionRow:
         input_octets=_grown(row.input_octets, event.input_octets),
         output_octets=_grown(row.output_octets, event.output_octets),
     )
-    if stop:
-        merged = replace(merged, stop_time=max(event.event_time, row.start_time), status="stopped",
+    if stop:  # session_stop ignores a Stop older than the start, so the stop never precedes it
+        merged = replace(merged, stop_time=event.event_time, status="stopped",
                          terminate_cause=event.terminate_cause or row.terminate_cause)
     return merged
 

@@ -17,7 +17,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from otpcore.store import SessionEvent, Store
+from otpcore.store import SessionEvent, SessionWrite, Store
 
 from .dictionary import load_dictionary
 from .wire import (
@@ -214,7 +214,9 @@ def record(store: Store, request: AccountingRequest, *, client: str, source: str
     """Write what the request says into the store; returns a short account of it for the log.
 
     Start, Interim-Update and Stop are keyed by (client, Acct-Session-Id) and are idempotent. Accounting-On/Off close
-    every open session of that NAS. Other status types (tunnel accounting, Failed) are acknowledged, not recorded.
+    every open session of that NAS that started at or before it. A request older than the session it would change
+    (a replay, or a late packet about an earlier session) is stale: answered, not recorded. Other status types (tunnel
+    accounting, Failed) are acknowledged, not recorded.
     Raises OtpError (StoreError) when the store cannot take it: the request must then get no answer.
     """
     name = request.status_name
@@ -223,12 +225,15 @@ def record(store: Store, request: AccountingRequest, *, client: str, source: str
     if request.status_type in (START, INTERIM_UPDATE, STOP):
         event = request.session_event(client, source, now)
         write = {START: store.session_start, INTERIM_UPDATE: store.session_update, STOP: store.session_stop}
-        changed = write[request.status_type](event)
-        return name if changed else f"{name} (already recorded)"
+        outcome = write[request.status_type](event)
+        if outcome is SessionWrite.STALE:
+            return f"{name} ignored as stale: its event time is before the session's start"
+        return name if outcome is SessionWrite.RECORDED else f"{name} (already recorded)"
     if request.status_type in (ACCOUNTING_ON, ACCOUNTING_OFF):
-        closed = store.close_nas_sessions(client, request.nas_address or source, request.nas_identifier,
-                                          now=request.event_time(now))
-        return f"{name}: {closed} open session(s) closed"
+        closed, stale = store.close_nas_sessions(client, request.nas_address or source, request.nas_identifier,
+                                                 now=request.event_time(now))
+        ignored = f"; ignored as stale by {stale} session(s) that started after it" if stale else ""
+        return f"{name}: {closed} open session(s) closed{ignored}"
     return f"{name} (not recorded)"
 
 

@@ -201,6 +201,15 @@ secret = "{SECRET.decode()}"
             admin.add_token(name, TokenSpec(type="totp", secret=secret), now=time.time())
 
 
+def radclient_acct(radclient: str, port: int, attributes: str) -> str:
+    """One Accounting-Request sent by FreeRADIUS's radclient (`attributes`: its input, one `Name = value` a line);
+    returns its output, which must show the Accounting-Response."""
+    out = subprocess.run([radclient, "-x", "-r", "1", "-t", "5", f"127.0.0.1:{port}", "acct", SECRET.decode()],
+                         input=attributes, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "Received Accounting-Response" in out.stdout, out.stdout + out.stderr
+    return out.stdout
+
+
 class Udp:
     """A NAS's socket: fixed source port, so a resent datagram is a true retransmission."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otpcore.store import SCHEMA_VERSION, SessionEvent, SessionRow, Store
+from otpcore.store import SCHEMA_VERSION, NasClosed, SessionEvent, SessionRow, SessionWrite, Store
 from radiusd import accounting as acct
 
 from .helpers import (
@@ -173,12 +173,13 @@ def test_other_status_types_are_acknowledged_not_recorded(store: Store) -> None:
 
 def test_store_methods_report_changes(store: Store) -> None:
     event = SessionEvent("vpn", "x", T0, user="alice", nas_address="192.0.2.1")
-    assert store.session_start(event) is True
-    assert store.session_start(event) is False
-    assert store.session_update(SessionEvent("vpn", "x", T0 + 1, input_octets=1)) is True
-    assert store.session_stop(SessionEvent("vpn", "x", T0 + 2)) is True
-    assert store.session_stop(SessionEvent("vpn", "x", T0 + 3)) is False
-    assert store.close_nas_sessions("vpn", "192.0.2.1", None, now=T0 + 4) == 0
+    assert store.session_start(event) is SessionWrite.RECORDED
+    assert store.session_start(event) is SessionWrite.REPEATED
+    assert store.session_update(SessionEvent("vpn", "x", T0 + 1, input_octets=1)) is SessionWrite.RECORDED
+    assert store.session_update(SessionEvent("vpn", "x", T0 + 1, input_octets=1)) is SessionWrite.REPEATED
+    assert store.session_stop(SessionEvent("vpn", "x", T0 + 2)) is SessionWrite.RECORDED
+    assert store.session_stop(SessionEvent("vpn", "x", T0 + 3)) is SessionWrite.REPEATED
+    assert store.close_nas_sessions("vpn", "192.0.2.1", None, now=T0 + 4) == NasClosed(closed=0, stale=0)
 
 
 def test_an_older_store_is_migrated(tmp_path: Path) -> None:
@@ -198,7 +199,7 @@ def test_an_older_store_is_migrated(tmp_path: Path) -> None:
     try:
         assert store.user("alice") is not None
         assert store.sessions() == []
-        assert store.session_start(SessionEvent("vpn", "x", T0)) is True
+        assert store.session_start(SessionEvent("vpn", "x", T0)) is SessionWrite.RECORDED
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         store.close()

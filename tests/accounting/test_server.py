@@ -10,10 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from radiusd import accounting as acct
 
@@ -30,23 +28,10 @@ from .helpers import (
     free_udp_port,
     integer,
     ip,
+    radclient_acct,
     session_attrs,
     status_server,
 )
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path)
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
-@pytest.fixture
-def nas(server: Server) -> Iterator[Udp]:
-    udp = Udp(server.acct_port)
-    yield udp
-    udp.close()
 
 
 def test_start_and_stop_are_recorded_and_answered(server: Server, nas: Udp) -> None:
@@ -113,14 +98,9 @@ def test_access_request_on_the_accounting_port_is_dropped(server: Server, nas: U
 
 
 def test_radclient_accounting(server: Server, require_tool: Callable[[str], str]) -> None:
-    radclient = require_tool("radclient")
-    out = subprocess.run([radclient, "-x", "-r", "1", "-t", "3", f"127.0.0.1:{server.acct_port}", "acct",
-                          SECRET.decode()],
-                         input='Acct-Status-Type = Start\nAcct-Session-Id = "rc"\nUser-Name = "zoe"\n'
-                               "Framed-IP-Address = 10.0.0.5\nMessage-Authenticator = 0x00\n",
-                         capture_output=True, text=True, timeout=20)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "Received Accounting-Response" in out.stdout
+    radclient_acct(require_tool("radclient"), server.acct_port,
+                   'Acct-Status-Type = Start\nAcct-Session-Id = "rc"\nUser-Name = "zoe"\n'
+                   "Framed-IP-Address = 10.0.0.5\nMessage-Authenticator = 0x00\n")
     (row,) = server.sessions()
     assert (row.user, row.framed_ip) == ("zoe", "10.0.0.5")
 
