@@ -111,6 +111,19 @@ def log_lines(result: PamResult) -> list[str]:
     return [line for line in result.stderr.splitlines() if " pam_otp(" in line]
 
 
+def pwdfile_with(folder: Path, user: str, password: str) -> Path:
+    """A pam_pwdfile (the stand-in for pam_unix) password file (SHA-512 crypt from libcrypt, as /etc/shadow has)."""
+    import ctypes
+
+    libcrypt = ctypes.CDLL("libcrypt.so.1")
+    libcrypt.crypt.restype = ctypes.c_char_p
+    salt = "$6$" + secrets.token_hex(8) + "$"
+    crypted = libcrypt.crypt(password.encode(), salt.encode()).decode()
+    path = folder / "passwd"
+    path.write_text(f"{user}:{crypted}\n")
+    return path
+
+
 def split_pam_args(line: str) -> list[str]:
     """PAM's own splitting: white space, except inside [brackets] where \\] is a literal ]."""
     out, i = [], 0
