@@ -5,7 +5,8 @@
   PAM_AUTH_ERR         wrong, replayed or expired code, wrong password, unknown user, user without a token
                        (all alike, after the same prompt: no account probing)
   PAM_MAXTRIES         local mode: the user is locked (too many wrong codes); the application should stop asking
-  PAM_AUTHINFO_UNAVAIL no RADIUS server answered, or the store / config / key cannot be used: never success
+  PAM_AUTHINFO_UNAVAIL no RADIUS server answered, or the store / config / key cannot be used or could have been
+                       written by someone other than root or the service user (pam_module.trust): never success
   PAM_IGNORE           nullok and the user has no active token (local mode): the module does not take part
   PAM_SERVICE_ERR      a bad option on the PAM line
   PAM_CONV_ERR         the application could not ask the user
@@ -14,8 +15,11 @@ Only names, verdicts and reasons are logged, never a code or a password.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+
+from otpbase.escape import escape
 
 from .log import ERR, NOTICE, WARNING, Log
 from .options import OptionError, Options, parse_options
@@ -65,13 +69,14 @@ class _Local:
         self.verifier: Any = None
 
     def open(self) -> None:
-        from otpcore.config import load_config
         from otpcore.errors import OtpError
         from otpcore.service import Verifier
 
+        from .trust import Untrusted
+
         try:
-            self.verifier = Verifier.open(load_config(self.opts.config))
-        except OtpError as exc:
+            self.verifier = Verifier.open(_trusted_config(self.opts.config))
+        except (Untrusted, OtpError) as exc:
             raise _Unavailable(str(exc)) from None
         except OSError as exc:
             raise _Unavailable(f"store: {exc}") from None
@@ -115,6 +120,26 @@ class _Local:
             return call(*args, **kwargs)
         except OtpError as exc:
             raise _Unavailable(str(exc)) from None
+
+
+def _trusted_config(path: str) -> Any:
+    """The config at `path` (never one the environment names: setuid programs keep their caller's), with the store
+    and key it names, each checked by .trust and then used by its real path. Raises Untrusted."""
+    import dataclasses
+    from pathlib import Path
+
+    from otpcore.config import load_config
+
+    from .trust import trusted_owners, trusted_path
+
+    owners = trusted_owners()
+    config = load_config(trusted_path(path, "config file", owners))
+    store = trusted_path(config.store.path, "store file", owners)
+    for suffix in ("-wal", "-shm"):  # SQLite reads these as part of the store
+        if os.path.lexists(store + suffix):
+            trusted_path(store + suffix, "store file", owners)
+    key = trusted_path(config.store.key_file, "key file", owners)
+    return dataclasses.replace(config, store=dataclasses.replace(config.store, path=Path(store), key_file=Path(key)))
 
 
 class _Radius:
@@ -256,7 +281,7 @@ def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = tim
         log(NOTICE, "no usable user name")
         return pamh.PAM_USER_UNKNOWN
     rhost = getattr(pamh, "rhost", None)
-    where = f"user={user} rhost={rhost or ''} mode={opts.mode}"
+    where = f"user={escape(user, space=True)} rhost={escape(rhost or '', space=True)} mode={opts.mode}"
 
     backend: _Local | _Radius
     if opts.mode == "local":

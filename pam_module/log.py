@@ -1,7 +1,12 @@
-"""Syslog lines for the PAM door, written straight to /dev/log (facility authpriv).
+"""Syslog lines for the PAM door, written straight to /dev/log (facility authpriv), else to stderr.
 
 Not the `syslog` module: its implicit openlog() would change the ident, facility and options of the host process
-(sshd, sudo) for the rest of its life. Lines never contain a code or a password: callers pass only names and reasons.
+(sshd, sudo) for the rest of its life. Lines never contain a code or a password: callers pass only names and reasons,
+and escape (otpbase.escape) what a peer supplied, such as the user name.
+
+Without a syslog socket (a container, a minimal host) the line goes to the host process's stderr, which systemd sends
+to the journal for sshd: an admin can still see why a login failed. Not when stderr is a terminal, though: there it
+is the screen of whoever runs sudo or su, and the reason ("wrong_password") must not be told to them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ class Log:
     def __call__(self, severity: int, text: str) -> None:
         if severity == DEBUG and not self.debug_enabled:
             return
-        text = text.replace("\n", " ")
         self.lines.append((severity, text))
         stamp = time.strftime("%b %e %H:%M:%S")
         line = f"<{LOG_AUTHPRIV | severity}>{stamp} pam_otp[{os.getpid()}]: {self.prefix}{text}"
@@ -39,7 +43,15 @@ class Log:
                 sock.connect(self.path)
                 sock.send(line.encode("utf-8", "replace")[:8192])
         except OSError:
-            pass  # no syslog daemon: a login must not fail for want of a log
+            self._to_stderr(f"pam_otp[{os.getpid()}]: {self.prefix}{text}\n")
+
+    @staticmethod
+    def _to_stderr(line: str) -> None:
+        try:
+            if not os.isatty(2):
+                os.write(2, line.encode("utf-8", "replace")[:8192])
+        except OSError:
+            pass  # no stderr either: a login must not fail for want of a log
 
     def debug(self, text: str) -> None:
         self(DEBUG, text)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_PROMPT", "FORWARD_PROMPT", "OptionError", "Options", "parse_hostport", "parse_options"]
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_PROMPT", "FORWARD_PROMPT", "OptionError", "Options", "parse_hostport",
+           "parse_options"]
 
+DEFAULT_CONFIG = "/etc/otp/otp.toml"  # never $OTP_CONFIG: sudo and su keep their caller's environment
 DEFAULT_PROMPT = "One-time password: "
 FORWARD_PROMPT = "Password and one-time password: "
 FLAGS = ("use_first_pass", "try_first_pass", "forward_pass", "nullok", "debug")
@@ -26,7 +28,7 @@ class Options:
 
     def __init__(self) -> None:
         self.mode = "local"
-        self.config: str | None = None  # local: None = $OTP_CONFIG or /etc/otp/otp.toml, as the CLI does
+        self.config = DEFAULT_CONFIG  # local mode
         self.servers: list[tuple[str, int]] = []
         self.secret_file: str | None = None
         self.timeout = 3.0

@@ -81,6 +81,12 @@ def _report(pamh: Any, exc: BaseException) -> None:
     try:
         from pam_module.log import ERR, Log
 
-        Log(getattr(pamh, "service", None))(ERR, f"internal error: {type(exc).__name__}: {exc}")
+        try:
+            from otpbase.escape import escape
+
+            detail = escape(str(exc))
+        except ImportError:  # the broken install may be this very package
+            detail = ascii(str(exc))
+        Log(getattr(pamh, "service", None))(ERR, f"internal error: {type(exc).__name__}: {detail}")
     except Exception:
         pass

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from pam_module.log import DEV_LOG
 from pam_module.pamconfig import auth_line
 from pam_module.radius_client import MESSAGE_AUTHENTICATOR, NAS_IDENTIFIER, parse_reply
 
@@ -91,12 +92,36 @@ class PamResult:
         return self.stdout + self.stderr
 
 
-def pamtester(service: str, user: str, answers: Sequence[str] = (), *, timeout: float = 60) -> PamResult:
+def pamtester(service: str, user: str, answers: Sequence[str] = (), *, timeout: float = 60,
+              env: dict[str, str] | None = None, log_to_stderr: bool = False) -> PamResult:
+    """`env`: pamtester's environment (default: ours). `log_to_stderr`: the module's log lines in the output, as on a
+    host without a syslog socket (if this one has /dev/log, pamtester runs where /dev/null is mounted over it)."""
     stdin = "".join(a + "\n" for a in answers)
+    command = [tool("pamtester"), service, user, "authenticate"]
+    if log_to_stderr and os.path.exists(DEV_LOG):
+        command = [tool("unshare"), "--mount", "--propagation", "private", "sh", "-c",
+                   f'mount --bind /dev/null {DEV_LOG} && exec "$@"', "sh", *command]
     start = time.monotonic()
-    p = subprocess.run([tool("pamtester"), service, user, "authenticate"], input=stdin, capture_output=True,
-                       text=True, timeout=timeout)
+    p = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
     return PamResult(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
+
+
+def log_lines(result: PamResult) -> list[str]:
+    """The module's log lines in a `log_to_stderr` run."""
+    return [line for line in result.stderr.splitlines() if " pam_otp(" in line]
+
+
+def pwdfile_with(folder: Path, user: str, password: str) -> Path:
+    """A pam_pwdfile (the stand-in for pam_unix) password file (SHA-512 crypt from libcrypt, as /etc/shadow has)."""
+    import ctypes
+
+    libcrypt = ctypes.CDLL("libcrypt.so.1")
+    libcrypt.crypt.restype = ctypes.c_char_p
+    salt = "$6$" + secrets.token_hex(8) + "$"
+    crypted = libcrypt.crypt(password.encode(), salt.encode()).decode()
+    path = folder / "passwd"
+    path.write_text(f"{user}:{crypted}\n")
+    return path
 
 
 def split_pam_args(line: str) -> list[str]:

@@ -9,7 +9,7 @@ from pam_module.options import DEFAULT_PROMPT, FORWARD_PROMPT, OptionError, pars
 
 def test_defaults():
     o = parse_options([])
-    assert o.mode == "local" and o.config is None and o.servers == []
+    assert o.mode == "local" and o.config == "/etc/otp/otp.toml" and o.servers == []
     assert o.timeout == 3.0 and o.retries == 1 and o.digits == 6
     assert not (o.use_first_pass or o.try_first_pass or o.forward_pass or o.nullok or o.debug)
     assert o.prompt_text() == DEFAULT_PROMPT == "One-time password: "

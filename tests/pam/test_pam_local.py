@@ -6,14 +6,11 @@ between computing a code and checking it).
 
 from __future__ import annotations
 
-import ctypes
-import secrets
 import subprocess
-from pathlib import Path
 
 from pam_module.pamconfig import auth_line
 
-from .pamkit import PAM_D, OtpEnv, module_line, pamtester, totp, wrong_totp
+from .pamkit import PAM_D, OtpEnv, module_line, pamtester, pwdfile_with, totp, wrong_totp
 
 
 def test_the_printed_line_is_what_otp_admin_prints(otp: OtpEnv):
@@ -66,17 +63,6 @@ def test_nullok_lets_tokenless_users_through_the_next_module(otp: OtpEnv, pam_se
     assert pamtester(service, "alice", [wrong_totp(secret)]).status == "PAM_AUTH_ERR"
 
 
-def pwdfile_with(folder: Path, user: str, password: str) -> Path:
-    """A pam_pwdfile password file (SHA-512 crypt from libcrypt, as /etc/shadow has)."""
-    libcrypt = ctypes.CDLL("libcrypt.so.1")
-    libcrypt.crypt.restype = ctypes.c_char_p
-    salt = "$6$" + secrets.token_hex(8) + "$"
-    crypted = libcrypt.crypt(password.encode(), salt.encode()).decode()
-    path = folder / "passwd"
-    path.write_text(f"{user}:{crypted}\n")
-    return path
-
-
 def test_forward_pass_with_pam_pwdfile(otp: OtpEnv, pam_service, tmp_path):
     """Password and code typed together: the code checked here, the password by the next module."""
     secret = otp.add_user("alice")
@@ -92,7 +78,7 @@ def test_forward_pass_with_pam_pwdfile(otp: OtpEnv, pam_service, tmp_path):
 def test_separate_prompt_after_the_password_module(otp: OtpEnv, pam_service, tmp_path):
     secret = otp.add_user("alice")
     pwdfile = pwdfile_with(tmp_path, "alice", "unix-pw")
-    service = pam_service([f"auth requisite pam_pwdfile.so pwdfile={pwdfile}",
+    service = pam_service([f"auth required pam_pwdfile.so pwdfile={pwdfile}",
                            module_line("local", config=otp.config)])
     r = pamtester(service, "alice", ["unix-pw", totp(secret)])
     assert r.status == "PAM_SUCCESS", r.output

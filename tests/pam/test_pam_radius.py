@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+import otpbase
 import pam_module
 
 from .pamkit import (
@@ -170,8 +171,9 @@ def test_installed_copy_needs_no_pythonpath(otp: OtpEnv, radiusd, pam_service, s
     secret = otp.add_user("alice")
     radiusd()
     site = tmp_path / "site-packages"
-    shutil.copytree(Path(pam_module.__file__).parent, site / "pam_module",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (pam_module, otpbase):  # what a wheel installs side by side (otpbase: the escaping)
+        shutil.copytree(Path(package.__file__).parent, site / package.__name__,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     line = (f"auth required pam_python.so {site}/pam_module/pam_otp.py mode=radius server=127.0.0.1:{otp.auth_port}"
             f" secret_file={secret_file}")
     service = pam_service([line])

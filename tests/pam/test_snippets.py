@@ -1,5 +1,5 @@
-"""The example PAM files in packaging/pam.d: their pam_python lines parse, and the auth stacks work when pointed at
-this checkout and a test store (the @include lines of other modules are left out: they need real accounts)."""
+"""The example PAM files in packaging/pam.d: their pam_python lines parse, and their auth stacks, as shipped, work when
+pointed at this checkout and a test store, with pam_pwdfile standing in for pam_unix (which needs real accounts)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 from pam_module.options import parse_options
 from pam_module.pamconfig import auth_line
 
-from .pamkit import OtpEnv, pamtester, split_pam_args, totp
+from .pamkit import OtpEnv, pamtester, pwdfile_with, split_pam_args, totp, wrong_totp
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "packaging" / "pam.d"
 PACKAGED = "/usr/lib/otp-server/lib/python3.11/site-packages/pam_module/pam_otp.py"
 PAM_FILES = ["sshd-keyboard-interactive", "sshd-publickey-code", "sudo"]
+PASSWORD_THEN_CODE = {"sshd-keyboard-interactive": "One-time password: ", "sudo": "One-time password for sudo: "}
 
 
 def otp_lines(name: str) -> list[str]:
@@ -56,11 +57,46 @@ def test_publickey_code_stack_asks_only_the_code(otp: OtpEnv, pam_service):
     assert r.output.count("password") == 1 and "One-time password: " in r.output
 
 
-def test_sudo_prompt(otp: OtpEnv, pam_service):
+def auth_lines(name: str) -> list[str]:
+    return [line for line in (SNIPPETS / name).read_text().splitlines() if line.split()[:1] == ["auth"]]
+
+
+def shipped_stack(name: str, otp: OtpEnv, pwdfile: Path) -> list[str]:
+    """The snippet's auth lines as they are, with this checkout's module and pam_pwdfile in place of pam_unix."""
+    lines = []
+    for line in auth_lines(name):
+        words = split_pam_args(line)
+        if words[2] == "pam_unix.so":
+            line = " ".join([*words[:2], "pam_pwdfile.so", f"pwdfile={pwdfile}", *words[3:]])
+        elif words[2] == "pam_python.so":
+            line = localise(line, otp)
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("name", PASSWORD_THEN_CODE)
+def test_password_and_code_are_both_asked_and_decided_at_the_end(name):
+    """No `@include common-auth` (it stops at a wrong password) and nothing that ends the stack early."""
+    text = (SNIPPETS / name).read_text()
+    assert not [line for line in text.splitlines() if line.strip().startswith("@include common-auth")]
+    stack = [split_pam_args(line)[1:3] for line in auth_lines(name)]
+    assert stack == [["required", "pam_unix.so"], ["required", "pam_python.so"]]
+    assert "nodelay" not in auth_lines(name)[0]
+
+
+@pytest.mark.parametrize("name", PASSWORD_THEN_CODE)
+def test_a_wrong_password_still_gets_the_code_prompt(name, otp: OtpEnv, pam_service, tmp_path):
     secret = otp.add_user("alice")
-    service = pam_service([localise(otp_lines("sudo")[0], otp)])
-    r = pamtester(service, "alice", [totp(secret)])
-    assert r.status == "PAM_SUCCESS" and "One-time password for sudo: " in r.output
+    service = pam_service(shipped_stack(name, otp, pwdfile_with(tmp_path, "alice", "unix-pw")))
+    prompt = PASSWORD_THEN_CODE[name]
+    r = pamtester(service, "alice", ["unix-pw", totp(secret)])
+    assert r.status == "PAM_SUCCESS", r.output
+    assert r.output.index("Password: ") < r.output.index(prompt)
+    failures = [pamtester(service, "alice", ["wrong-pw", totp(secret, 1)]),  # a right code does not help
+                pamtester(service, "alice", ["unix-pw", wrong_totp(secret)])]
+    for r in failures:
+        assert r.status == "PAM_AUTH_ERR" and "Password: " in r.output and prompt in r.output, r.output
+        assert r.seconds >= 0.95  # libpam's failure delay (2 s, randomised down to half) whichever factor failed
 
 
 def test_pam_radius_auth_files():
