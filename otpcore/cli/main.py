@@ -20,7 +20,7 @@ from ..config import Config, config_path, load_config
 from ..errors import ConfigError, InputError, OtpError
 from ..oath import decode_base32
 from ..store import TokenRow, UserRow
-from .output import format_since, print_table
+from .output import escaped, format_since, print_table
 
 __all__ = ["main"]
 
@@ -98,7 +98,7 @@ def _user_show(args: argparse.Namespace, config: Config) -> int:
     else:
         for key, value in data.items():
             if key != "tokens":
-                print(f"{key}: {'' if value is None else value}")
+                print(f"{key}: {'' if value is None else escaped(value)}")
         print_table(tokens, ["id", "type", "algorithm", "digits", "period", "counter", "active"])
     return 0
 
@@ -189,7 +189,7 @@ def _token_add_oob(args: argparse.Namespace, config: Config, options: dict[str, 
         print(json.dumps({"id": new.id, "user": new.user, "type": new.type, "address": address,
                           "options": dict(spec.options)}))
     else:
-        print(f"token {new.id} added for {new.user}: codes are sent by {args.type} to {address}")
+        print(f"token {new.id} added for {new.user}: codes are sent by {args.type} to {escaped(address)}")
     return 0
 
 
@@ -277,10 +277,10 @@ def _import(args: argparse.Namespace, config: Config) -> int:
     from ..importers import parse_records
 
     try:
-        text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+        content = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
-    records = parse_records(args.format, text, user=args.user, issuer=args.issuer)
+    records = parse_records(args.format, content, user=args.user, issuer=args.issuer)
     with Admin(config) as admin:
         count = admin.import_users(records, now=time.time())
     print(f"imported {count} token(s) for {len({u.name for u, _ in records})} user(s)")
