@@ -286,8 +286,9 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         raise InputError(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
     records = parse_records(args.format, content, user=args.user, issuer=args.issuer)
     with Admin(config) as admin:
-        count = admin.import_users(records, now=time.time())
-    print(f"imported {count} token(s) for {len({u.name for u, _ in records})} user(s)")
+        result = admin.import_users(records, now=time.time(), replace=args.replace)
+    replaced = f": {result.replaced} replaced, their counters kept" if result.replaced else ""
+    print(f"imported {len(records)} token(s) for {len({u.name for u, _ in records})} user(s){replaced}")
     return 0
 
 
@@ -488,6 +489,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", required=True, choices=["csv", "google-authenticator", "oath-usersfile"])
     s.add_argument("--user", help="owner of a google-authenticator file; with other formats, import only this user")
     s.add_argument("--issuer", help="issuer recorded on the imported tokens")
+    s.add_argument("--replace", action="store_true",
+                   help="a token whose secret the user already holds updates that token, which keeps its counter "
+                        "(default: the import is refused)")
     s.add_argument("file", help="file to import, or - for stdin")
     s.set_defaults(handler=_import)
 
