@@ -6,10 +6,11 @@ writes nothing.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import oob
 from .config import Config
@@ -22,7 +23,7 @@ from .seal import Sealer, create_key_file, load_key_file
 from .store import Store, TokenRow, UserRow
 from .uri import otpauth_uri
 
-__all__ = ["Admin", "NewToken", "TokenSpec", "UserSpec", "validate_user_name"]
+__all__ = ["Admin", "ImportResult", "NewToken", "TokenSpec", "UserSpec", "validate_user_name"]
 
 OTP_TOKEN_TYPES = ("totp", "hotp")
 TOKEN_TYPES = (*OTP_TOKEN_TYPES, *oob.CHANNELS)
@@ -44,6 +45,8 @@ class TokenSpec:
     # email/sms tokens: per-token knobs (length, alphabet, validity, max_attempts, resend_interval; see otpcore.oob),
     # each falling back to the [policy] oob_* default when absent. A `digits` other than 6 sets the length.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Where an imported token was read ("CSV line 4"), for the error that refuses it.
+    source: str | None = field(default=None, compare=False)
 
     def validated(self) -> TokenSpec:
         if self.type not in TOKEN_TYPES:
@@ -80,6 +83,11 @@ class UserSpec:
     email: str | None = None
     phone: str | None = None
     password: bytes | None = None
+
+
+class ImportResult(NamedTuple):
+    added: int
+    replaced: int  # existing tokens given the imported settings (--replace), their counters kept
 
 
 @dataclass(frozen=True)
@@ -210,7 +218,7 @@ class Admin:
         token = self.store.require_token(token_id)
         if token.type not in OTP_TOKEN_TYPES or token.secret is None:
             raise InputError(f"token {token_id} is not a totp/hotp token")
-        secret = self.sealer.open(token.secret, row_identity(token))
+        secret = self._open_secret(token)
         return otpauth_uri(kind=token.type, account=self._owner(token), secret=secret, issuer=token.issuer,
                            algorithm=token.algorithm, digits=token.digits, period=token.period,
                            counter=token.counter)
@@ -227,13 +235,20 @@ class Admin:
             self.store.delete_token(token_id)
             self._audit(self._owner(token), "token_deleted", now)
 
-    def import_users(self, records: Sequence[tuple[UserSpec, TokenSpec]], *, now: float) -> int:
-        """All or nothing: users are created when new (else their token is added); returns the tokens added."""
+    def import_users(self, records: Sequence[tuple[UserSpec, TokenSpec]], *, now: float, replace: bool = False
+                     ) -> ImportResult:
+        """All or nothing: users are created when new (else their token is added).
+
+        A token whose secret its user already holds is refused: a second token with a fresh counter would accept
+        codes already used. With `replace`, the held token takes the imported settings instead and keeps its
+        counter / last step and drift (or the imported ones, if further on), so no used code opens again."""
         prepared = [(u, t.validated(), hash_password(u.password) if u.password else None) for u, t in records]
         for user, _, _ in prepared:
             validate_user_name(user.name)
+        _refuse_repeated_secrets([(u.name, t) for u, t, _ in prepared])
+        added = replaced = 0
         with self.store.transaction():
-            for user, token, password_hash in prepared:
+            for number, (user, token, password_hash) in enumerate(prepared, start=1):
                 row = self.store.user(user.name)
                 if row is None:
                     self.store.add_user(user.name, email=user.email, phone=user.phone, password_hash=password_hash,
@@ -243,10 +258,22 @@ class Admin:
                     self.store.update_user_contact(row.id, email=user.email, phone=user.phone)
                     if password_hash:
                         self.store.set_password_hash(row.id, password_hash)
-                self._insert_token(row, token, now)
+                held = self._tokens_holding(row.id, token.secret)
+                if not held:
+                    self._insert_token(row, token, now)
+                    added += 1
+                elif replace:
+                    for old in held:
+                        self._replace_token(old, token)
+                    replaced += len(held)
+                else:
+                    raise StoreError(f"{token.source or f'record {number}'}: {user.name} already holds this secret "
+                                     f"(token {held[0].id}); nothing imported (--replace updates that token, keeping "
+                                     "its counter)")
+            extra = f"_replaced_{replaced}" if replaced else ""
             self.store.audit(now=now, user=None, door="admin", client="otp-admin", result="ok",
-                             reason=f"imported_{len(prepared)}_tokens")
-        return len(prepared)
+                             reason=f"imported_{added}_tokens{extra}")
+        return ImportResult(added, replaced)
 
     # -- helpers ------------------------------------------------------------------------------------------------------
 
@@ -260,12 +287,38 @@ class Admin:
             "issuer": spec.issuer, "active": 1,
         }
         token_id = self.store.add_token(row.id, fields, now)
-        # The sealed secret is bound to the row's id, known only after the insert (same transaction).
-        sealed = self.sealer.seal(secret, row_identity(self.store.require_token(token_id)))
-        self.store.set_token_secret(token_id, sealed)
+        # The sealed secret is bound to the row, known only after the insert (same transaction).
+        self._seal_secret(self.store.require_token(token_id), secret)
         uri = otpauth_uri(kind=spec.type, account=row.name, secret=secret, issuer=spec.issuer,
                           algorithm=spec.algorithm, digits=spec.digits, period=spec.period, counter=spec.counter)
         return NewToken(token_id, row.name, spec.type, encode_base32(secret), uri)
+
+    def _replace_token(self, old: TokenRow, spec: TokenSpec) -> None:
+        """`old` takes the settings of `spec` (same secret); its counter and last step never move back."""
+        assert spec.secret is not None
+        fields = {"type": spec.type, "algorithm": spec.algorithm, "digits": spec.digits, "period": spec.period,
+                  "t0": spec.t0, "counter": max(old.counter, spec.counter),
+                  "last_step": max(old.last_step, spec.last_step), "window": spec.window,
+                  "issuer": spec.issuer if spec.issuer is not None else old.issuer}
+        self.store.update_token(old.id, fields)
+        self._seal_secret(self.store.require_token(old.id), spec.secret)  # sealed again for the row as it is now
+
+    def _tokens_holding(self, user_id: int, secret: bytes | None) -> list[TokenRow]:
+        """The user's TOTP/HOTP tokens (active or not) whose secret is `secret`."""
+        if secret is None:  # an email/sms token
+            return []
+        return [t for t in self.store.tokens(user_id) if t.type in OTP_TOKEN_TYPES and t.secret is not None
+                and hmac.compare_digest(self._open_secret(t), secret)]
+
+    # The two places where a secret meets its row: sealing binds it to the row, opening checks that binding.
+
+    def _seal_secret(self, token: TokenRow, secret: bytes) -> None:
+        self.store.set_token_secret(token.id, self.sealer.seal(secret, row_identity(token)))
+
+    def _open_secret(self, token: TokenRow) -> bytes:
+        if token.secret is None:
+            raise StoreError(f"token {token.id} has no secret")
+        return self.sealer.open(token.secret, row_identity(token))
 
     def _insert_oob_token(self, row: UserRow, spec: TokenSpec, now: float) -> NewToken:
         """An email or sms token: no secret, the code is made and sent at each login, to the profile's address."""
@@ -287,3 +340,16 @@ class Admin:
 
     def _audit(self, user: str | None, reason: str, now: float) -> None:
         self.store.audit(now=now, user=user, door="admin", client="otp-admin", result="ok", reason=reason)
+
+
+def _refuse_repeated_secrets(records: Sequence[tuple[str, TokenSpec]]) -> None:
+    """One file giving a user the same secret twice would make two tokens with counters of their own."""
+    seen: dict[str, list[tuple[bytes, str]]] = {}
+    for number, (user, token) in enumerate(records, start=1):
+        if token.secret is None:
+            continue
+        where = token.source or f"record {number}"
+        for secret, first in seen.get(user, []):
+            if hmac.compare_digest(secret, token.secret):
+                raise StoreError(f"{where}: {user} is given the same secret as in {first}; nothing imported")
+        seen.setdefault(user, []).append((token.secret, where))

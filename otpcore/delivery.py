@@ -23,6 +23,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from otpbase.escape import escape as escape_text  # `escape` here is the placeholder escaping of render()
+
 from .delivery_config import PLACEHOLDER, DeliveryConfig, SmsConfig, SmtpConfig, placeholders
 from .errors import DeliveryError
 from .oob import Outgoing
@@ -247,9 +249,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _printable(text: bytes | str | None) -> str:
+    """What a mail server or gateway said, as a log line may hold it (cut first, so no escape is cut in half)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return " ".join((text or "").split())[:200]
+    return escape_text((text or "").strip()[:200])
 
 
 def _quietly_quit(client: smtplib.SMTP) -> None:

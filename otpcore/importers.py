@@ -72,6 +72,7 @@ def parse_csv(text: str) -> list[Record]:
                 digits=_int(values, "digits", 6),
                 period=_int(values, "period", 30),
                 counter=_int(values, "counter", 0),
+                source=f"CSV line {line}",
             ).validated()
         except InputError as exc:
             raise InputError(f"CSV line {line}: {exc}") from None
@@ -104,7 +105,7 @@ def parse_google_authenticator(text: str, user: str) -> Record:
         # Its WINDOW_SIZE counts all codes accepted: TOTP centred on now, HOTP from the counter on.
         window = window_size - 1 if hotp else max(0, (window_size - 1) // 2)
     token = TokenSpec(type="hotp" if hotp else "totp", secret=secret, period=step, counter=max(counter, 0),
-                      window=window).validated()
+                      window=window, source="google-authenticator file").validated()
     return UserSpec(validate_user_name(user)), token
 
 
@@ -142,6 +143,7 @@ def parse_oath_usersfile(text: str) -> list[Record]:
                 digits=int(match["digits"] or 6),
                 period=int(period or 30),
                 counter=0 if period else counter,
+                source=f"usersfile line {number}",
             ).validated()
             user = UserSpec(validate_user_name(fields[1]),
                             password=None if pin in ("-", "+") else pin.encode())

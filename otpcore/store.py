@@ -419,6 +419,12 @@ class Store:
         )
         return int(cur.lastrowid or 0)
 
+    def update_token(self, token_id: int, fields: dict[str, Any]) -> None:
+        """Set columns of a token (names from the caller's code, never from input)."""
+        self._changed("token", token_id)
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        self._exec(f"UPDATE tokens SET {assignments} WHERE id = ?", (*fields.values(), token_id))
+
     def set_token_secret(self, token_id: int, sealed: bytes) -> None:
         """The sealed secret, bound to the row's id, owner and parameters (seal 2)."""
         self._changed("token", token_id)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from otpbase.escape import escape
 from otpcore.config import ClientConfig, Config
 from otpcore.decision import Decision, Verdict
 from otpcore.errors import OtpError
@@ -511,7 +512,7 @@ class Worker:
         self._cache.abandon(job.key)
         counters["evaluate_errors"] += 1
         detail = f" ({exc})" if isinstance(exc, OtpError) else ""  # OtpError messages are safe to log
-        log.error("decision user=%s client=%s from=%s result=error reason=%s%s%s", _printable(request.user),
+        log.error("decision user=%s client=%s from=%s result=error reason=%s%s%s", escape(request.user, space=True),
                   job.client.name, format_address(job.addr), type(exc).__name__, self._label, detail)
 
     def _prepare(self, job: _Job, outcome: _Outcome, counters: dict[str, int]) -> bytes | None:
@@ -530,7 +531,7 @@ class Worker:
         self._cache.finish(job.key, reply, time.monotonic())
         counters[result] = counters.get(result, 0) + 1
         if self._info is not None:  # before the reply leaves: whoever sees the reply can find the line
-            self._info(f"decision user={_printable(request.user)} client={job.client.name} "
+            self._info(f"decision user={escape(request.user, space=True)} client={job.client.name} "
                        f"from={format_address(job.addr)} result={result} reason={reason}{self._label}")
         return reply
 
@@ -546,16 +547,16 @@ class Worker:
             self._evaluated["acct_errors"] += 1
             detail = f" ({exc})" if isinstance(exc, OtpError) else ""
             log.error("accounting user=%s client=%s from=%s result=error reason=%s%s%s",
-                      _printable(request.user or "-"), job.client.name, format_address(job.addr),
+                      escape(request.user or "-", space=True), job.client.name, format_address(job.addr),
                       type(exc).__name__, self._label, detail)
             return
         reply = accounting.encode_accounting_response(request, job.client.secret)
         self._cache.finish(job.key, reply, time.monotonic())
         self._evaluated["acct_recorded"] += 1
         if self._info is not None:
-            self._info(f"accounting user={_printable(request.user or '-')} client={job.client.name} "
-                       f"from={format_address(job.addr)} session={_printable(request.session_id or '-')} {outcome}"
-                       f"{self._label}")
+            user, session = escape(request.user or "-", space=True), escape(request.session_id or "-", space=True)
+            self._info(f"accounting user={user} client={job.client.name} from={format_address(job.addr)} "
+                       f"session={session} {outcome}{self._label}")
         _send(job.sock, reply, job.addr)
 
 
@@ -629,13 +630,6 @@ class _WriterTurn:
 def _send(sock: socket.socket, data: bytes, addr: Any) -> None:
     with contextlib.suppress(OSError):  # a full send buffer or an unreachable client: the client retransmits
         sock.sendto(data, addr)
-
-
-def _printable(text: str) -> str:
-    """A user name as it may appear in one log line: no control characters, no spaces."""
-    if text.isprintable() and " " not in text:
-        return text
-    return "".join(c if c.isprintable() and c != " " else f"\\x{ord(c):02x}" for c in text)
 
 
 def format_address(addr: Any) -> str:

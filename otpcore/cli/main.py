@@ -20,7 +20,8 @@ from ..config import Config, config_path, load_config
 from ..errors import ConfigError, InputError, OtpError
 from ..oath import decode_base32
 from ..store import TokenRow, UserRow
-from .output import format_since, print_table
+from .output import escaped, format_since, print_table
+from .stdin import or_stdin, read_line
 
 __all__ = ["main"]
 
@@ -98,7 +99,7 @@ def _user_show(args: argparse.Namespace, config: Config) -> int:
     else:
         for key, value in data.items():
             if key != "tokens":
-                print(f"{key}: {'' if value is None else value}")
+                print(f"{key}: {'' if value is None else escaped(value)}")
         print_table(tokens, ["id", "type", "algorithm", "digits", "period", "counter", "active"])
     return 0
 
@@ -138,9 +139,10 @@ def _token_add(args: argparse.Namespace, config: Config) -> int:
     qr = args.qr
     if qr not in ("terminal", "none") and Path(qr).suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--qr must be terminal, none, FILE.png or FILE.svg, not {qr!r}")
+    secret = read_line("base32 secret") if args.secret_stdin else args.secret
     spec = TokenSpec(
         type=args.type,
-        secret=decode_base32(args.secret) if args.secret is not None else None,
+        secret=decode_base32(secret) if secret is not None else None,
         algorithm=args.algorithm,
         digits=args.digits if args.digits is not None else 6,
         period=args.period,
@@ -174,8 +176,9 @@ def _token_add(args: argparse.Namespace, config: Config) -> int:
 
 def _token_add_oob(args: argparse.Namespace, config: Config, options: dict[str, Any]) -> int:
     """An email or sms token: no secret and no QR code; codes go to the user's --email / --phone."""
-    if args.secret is not None:
-        raise InputError(f"--secret: {args.type} tokens have no secret (their codes are made at each login)")
+    if args.secret is not None or args.secret_stdin:
+        option = "--secret-stdin" if args.secret_stdin else "--secret"
+        raise InputError(f"{option}: {args.type} tokens have no secret (their codes are made at each login)")
     if args.digits is not None and args.length is not None and args.digits != args.length:
         raise InputError("--digits and --length disagree (they are the same thing for email/sms tokens)")
     if args.digits is not None:
@@ -189,7 +192,7 @@ def _token_add_oob(args: argparse.Namespace, config: Config, options: dict[str, 
         print(json.dumps({"id": new.id, "user": new.user, "type": new.type, "address": address,
                           "options": dict(spec.options)}))
     else:
-        print(f"token {new.id} added for {new.user}: codes are sent by {args.type} to {address}")
+        print(f"token {new.id} added for {new.user}: codes are sent by {args.type} to {escaped(address)}")
     return 0
 
 
@@ -241,12 +244,13 @@ def _token_delete(args: argparse.Namespace, config: Config) -> int:
 def _token_verify(args: argparse.Namespace, config: Config) -> int:
     from ..service import Verifier
 
-    if not args.code.strip():
+    code = or_stdin(args.code, "code")
+    if not code.strip():
         raise InputError("the code is empty")
     verifier = Verifier.open(config)
     try:
         verifier.store.require_user(args.name)
-        decision = verifier.verify_code(args.name, args.code, door="admin", client="otp-admin", now=time.time())
+        decision = verifier.verify_code(args.name, code, door="admin", client="otp-admin", now=time.time())
     finally:
         verifier.close()
     if decision.accepted:
@@ -259,11 +263,11 @@ def _token_verify(args: argparse.Namespace, config: Config) -> int:
 def _token_resync(args: argparse.Namespace, config: Config) -> int:
     from ..service import Verifier
 
+    code1, code2 = or_stdin(args.code1, "first code"), or_stdin(args.code2, "second code")
     verifier = Verifier.open(config)
     try:
         verifier.store.require_user(args.name)
-        decision = verifier.resync(args.name, args.code1, args.code2, door="admin", client="otp-admin",
-                                   now=time.time())
+        decision = verifier.resync(args.name, code1, code2, door="admin", client="otp-admin", now=time.time())
     finally:
         verifier.close()
     if decision.accepted:
@@ -277,13 +281,14 @@ def _import(args: argparse.Namespace, config: Config) -> int:
     from ..importers import parse_records
 
     try:
-        text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+        content = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
-    records = parse_records(args.format, text, user=args.user, issuer=args.issuer)
+    records = parse_records(args.format, content, user=args.user, issuer=args.issuer)
     with Admin(config) as admin:
-        count = admin.import_users(records, now=time.time())
-    print(f"imported {count} token(s) for {len({u.name for u, _ in records})} user(s)")
+        result = admin.import_users(records, now=time.time(), replace=args.replace)
+    replaced = f": {result.replaced} replaced, their counters kept" if result.replaced else ""
+    print(f"imported {len(records)} token(s) for {len({u.name for u, _ in records})} user(s){replaced}")
     return 0
 
 
@@ -434,7 +439,11 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--type", required=True, choices=["totp", "hotp", "email", "sms"],
                    help="totp/hotp: an authenticator app; email/sms: a code sent to the user's --email/--phone")
-    s.add_argument("--secret", help="base32 secret (default: a new random 160-bit secret)")
+    given = s.add_mutually_exclusive_group()
+    given.add_argument("--secret", metavar="BASE32",
+                       help="base32 secret (default: a new random 160-bit secret); visible to every local user in ps: "
+                            "prefer --secret-stdin")
+    given.add_argument("--secret-stdin", action="store_true", help="read the base32 secret from standard input")
     s.add_argument("--algorithm", default="SHA1", choices=["SHA1", "SHA256", "SHA512"])
     s.add_argument("--digits", type=int, help="6 (default), 7 or 8; for email/sms: the code length, as --length")
     s.add_argument("--period", type=int, default=30, help="TOTP time step in seconds")
@@ -463,12 +472,13 @@ def _build_parser() -> argparse.ArgumentParser:
         s.set_defaults(handler=handler)
     s = token.add_parser("resync", help="resynchronise with two consecutive codes")
     s.add_argument("name")
-    s.add_argument("code1")
-    s.add_argument("code2")
+    s.add_argument("code1", help="the first code, or - to read it from standard input (codes on the command line "
+                                 "show in ps)")
+    s.add_argument("code2", help="the next code, or - to read it from the next line of standard input")
     s.set_defaults(handler=_token_resync)
     s = token.add_parser("verify", help="check and consume a code (exit 0 when valid)")
     s.add_argument("name")
-    s.add_argument("code")
+    s.add_argument("code", help="the code, or - to read it from standard input (codes on the command line show in ps)")
     s.set_defaults(handler=_token_verify)
     s = token.add_parser("send", help="send a code to the user's email/sms tokens now (help desk)")
     s.add_argument("name")
@@ -479,6 +489,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", required=True, choices=["csv", "google-authenticator", "oath-usersfile"])
     s.add_argument("--user", help="owner of a google-authenticator file; with other formats, import only this user")
     s.add_argument("--issuer", help="issuer recorded on the imported tokens")
+    s.add_argument("--replace", action="store_true",
+                   help="a token whose secret the user already holds updates that token, which keeps its counter "
+                        "(default: the import is refused)")
     s.add_argument("file", help="file to import, or - for stdin")
     s.set_defaults(handler=_import)
 

@@ -1,4 +1,8 @@
-"""Plain-text tables and time arguments for otp-admin."""
+"""Plain-text tables and time arguments for otp-admin.
+
+Every cell is escaped (otpbase.escape): user names, NAS identifiers and session ids come from the network, and a
+forged newline or terminal control sequence must neither fake a row nor reach the admin's terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from otpbase.escape import escape
+
 from ..errors import InputError
 
-__all__ = ["format_since", "print_table"]
+__all__ = ["escaped", "format_since", "print_table"]
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -39,9 +45,14 @@ def format_since(text: str, now: float) -> float:
     return when.timestamp()
 
 
+def escaped(value: Any) -> str:
+    """A stored value as one line of a human-readable output."""
+    return escape(str(value))
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return escaped(value)

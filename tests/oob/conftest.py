@@ -185,6 +185,7 @@ class SmsGateway:
     port: int
     requests: list[SmsRequest] = field(default_factory=list)
     status: int = 200
+    reason: str | None = None  # the status line's reason phrase (None: the standard one)
 
     @property
     def url(self) -> str:
@@ -201,7 +202,7 @@ def sms_gateway() -> Iterator[SmsGateway]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             gateway.requests.append(SmsRequest(self.command, self.path, dict(self.headers.items()), body))
-            self.send_response(gateway.status)
+            self.send_response(gateway.status, gateway.reason)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")

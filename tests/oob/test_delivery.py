@@ -154,6 +154,14 @@ def test_http_gateway_error_status(sms_gateway: SmsGateway) -> None:
         sender({"sms": {"url": sms_gateway.url}}).send(SMS)
 
 
+def test_http_gateway_reason_phrase_is_escaped(sms_gateway: SmsGateway) -> None:
+    """The gateway's words go to the log: a control sequence in them arrives escaped, on one line."""
+    sms_gateway.status, sms_gateway.reason = 503, "Busy\x1b[2J\\now"
+    with pytest.raises(DeliveryError) as refused:
+        sender({"sms": {"url": sms_gateway.url}}).send(SMS)
+    assert str(refused.value).endswith("answered 503 Busy\\x1b[2J\\\\now")
+
+
 def test_http_gateway_down_or_silent(closed_port: int, silent_port: int) -> None:
     with pytest.raises(DeliveryError, match="connection refused"):
         sender({"sms": {"url": f"http://127.0.0.1:{closed_port}/send"}}).send(SMS)

@@ -293,11 +293,27 @@ def test_held_log_lines_leave_together_at_the_end(tmp_path: Path) -> None:
 
 
 def test_wal_checkpoints_can_be_left_to_another_connection(tmp_path: Path) -> None:
-    verifier, _ = _verifier(tmp_path, users=1)
+    verifier, secrets = _verifier(tmp_path, users=1)
+    database = tmp_path / "otp.sqlite"
+    other = Store.open(database)
+    other.checkpoint()  # whatever opening left in the WAL
+    now = time.time()
+
+    def write(at: float) -> bytes:
+        """A code accepted (a commit); returns the database file as it was before."""
+        before = database.read_bytes()
+        decision = verifier.verify_code("u0", totp(encode_base32(secrets[0]), at), door="t", client="t", now=at)
+        assert decision.verdict is Verdict.ACCEPT
+        return before
+
+    verifier.store.set_wal_autocheckpoint(1)
+    assert write(now) != database.read_bytes()  # the commit checkpointed itself
     verifier.store.set_wal_autocheckpoint(0)
-    other = Store.open(tmp_path / "otp.sqlite")
+    before = write(now + 30)
+    assert database.read_bytes() == before  # the commit left its pages in the WAL: no checkpoint on this connection
     wal_pages, copied = other.checkpoint()
-    assert wal_pages >= 0 and copied >= 0
+    assert wal_pages > 0 and copied == wal_pages  # the other connection copied them all (nobody was reading)
+    assert database.read_bytes() != before
     other.close()
     verifier.close()
 

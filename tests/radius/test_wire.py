@@ -14,7 +14,7 @@ from radiusd import wire
 from radiusd.clients import ClientTable
 from radiusd.dedup import IN_FLIGHT, ReplyCache
 
-from .helpers import SECRET, build_request, check_reply, sign_request
+from .helpers import SECRET, build_request, check_reply, parse_reply, sign_request
 
 
 def decode(raw: bytes, secret: bytes = SECRET, require: bool = True) -> wire.Request:
@@ -51,8 +51,10 @@ def test_user_password_length_must_be_16_to_128_in_steps_of_16(size: int) -> Non
 
 @pytest.mark.parametrize("size", [16, 32, 128])
 def test_user_password_lengths_accepted(size: int) -> None:
-    sent = build_request("alice", None, extra=[(2, os.urandom(size))])
-    assert decode(sent.raw).password is not None
+    password = bytes(range(33, 33 + size))  # fills the hidden attribute exactly: no padding to strip
+    sent = build_request("alice", password)
+    assert [len(hidden) for hidden in parse_reply(sent.raw).get(2)] == [size]  # the User-Password attribute
+    assert decode(sent.raw).password == password
 
 
 def test_pap_encrypt_matches_pyrad() -> None:

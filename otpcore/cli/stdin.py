@@ -1,0 +1,26 @@
+"""Secrets and codes read from standard input: a command line is visible to every local user (`ps`,
+/proc/PID/cmdline), standard input is not."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import InputError
+
+__all__ = ["or_stdin", "read_line"]
+
+
+def read_line(what: str) -> str:
+    """The next line of standard input, stripped; an empty one is refused."""
+    line = sys.stdin.buffer.readline().strip()
+    if not line:
+        raise InputError(f"no {what} on standard input")
+    try:
+        return line.decode()
+    except UnicodeDecodeError:
+        raise InputError(f"the {what} on standard input is not valid UTF-8") from None
+
+
+def or_stdin(value: str, what: str) -> str:
+    """A command-line value, or the next line of standard input when it is `-` (`token resync NAME - -` reads two)."""
+    return read_line(what) if value == "-" else value
