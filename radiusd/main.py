@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from otpbase.version import VersionAction
 from otpcore.config import Config, load_config, parse_hostport
 from otpcore.errors import ConfigError, OtpError
 
@@ -41,29 +42,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="otp-radiusd", description="RADIUS server for one-time passwords (TOTP/HOTP).")
-    parser.add_argument("--config", metavar="PATH", help="TOML configuration (default: $OTP_CONFIG, "
-                        "else /etc/otp/otp.toml)")
-    parser.add_argument("--demo", action="store_true", help="run the embedded demo: a store in --state-dir, user "
-                        "demo/demo with a TOTP token, client 127.0.0.1 with secret testing123, on 127.0.0.1:1812")
-    parser.add_argument("--state-dir", metavar="DIR", type=Path, default=Path("state"),
-                        help="where --demo keeps its configuration, store and key (default: ./state)")
-    parser.add_argument("--listen", metavar="HOST:PORT", action="append",
-                        help="listen here instead of radius.listen (repeatable; [::1]:1812 for IPv6); "
-                        "accounting then listens on the port above, unless radius.accounting_listen is set")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
-                        help="info logs one line per decision (default); warning logs only problems")
-    args = parser.parse_args(argv)
-    if args.demo and args.config:
-        parser.error("--demo and --config exclude each other")
+    args = _parse_args(argv)
     _setup_logging(args.log_level)
-
+    demo = None
     try:
         listen = tuple(parse_hostport(text, 1812, "--listen") for text in args.listen or ())
         if args.demo:
             from .demo import prepare  # only the demo needs otpcore.admin and segno
 
-            path = prepare(args.state_dir, listen[0] if listen else None)
+            demo = prepare(args.state_dir)
+            path: Path | None = demo.config_path
         else:
             path = Path(args.config) if args.config else None
         loader = _loader(path, listen)
@@ -78,6 +66,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"otp-radiusd: {exc}", file=sys.stderr)
         return 1
 
+    bound = _bind(config)
+    if isinstance(bound, int):
+        return bound
+    sockets, acct_sockets = bound
+    if demo is not None:  # announced only now that the port is ours: a demo that cannot start says only why
+        from .demo import banner
+
+        print(banner(demo, config.radius.listen[0]), flush=True)
+    if config.radius.workers == 1:
+        return _run_worker(config, sockets[0], loader, "", acct_sockets[0])
+    return _supervise(config, sockets, loader, acct_sockets)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog="otp-radiusd", description="RADIUS server for one-time passwords (TOTP/HOTP).")
+    parser.add_argument("--config", metavar="PATH", help="TOML configuration (default: $OTP_CONFIG, "
+                        "else /etc/otp/otp.toml)")
+    parser.add_argument("--demo", action="store_true", help="run the embedded demo: a store in --state-dir, user "
+                        "demo/demo with a TOTP token, client 127.0.0.1 with secret testing123, on 127.0.0.1:1812")
+    parser.add_argument("--state-dir", metavar="DIR", type=Path, default=Path("state"),
+                        help="where --demo keeps its configuration, store and key (default: ./state)")
+    parser.add_argument("--listen", metavar="HOST:PORT", action="append",
+                        help="listen here instead of radius.listen (repeatable; [::1]:1812 for IPv6); "
+                        "accounting then listens on the port above, unless radius.accounting_listen is set")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="info logs one line per decision (default); warning logs only problems")
+    parser.add_argument("--version", action=VersionAction)
+    args = parser.parse_args(argv)
+    if args.demo and args.config:
+        parser.error("--demo and --config exclude each other")
+    return args
+
+
+def _bind(config: Config) -> tuple[list[list[socket.socket]], list[list[socket.socket]]] | int:
+    """The sockets of every worker (RADIUS, accounting), or the exit status after one line on stderr."""
     workers = config.radius.workers
     try:
         sockets = bind_sockets(config.radius.listen, workers)
@@ -95,9 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Not configured, and the default port is taken (another RADIUS server on this host?): run without it,
         # and say so once ready (_run_worker).
         acct_sockets = [[] for _ in range(workers)]
-    if workers == 1:
-        return _run_worker(config, sockets[0], loader, "", acct_sockets[0])
-    return _supervise(config, sockets, loader, acct_sockets)
+    return sockets, acct_sockets
 
 
 def _setup_logging(level: str) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from otpbase.version import VersionAction
+
 from ..admin import Admin, TokenSpec, UserSpec
 from ..config import Config, config_path, load_config
 from ..errors import ConfigError, InputError, OtpError
@@ -405,6 +407,7 @@ def _emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: list[st
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="otp-admin", description="Provision users and tokens of the OTP server.")
     p.add_argument("--config", help="TOML config (default: $OTP_CONFIG or /etc/otp/otp.toml)")
+    p.add_argument("--version", action=VersionAction)
     sub = p.add_subparsers(metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("init", help="create the store and the sealing key (idempotent)")

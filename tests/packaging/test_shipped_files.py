@@ -4,14 +4,10 @@ systemd unit's contract, the maintainer scripts' promises."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 import shlex
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from otpcore.config import ClientConfig, Policy, RadiusConfig, StoreConfig, parse_config
 from otpcore.delivery_config import SmsConfig, SmtpConfig
@@ -114,35 +110,3 @@ def test_the_maintainer_scripts_never_touch_pam_d():
 
 def test_the_config_is_the_only_conffile():
     assert (PACKAGING / "debian" / "conffiles").read_text().split() == ["/etc/otp/otp.toml"]
-
-
-def help_text(main: Callable[[list[str]], object], argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*argv, "--help"])
-    assert exit_info.value.code == 0
-    return capsys.readouterr().out
-
-
-def options_by_command(main: Callable[[list[str]], object], capsys: pytest.CaptureFixture[str],
-                       argv: tuple[str, ...] = ()) -> dict[tuple[str, ...], set[str]]:
-    """{subcommand path: its long options}, walking the COMMAND/VERB lists of --help."""
-    text = help_text(main, list(argv), capsys)
-    usage = text.split("\n\n", 1)[0]
-    found = {argv: set(re.findall(r"--[a-z][a-z-]+", text)) - {"--help"}}
-    if re.search(r"\b(COMMAND|VERB) \.\.\.", usage):
-        for sub in re.findall(r"^    ([a-z][a-z-]*)\s", text, re.MULTILINE):
-            found.update(options_by_command(main, capsys, (*argv, sub)))
-    return found
-
-
-@pytest.mark.parametrize(("page", "module"), [("otp-admin.8", "otpcore.cli.main"), ("otp-radiusd.8", "radiusd.main")])
-def test_the_man_pages_name_every_command_and_option(page, module, capsys):
-    man = (PACKAGING / "man" / page).read_text().replace("\\-", "-").replace('"', "")
-    main = importlib.import_module(module).main
-    commands = options_by_command(main, capsys)
-    assert len(commands) > 1 or module == "radiusd.main"
-    for argv, options in commands.items():
-        if argv:
-            assert re.search(r"\b" + r"\s+".join(argv) + r"\b", man), f"add `{' '.join(argv)}` to packaging/man/{page}"
-        for option in options:
-            assert option in man, f"add `{' '.join(argv)} {option}` to packaging/man/{page}"

@@ -82,6 +82,12 @@ def test_demo_prints_a_working_radtest_and_radclient_line(tmp_path: Path) -> Non
             "demo123456", f"demo{totp(secret, time.time() + 30)}")
         result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=30)
         assert "Received Access-Accept" in result.stdout, result.stdout + result.stderr
+
+        # A second demo on the port the first one holds: the reason in one line, no banner, no QR code before it.
+        second = subprocess.run([tool("otp-radiusd"), "--demo", "--listen", f"127.0.0.1:{port}"], cwd=tmp_path,
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert (second.returncode, second.stdout, second.stderr) == (
+            1, "", f"otp-radiusd: radius.listen: cannot listen on 127.0.0.1:{port}: Address already in use\n")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
