@@ -101,7 +101,8 @@ def _user_show(args: argparse.Namespace, config: Config) -> int:
     else:
         for key, value in data.items():
             if key != "tokens":
-                print(f"{key}: {'' if value is None else escaped(value)}")
+                shown = "" if value is None else ("yes" if value else "no") if isinstance(value, bool) else value
+                print(f"{key}: {escaped(shown)}")
         print_table(tokens, ["id", "type", "algorithm", "digits", "period", "counter", "active"])
     return 0
 
@@ -373,11 +374,17 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _user_json(u: UserRow, config: Config, active_tokens: int) -> dict[str, Any]:
-    from ..policy import FailureState, is_locked
+    from .. import policy as pol
 
-    locked = is_locked(FailureState(u.failures, u.last_bad, u.locked_at, u.lockouts), config.policy, time.time())
+    now = time.time()
+    state = pol.effective(pol.FailureState(u.failures, u.last_bad, u.locked_at, u.lockouts), config.policy, now)
+    until = pol.locked_until(state, config.policy)
+    next_lockout = pol.lockout_duration(state.lockouts + 1, config.policy)
     return {"name": u.name, "email": u.email, "phone": u.phone, "password": u.password_hash is not None,
-            "active_tokens": active_tokens, "failures": u.failures, "locked": locked, "created": _iso(u.created)}
+            "active_tokens": active_tokens, "failures": state.failures, "locked": until is not None and now < until,
+            "locked_until": None if until is None else ("until unlocked" if until == float("inf") else _iso(until)),
+            "lockouts_in_a_row": state.lockouts,
+            "next_lockout_seconds": None if next_lockout is None else int(next_lockout), "created": _iso(u.created)}
 
 
 def _token_json(t: TokenRow, owner: str, config: Config) -> dict[str, Any]:

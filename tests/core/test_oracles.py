@@ -4,6 +4,7 @@ tests/radius/test_attacks.py."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -14,7 +15,7 @@ from otpcore.firstfactor.store import StorePassword
 from otpcore.service import Verifier
 from otpcore.store import UserRow
 
-from .helpers import SEED20, SEED32, Installation
+from .helpers import SEED20, SEED32, Cli, Installation
 
 NOW = 1_700_000_000.0
 STEP = oath.time_step(NOW)
@@ -187,3 +188,18 @@ def test_the_admin_door_is_not_throttled(alice: Installation) -> None:
     for _ in range(3):
         v.verify_code("alice", "000000", door="admin", client="otp-admin", now=NOW)
     assert v.verify_code("alice", code(STEP), door="admin", client="otp-admin", now=NOW).accepted
+
+
+def test_user_show_says_where_the_user_stands(cli_alice: Cli) -> None:
+    cli_alice.ok("token", "add", "alice", "--type", "totp", "--secret", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "--qr",
+                 "none")
+    for wrong in ("000001", "000002", "000003"):  # max_failures = 3 in this installation
+        cli_alice.run("token", "verify", "alice", wrong)
+    shown = json.loads(cli_alice.ok("user", "show", "alice", "--json"))
+    assert (shown["locked"], shown["lockouts_in_a_row"], shown["next_lockout_seconds"]) == (True, 1, 600)
+    assert shown["locked_until"].endswith("Z")
+    text = cli_alice.ok("user", "show", "alice")
+    assert "locked: yes" in text and "lockouts_in_a_row: 1" in text
+    cli_alice.ok("user", "unlock", "alice")
+    shown = json.loads(cli_alice.ok("user", "show", "alice", "--json"))
+    assert (shown["locked"], shown["locked_until"], shown["lockouts_in_a_row"]) == (False, None, 0)
