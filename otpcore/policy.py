@@ -63,6 +63,10 @@ class Policy:
     oob_max_per_hour: int = 5  # codes sent to one user in any hour ...
     oob_max_per_day: int = 10  # ... and in any day
 
+    def __post_init__(self) -> None:
+        if self.totp_max_drift is None:  # the default follows the window
+            object.__setattr__(self, "totp_max_drift", self.totp_window)
+
     @property
     def drift_cap(self) -> int:
         return self.totp_window if self.totp_max_drift is None else self.totp_max_drift
