@@ -82,7 +82,7 @@ first_factor = "none"
 [policy]
 max_failures = 1000000000   # the cases repeat: nobody may get locked on the way
 lockout_seconds = 0
-client_max_failures = 0     # nor throttled
+client_max_failures = 1000000000  # nor throttled (but counted, as by default)
 """)
     config = load_config(folder / "otp.toml")
     secrets = {name: os.urandom(20) for name in ("six", "eight", "locked")}

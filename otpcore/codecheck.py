@@ -76,7 +76,7 @@ class CodeChecker:
         (every pending one counts the wrong try); (OK, token id): accepted and used up; else the refusal."""
         ctx = self.ctx
         settings = {t.id: s for t, s in ctx.oob_tokens(row, token_rows)}
-        pending = [c for c in ctx.store.code_challenges(row.id) if c.token_id in settings]
+        pending = [c for c in ctx.store.code_challenges(row.id) if c.token_id in settings] if settings else []
         if not pending:
             return None, None
         given = oob.code_hash(ctx.sealer.fingerprint, row.id, code)
