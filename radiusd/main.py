@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from otpbase.version import VersionAction
-from otpcore.config import Config, load_config, parse_hostport
+from otpcore.config import Config, load_config, parse_address
 from otpcore.errors import ConfigError, OtpError
 
 from . import logsink
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.log_level)
     demo = None
     try:
-        listen = tuple(parse_hostport(text, 1812, "--listen") for text in args.listen or ())
+        listen = tuple(parse_address(text, 1812, "--listen") for text in args.listen or ())
         if args.demo:
             from .demo import prepare  # only the demo needs otpcore.admin and segno
 
