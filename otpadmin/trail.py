@@ -33,9 +33,9 @@ def audit(args: argparse.Namespace, config: Config) -> int:
     since = format_since(args.since, time.time()) if args.since else None
     with Admin(config) as admin:
         rows = admin.store.audit_rows(user=args.user, since=since)
-    out = [{"time": iso(r.time), "user": r.user, "door": r.door, "client": r.client, "result": r.result,
-            "reason": r.reason} for r in rows]
-    emit(args, out, ["time", "user", "door", "client", "result", "reason"])
+    out = [{"time": iso(r.time), "user": r.user, "door": r.door, "client": r.client, "source": r.source,
+            "result": r.result, "reason": r.reason} for r in rows]
+    emit(args, out, ["time", "user", "door", "client", "source", "result", "reason"])
     return 0
 
 

@@ -175,7 +175,8 @@ def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[
     else:
         log.warning("accounting is off: cannot listen on %s (set radius.accounting_listen)%s",
                     ", ".join(format_address(a) for a in config.radius.accounting_listen), label)
-    log.info("ready: listening on %s with %d clients%s", where, len(config.radius.clients), label)
+    count = len(config.radius.clients)
+    log.info("ready: listening on %s with %d %s%s", where, count, "client" if count == 1 else "clients", label)
     if not config.radius.clients:
         log.warning("no [[radius.clients]] configured: every request is dropped%s", label)
     worker.serve()
