@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from otpcore import oob
 from otpcore.config import Config
 from otpcore.decision import Reason, Verdict
 from otpcore.errors import InputError
 
+from . import notes
 from .stdin import or_stdin
 
 if TYPE_CHECKING:  # the service itself is imported by the commands that use it
@@ -59,6 +61,7 @@ def verify(args: argparse.Namespace, config: Config) -> int:
     if not code.strip():
         raise InputError("the code is empty")
     with _verifier(config, args.name) as verifier:
+        _check_shape(verifier, args.name, [code], otp_only=False)
         decision = verifier.verify_code(args.name, code, door=DOOR, client=CLIENT, now=time.time())
     if decision.accepted:
         print("code accepted")
@@ -69,6 +72,7 @@ def verify(args: argparse.Namespace, config: Config) -> int:
 def resync(args: argparse.Namespace, config: Config) -> int:
     code1, code2 = or_stdin(args.code1, "first code"), or_stdin(args.code2, "second code")
     with _verifier(config, args.name) as verifier:
+        _check_shape(verifier, args.name, [code1, code2], otp_only=True)
         decision = verifier.resync(args.name, code1, code2, door=DOOR, client=CLIENT, now=time.time())
     if decision.accepted:
         print(f"token {decision.token_id} of {args.name} resynchronised")
@@ -86,11 +90,37 @@ _NOT_SENT = {
 
 def send(args: argparse.Namespace, config: Config) -> int:
     with _verifier(config, args.name) as verifier:
+        _, tokens = verifier.store.user_with_tokens(args.name)
+        channels = {t.type for t in tokens if t.type in oob.CHANNELS}
+        missing = {config.delivery.missing_table(channel) for channel in channels}
+        if channels and None not in missing:  # refused before anything is sent, counted or written
+            return _refused(f"code not sent: no {' or '.join(sorted(m for m in missing if m))} in {config.path}")
         decision = verifier.send_code(args.name, door=DOOR, client=CLIENT, now=time.time(), force=args.force)
     if decision.verdict is Verdict.CHALLENGE:
         print(f"code sent to {args.name}; check it with: otp-admin token verify {args.name} CODE")
         return 0
-    return _refused(f"code not sent: {_NOT_SENT.get(decision.reason, str(decision.reason))}")
+    hint = _NOT_SENT.get(decision.reason, str(decision.reason))
+    if decision.reason is Reason.DELIVERY_FAILED and (why := notes.take()):  # what the delivery logged, in one line
+        hint = f"delivery failed: {why[0].removeprefix('code not sent: ')}"
+    return _refused(f"code not sent: {hint}")
+
+
+def _check_shape(verifier: Verifier, user: str, codes: list[str], *, otp_only: bool) -> None:
+    """A code that none of the user's active tokens could have made (the wrong length, letters for digits) is a
+    usage error, refused before the Verifier counts it as a wrong code. The admin's own terminal only: a network
+    door must not tell anyone what a user's tokens look like."""
+    _, tokens = verifier.store.user_with_tokens(user)
+    lengths = {t.digits for t in tokens if t.type in ("totp", "hotp")}
+    sent = [] if otp_only else [oob.settings_for(verifier.policy, oob.load_options(t.options))
+                                for t in tokens if t.type in oob.CHANNELS]
+    if not lengths and not sent:
+        return  # no token to judge by: the Verifier answers (no_token)
+    for code in codes:
+        if not (code.isascii() and code.isdigit() and len(code) in lengths) and not any(
+                oob.looks_like_code(oob.normalize_code(code), s) for s in sent):
+            shapes = {f"{n} digits" for n in lengths} | {
+                f"{s.length} {'digits' if s.alphabet == 'digits' else 'letters and digits'}" for s in sent}
+            raise InputError(f"not a code of {user}'s tokens, which take {' or '.join(sorted(shapes))}")
 
 
 def _refused(message: str) -> int:

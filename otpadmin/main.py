@@ -16,7 +16,7 @@ from otpbase.version import VersionAction
 from otpcore.config import load_config
 from otpcore.errors import ConfigError, InputError, OtpError
 
-from . import codes, imports, install, pamline, tokens, trail, users
+from . import codes, imports, install, notes, pamline, tokens, trail, users
 
 __all__ = ["build_parser", "main"]
 
@@ -36,7 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_utf8(args)
         # pam-config needs no otp.toml (a radius-mode host has none): only the path of the config is printed.
         config = load_config(args.config) if args.needs_config else None
-        return int(args.handler(args, config) or 0)
+        with notes.collected() as warnings:
+            status = int(args.handler(args, config) or 0)
+        for warning in warnings if status == 0 else ():  # a failure says it all in its one line
+            print(f"otp-admin: warning: {warning}", file=sys.stderr)
+        return status
     except (InputError, ConfigError) as exc:
         print(f"otp-admin: error: {exc}", file=sys.stderr)
         return 2

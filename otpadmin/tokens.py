@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from otpcore.store import TokenRow
 from .output import emit, escaped, iso
 from .stdin import read_line
 
-__all__ = ["register", "token_id", "token_json"]
+__all__ = ["register", "table_rows", "token_id", "token_json"]
 
 
 def register(token: Any) -> None:
@@ -136,13 +137,18 @@ def _add_oob(args: argparse.Namespace, config: Config, options: dict[str, Any]) 
                           "options": dict(spec.options)}))
     else:
         print(f"token {new.id} added for {new.user}: codes are sent by {args.type} to {escaped(address)}")
+    missing = config.delivery.missing_table(args.type)
+    if missing is not None:  # added all the same: the delivery may be configured after the users
+        print(f"otp-admin: warning: no {missing} in {config.path}: no {args.type} code can be sent until it is "
+              "configured", file=sys.stderr)
     return 0
 
 
 def list_tokens(args: argparse.Namespace, config: Config) -> int:
     with Admin(config) as admin:
         rows = [token_json(t, owner, config) for t, owner in admin.tokens(args.name)]
-    emit(args, rows, ["id", "user", "type", "algorithm", "digits", "period", "counter", "active"])
+    emit(args, rows if args.json else table_rows(rows),
+         ["id", "user", "type", "algorithm", "digits", "period", "counter", "window", "active"])
     return 0
 
 
@@ -166,8 +172,8 @@ def delete(args: argparse.Namespace, config: Config) -> int:
 def token_json(t: TokenRow, owner: str, config: Config) -> dict[str, Any]:
     data = {"id": t.id, "user": owner, "type": t.type, "algorithm": t.algorithm, "digits": t.digits,
             "period": t.period if t.type == "totp" else None, "counter": t.counter if t.type == "hotp" else None,
-            "drift": t.drift if t.type == "totp" else None, "active": t.active, "issuer": t.issuer,
-            "created": iso(t.created)}
+            **_window(t, config), "drift": t.drift if t.type == "totp" else None, "active": t.active,
+            "issuer": t.issuer, "created": iso(t.created)}
     if t.type in oob.CHANNELS:
         # The knobs in force: the token's own options over the [policy] oob_* defaults.
         settings = oob.settings_for(config.policy, oob.load_options(t.options))
@@ -176,3 +182,20 @@ def token_json(t: TokenRow, owner: str, config: Config) -> dict[str, Any]:
                          "max_attempts": settings.max_attempts, "resend_interval": settings.resend_interval,
                          "last_sent": iso(oob.last_sent(t.options))})
     return data
+
+
+def table_rows(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """token_json() rows as a table shows them: a window that is the policy's says so."""
+    return [{**t, "window": f"{t['window']} (policy)" if t["window_from"] == "policy" else t["window"]}
+            for t in tokens]
+
+
+def _window(t: TokenRow, config: Config) -> dict[str, Any]:
+    """The steps (TOTP, either side) or counters (HOTP, ahead) a code is looked for, and whose setting that is: the
+    token's own (kept from an import: google-authenticator's WINDOW_SIZE) or the policy's."""
+    if t.type not in ("totp", "hotp"):
+        return {"window": None, "window_from": None}
+    if t.window is not None:
+        return {"window": t.window, "window_from": "token"}
+    return {"window": config.policy.totp_window if t.type == "totp" else config.policy.hotp_lookahead,
+            "window_from": "policy"}

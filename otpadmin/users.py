@@ -1,9 +1,10 @@
-"""`otp-admin user ...`: add, list, show, delete, unlock, passwd."""
+"""`otp-admin user ...`: add, list, show, set, delete, unlock, passwd."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from otpcore.store import UserRow
 
 from .output import emit, escaped, iso, print_table
 from .stdin import read_password
-from .tokens import token_json
+from .tokens import table_rows, token_json
 
 __all__ = ["register", "user_json"]
 
@@ -39,6 +40,15 @@ def register(user: Any) -> None:
         s = user.add_parser(verb, help=text)
         s.add_argument("name")
         s.set_defaults(handler=handler)
+    s = user.add_parser("set", help="change a user's e-mail address or phone number")
+    s.add_argument("name")
+    email = s.add_mutually_exclusive_group()
+    email.add_argument("--email", help="the new e-mail address (where email tokens send their codes)")
+    email.add_argument("--clear-email", action="store_true", help="remove the e-mail address")
+    phone = s.add_mutually_exclusive_group()
+    phone.add_argument("--phone", help="the new phone number (where sms tokens send their codes)")
+    phone.add_argument("--clear-phone", action="store_true", help="remove the phone number")
+    s.set_defaults(handler=set_contact)
     s = user.add_parser("passwd", help="set the first-factor password")
     s.add_argument("name")
     s.add_argument("--password-stdin", action="store_true", required=True)
@@ -50,6 +60,24 @@ def add(args: argparse.Namespace, config: Config) -> int:
     with Admin(config) as admin:
         admin.add_user(UserSpec(args.name, email=args.email, phone=args.phone, password=password), now=time.time())
     print(f"user {args.name} added")
+    store_clients = [c.name for c in config.radius.clients if c.first_factor == "store"]
+    if password is None and store_clients:
+        print(f"otp-admin: warning: {escaped(args.name)} has no password: the clients that check it against the store "
+              f"({escaped(', '.join(store_clients))}) refuse every login of theirs until "
+              f"`otp-admin user passwd {escaped(args.name)} --password-stdin`", file=sys.stderr)
+    return 0
+
+
+def set_contact(args: argparse.Namespace, config: Config) -> int:
+    if not (args.email is not None or args.phone is not None or args.clear_email or args.clear_phone):
+        raise InputError("nothing to change: give --email, --phone, --clear-email or --clear-phone")
+    for option, value in (("--email", args.email), ("--phone", args.phone)):
+        if value is not None and not value.strip():
+            raise InputError(f"{option}: empty (--clear-{option[2:]} removes it)")
+    with Admin(config) as admin:
+        row = admin.set_contact(args.name, email=args.email, phone=args.phone, clear_email=args.clear_email,
+                                clear_phone=args.clear_phone, now=time.time())
+    print(f"user {args.name}: email {escaped(row.email or '-')}, phone {escaped(row.phone or '-')}")
     return 0
 
 
@@ -77,7 +105,7 @@ def show(args: argparse.Namespace, config: Config) -> int:
             if key != "tokens":
                 shown = "" if value is None else ("yes" if value else "no") if isinstance(value, bool) else value
                 print(f"{key}: {escaped(shown)}")
-        print_table(tokens, ["id", "type", "algorithm", "digits", "period", "counter", "active"])
+        print_table(table_rows(tokens), ["id", "type", "algorithm", "digits", "period", "counter", "window", "active"])
     return 0
 
 

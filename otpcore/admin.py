@@ -129,6 +129,23 @@ class Admin:
             self.store.set_failure_state(row.id, CLEAR)
             self._audit(name, "unlocked", now)
 
+    def set_contact(self, name: str, *, email: str | None = None, phone: str | None = None,
+                    clear_email: bool = False, clear_phone: bool = False, now: float) -> UserRow:
+        """Change a user's e-mail address and/or phone number (None: keep it). An address an email/sms token of the
+        user sends its codes to is not cleared: delete the token first. Returns the user as it is now."""
+        with self.store.transaction():
+            row = self.store.require_user(name)
+            for cleared, channel in ((clear_email, "email"), (clear_phone, "sms")):
+                held = [t.id for t in self.store.tokens(row.id) if t.type == channel] if cleared else []
+                if held:
+                    raise StoreError(f"{name}'s {channel} token {held[0]} sends its codes there: delete it first "
+                                     f"(otp-admin token delete {held[0]})")
+            new_email = None if clear_email else email if email is not None else row.email
+            new_phone = None if clear_phone else phone if phone is not None else row.phone
+            self.store.set_user_contact(row.id, email=new_email, phone=new_phone)
+            self._audit(name, "contact_set", now)
+        return row._replace(email=new_email, phone=new_phone)
+
     def set_password(self, name: str, password: bytes | None, *, now: float) -> None:
         password_hash = hash_password(password) if password else None
         with self.store.transaction():

@@ -65,6 +65,12 @@ class DeliveryConfig:
     smtp: SmtpConfig | None = None  # None: no [delivery.smtp] table, email codes cannot be sent
     sms: SmsConfig | None = None  # None: no [delivery.sms] table, sms codes cannot be sent
 
+    def missing_table(self, channel: str) -> str | None:
+        """The table codes of `channel` ("email" or "sms") cannot be sent without, if it is missing."""
+        if channel == "sms":
+            return "[delivery.sms]" if self.sms is None else None  # its email_domain needs smtp: checked at load
+        return "[delivery.smtp]" if self.smtp is None else None
+
 
 def placeholders(template: str) -> set[str]:
     return set(PLACEHOLDER.findall(template))
