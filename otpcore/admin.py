@@ -8,81 +8,25 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import oob
 from .config import Config
 from .errors import InputError, OtpError, SealError, StoreError
-from .oath import ALGORITHMS, encode_base32
+from .oath import encode_base32
 from .passwords import hash_password
 from .policy import CLEAR
 from .reseal import reseal_legacy_tokens, row_identity
 from .seal import Sealer, create_key_file, load_key_file
+from .specs import OTP_TOKEN_TYPES, TokenSpec, UserSpec, validate_user_name
 from .store import Store, TokenRow, UserRow
 from .uri import otpauth_uri
 
+# TokenSpec, UserSpec and validate_user_name live in otpcore.specs (the importers need them without a store); they
+# are named here too, as the arguments of Admin's methods.
 __all__ = ["Admin", "ImportResult", "NewToken", "TokenSpec", "UserSpec", "validate_user_name"]
-
-OTP_TOKEN_TYPES = ("totp", "hotp")
-TOKEN_TYPES = (*OTP_TOKEN_TYPES, *oob.CHANNELS)
-MAX_COUNTER = 2**62  # an HOTP counter and its look-ahead stay within SQLite's 64-bit INTEGER
-
-
-@dataclass(frozen=True)
-class TokenSpec:
-    type: str = "totp"
-    secret: bytes | None = None  # None: a new random 160-bit secret
-    algorithm: str = "SHA1"
-    digits: int = 6
-    period: int = 30
-    t0: int = 0
-    counter: int = 0
-    last_step: int = -1
-    window: int | None = None
-    issuer: str | None = None
-    # email/sms tokens: per-token knobs (length, alphabet, validity, max_attempts, resend_interval; see otpcore.oob),
-    # each falling back to the [policy] oob_* default when absent. A `digits` other than 6 sets the length.
-    options: Mapping[str, Any] = field(default_factory=dict)
-    # Where an imported token was read ("CSV line 4"), for the error that refuses it.
-    source: str | None = field(default=None, compare=False)
-
-    def validated(self) -> TokenSpec:
-        if self.type not in TOKEN_TYPES:
-            raise InputError(f"token type must be one of {', '.join(TOKEN_TYPES)}, not {self.type!r}")
-        if self.type in oob.CHANNELS:
-            options = dict(self.options)
-            if self.digits != 6:
-                if options.get("length", self.digits) != self.digits:
-                    raise InputError(f"digits {self.digits} and length {options['length']} disagree")
-                options["length"] = self.digits
-            options = oob.validate_options(options)
-            return replace(self, secret=None, options=options, digits=options.get("length", 6))
-        if self.options:
-            raise InputError("options (length, alphabet, validity ...) are for email and sms tokens only")
-        algorithm = self.algorithm.upper().replace("-", "")
-        if algorithm not in ALGORITHMS:
-            raise InputError(f"algorithm must be SHA1, SHA256 or SHA512, not {self.algorithm!r}")
-        if self.digits not in (6, 7, 8):
-            raise InputError(f"digits must be 6, 7 or 8, not {self.digits}")
-        if not 1 <= self.period <= 3600:
-            raise InputError(f"period must be between 1 and 3600 seconds, not {self.period}")
-        if not 0 <= self.counter <= MAX_COUNTER:
-            raise InputError(f"counter must be between 0 and {MAX_COUNTER}, not {self.counter}")
-        if self.window is not None and not 0 <= self.window <= 100:
-            raise InputError(f"window must be between 0 and 100, not {self.window}")
-        if self.secret is not None and len(self.secret) < 10:
-            raise InputError("secret is too short: at least 80 bits are required")
-        return replace(self, algorithm=algorithm)
-
-
-@dataclass(frozen=True)
-class UserSpec:
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    password: bytes | None = None
 
 
 class ImportResult(NamedTuple):
@@ -97,12 +41,6 @@ class NewToken:
     type: str
     secret_b32: str
     uri: str
-
-
-def validate_user_name(name: str) -> str:
-    if not name or len(name) > 253 or any(c.isspace() or not c.isprintable() for c in name):
-        raise InputError(f"invalid user name {name!r}: 1-253 printable characters, no spaces")
-    return name
 
 
 class Admin:
@@ -190,6 +128,23 @@ class Admin:
             row = self.store.require_user(name)
             self.store.set_failure_state(row.id, CLEAR)
             self._audit(name, "unlocked", now)
+
+    def set_contact(self, name: str, *, email: str | None = None, phone: str | None = None,
+                    clear_email: bool = False, clear_phone: bool = False, now: float) -> UserRow:
+        """Change a user's e-mail address and/or phone number (None: keep it). An address an email/sms token of the
+        user sends its codes to is not cleared: delete the token first. Returns the user as it is now."""
+        with self.store.transaction():
+            row = self.store.require_user(name)
+            for cleared, channel in ((clear_email, "email"), (clear_phone, "sms")):
+                held = [t.id for t in self.store.tokens(row.id) if t.type == channel] if cleared else []
+                if held:
+                    raise StoreError(f"{name}'s {channel} token {held[0]} sends its codes there: delete it first "
+                                     f"(otp-admin token delete {held[0]})")
+            new_email = None if clear_email else email if email is not None else row.email
+            new_phone = None if clear_phone else phone if phone is not None else row.phone
+            self.store.set_user_contact(row.id, email=new_email, phone=new_phone)
+            self._audit(name, "contact_set", now)
+        return row._replace(email=new_email, phone=new_phone)
 
     def set_password(self, name: str, password: bytes | None, *, now: float) -> None:
         password_hash = hash_password(password) if password else None

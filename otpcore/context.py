@@ -31,6 +31,9 @@ class VerifyContext:
         self.store = store
         self.sealer = sealer
         self.policy = policy
+        # Where the request being decided came from (the RADIUS peer's address, the PAM rhost), for its audit rows:
+        # set by each of the Verifier's entry points (a Verifier serves one thread, one call at a time).
+        self.source: str | None = None
         self._opened: dict[tuple[object, ...], bytes] = {}  # (token identity, sealed secret) -> secret
         # Users who do not exist are checked as if they had one 6-digit TOTP token with this secret, so that they
         # cost what a real user costs.
@@ -41,7 +44,8 @@ class VerifyContext:
     def finish(self, user: str, door: str, client: str, now: float, verdict: Verdict, reason: Reason,
                token_id: int | None = None) -> Decision:
         # One statement: inside a transaction it is written at its end, with the others (Store.audit)
-        self.store.audit(now=now, user=user, door=door, client=client, result=verdict, reason=reason)
+        self.store.audit(now=now, user=user, door=door, client=client, result=verdict, reason=reason,
+                         source=self.source)
         return Decision(verdict, reason, user, token_id=token_id, message=_MESSAGES.get(verdict, REJECT_MESSAGE))
 
     # -- failed logins ------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from otpbase.escape import escape as escape_text  # `escape` here is the placeholder escaping of render()
 
-from .delivery_config import PLACEHOLDER, DeliveryConfig, SmsConfig, SmtpConfig, placeholders
+from .delivery_config import DEFAULT_TIMEOUT, PLACEHOLDER, DeliveryConfig, SmsConfig, SmtpConfig, placeholders
 from .errors import DeliveryError
 from .oob import Outgoing
 
@@ -73,7 +73,9 @@ class Sender:
         if channel == "sms" and self.config.sms is not None and self.config.sms.url is not None:
             return self.config.sms.timeout
         smtp = self.config.smtp
-        return smtp.timeout if smtp is not None else 0.0
+        # Not configured: the send fails at once, and is waited for like any other (with 0, its failure raced the
+        # deadline and was reported twice, once as "no answer within 0 s").
+        return smtp.timeout if smtp is not None else DEFAULT_TIMEOUT
 
     def send(self, message: Outgoing) -> None:
         """Send one code. Raises DeliveryError."""

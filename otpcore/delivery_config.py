@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import tomlkeys as keys
 from .errors import ConfigError
 
 __all__ = ["DEFAULT_TIMEOUT", "PLACEHOLDER", "DeliveryConfig", "SmsConfig", "SmtpConfig", "parse_delivery",
@@ -64,17 +65,21 @@ class DeliveryConfig:
     smtp: SmtpConfig | None = None  # None: no [delivery.smtp] table, email codes cannot be sent
     sms: SmsConfig | None = None  # None: no [delivery.sms] table, sms codes cannot be sent
 
+    def missing_table(self, channel: str) -> str | None:
+        """The table codes of `channel` ("email" or "sms") cannot be sent without, if it is missing."""
+        if channel == "sms":
+            return "[delivery.sms]" if self.sms is None else None  # its email_domain needs smtp: checked at load
+        return "[delivery.smtp]" if self.smtp is None else None
+
 
 def placeholders(template: str) -> set[str]:
     return set(PLACEHOLDER.findall(template))
 
 
 def parse_delivery(t: Mapping[str, Any], base: Path = Path(".")) -> DeliveryConfig:
-    for key in t:
-        if key not in ("smtp", "sms"):
-            raise ConfigError(f"delivery.{key}: unknown key")
-    smtp = _parse_smtp(_table(t, "smtp"), base) if "smtp" in t else None
-    sms = _parse_sms(_table(t, "sms"), base) if "sms" in t else None
+    keys.known_keys(t, "delivery", ("smtp", "sms"))
+    smtp = _parse_smtp(keys.subtable(t, "delivery", "smtp"), base) if "smtp" in t else None
+    sms = _parse_sms(keys.subtable(t, "delivery", "sms"), base) if "sms" in t else None
     if sms is not None and sms.email_domain is not None and smtp is None:
         raise ConfigError("delivery.sms.email_domain: needs a [delivery.smtp] table to send through")
     return DeliveryConfig(smtp=smtp, sms=sms)
@@ -82,37 +87,37 @@ def parse_delivery(t: Mapping[str, Any], base: Path = Path(".")) -> DeliveryConf
 
 def _parse_smtp(t: Mapping[str, Any], base: Path) -> SmtpConfig:
     s = "delivery.smtp"
-    _known(t, s, {"host", "port", "username", "password", "password_file", "starttls", "ssl", "tls_verify",
-                  "ca_file", "from", "subject", "body", "timeout"})
+    keys.known_keys(t, s, {"host", "port", "username", "password", "password_file", "starttls", "ssl", "tls_verify",
+                           "ca_file", "from", "subject", "body", "timeout"})
     d = SmtpConfig()
-    starttls = _bool(t, s, "starttls", d.starttls)
-    implicit = _bool(t, s, "ssl", d.ssl)
+    starttls = keys.boolean(t, s, "starttls", d.starttls)
+    implicit = keys.boolean(t, s, "ssl", d.ssl)
     if starttls and implicit:
         raise ConfigError(f"{s}.ssl: give at most one of starttls and ssl")
-    port = _int(t, s, "port", 465 if implicit else 587 if starttls else 25, 1, 65535)
-    username = _opt_str(t, s, "username")
+    port = keys.integer(t, s, "port", 465 if implicit else 587 if starttls else 25, minimum=1, maximum=65535)
+    username = keys.optional_text(t, s, "username")
     password = _secret(t, s, "password", base)
     if password is not None and username is None:
         raise ConfigError(f"{s}.username: missing (a password is given)")
     if username is not None and password is None:
         raise ConfigError(f"{s}.password: missing (a username is given; or use password_file)")
-    body = _str(t, s, "body", d.body)
+    body = keys.text(t, s, "body", d.body)
     if "code" not in placeholders(body):
         raise ConfigError(f"{s}.body: must contain {{code}}")
-    sender = _str(t, s, "from", d.sender)
+    sender = keys.text(t, s, "from", d.sender)
     if "@" not in sender:
         raise ConfigError(f"{s}.from: not an e-mail address: {sender!r}")
     return SmtpConfig(
-        host=_str(t, s, "host", d.host),
+        host=keys.text(t, s, "host", d.host),
         port=port,
         username=username,
         password=password,
         starttls=starttls,
         ssl=implicit,
-        tls_verify=_bool(t, s, "tls_verify", d.tls_verify),
-        ca_file=_file(t, s, "ca_file", base),
+        tls_verify=keys.boolean(t, s, "tls_verify", d.tls_verify),
+        ca_file=keys.optional_path(t, s, "ca_file", base),
         sender=sender,
-        subject=_str(t, s, "subject", d.subject),
+        subject=keys.text(t, s, "subject", d.subject),
         body=body,
         timeout=_timeout(t, s),
     )
@@ -120,18 +125,18 @@ def _parse_smtp(t: Mapping[str, Any], base: Path) -> SmtpConfig:
 
 def _parse_sms(t: Mapping[str, Any], base: Path) -> SmsConfig:
     s = "delivery.sms"
-    _known(t, s, {"url", "method", "headers", "body", "token_file", "tls_verify", "ca_file", "email_domain", "text",
-                  "timeout"})
+    keys.known_keys(t, s, {"url", "method", "headers", "body", "token_file", "tls_verify", "ca_file", "email_domain",
+                           "text", "timeout"})
     d = SmsConfig()
-    url = _opt_str(t, s, "url")
-    domain = _opt_str(t, s, "email_domain")
+    url = keys.optional_text(t, s, "url")
+    domain = keys.optional_text(t, s, "email_domain")
     if (url is None) == (domain is None):
         raise ConfigError(f"{s}.url: give exactly one of url (HTTP gateway) and email_domain (e-mail-to-SMS)")
     if url is not None and not re.match(r"https?://[^/?#]+", url):
         raise ConfigError(f"{s}.url: must be an http:// or https:// URL, not {url!r}")
     if domain is not None and (not domain or "@" in domain or any(c.isspace() for c in domain)):
         raise ConfigError(f"{s}.email_domain: not a domain: {domain!r}")
-    method = _str(t, s, "method", d.method).upper()
+    method = keys.text(t, s, "method", d.method).upper()
     if method not in HTTP_METHODS:
         raise ConfigError(f"{s}.method: must be one of {', '.join(HTTP_METHODS)}")
     headers = t.get("headers", d.headers)
@@ -139,73 +144,24 @@ def _parse_sms(t: Mapping[str, Any], base: Path) -> SmsConfig:
         raise ConfigError(f"{s}.headers: must be a table of strings")
     if any(c in str(k) + v for k, v in headers.items() for c in "\r\n"):
         raise ConfigError(f"{s}.headers: no line breaks allowed")
-    text = _str(t, s, "text", d.text)
+    text = keys.text(t, s, "text", d.text)
     if "code" not in placeholders(text):
         raise ConfigError(f"{s}.text: must contain {{code}}")
-    body = _str(t, s, "body", d.body)
+    body = keys.text(t, s, "body", d.body)
     if url is not None and "phone" not in placeholders(url + body):
         raise ConfigError(f"{s}.body: the url or the body must contain {{phone}}")
     if url is not None and not placeholders(url + body) & {"code", "message"}:
         raise ConfigError(f"{s}.body: the url or the body must contain {{code}} or {{message}}")
-    token = None
-    token_path = _file(t, s, "token_file", base)
-    if token_path is not None:
-        try:
-            token = token_path.read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{s}.token_file: cannot read {token_path}: "
-                              f"{getattr(exc, 'strerror', None) or exc}") from None
-        if not token or any(c in token for c in "\r\n"):
-            raise ConfigError(f"{s}.token_file: {token_path} must hold one non-empty line")
+    token = _secret(t, s, "token", base)  # from token_file only: an inline `token` is an unknown key
+    if token is not None and any(c in token for c in "\r\n"):
+        raise ConfigError(f"{s}.token_file: must hold one line")
     return SmsConfig(url=url, method=method, headers=dict(headers), body=body, token=token,
-                     tls_verify=_bool(t, s, "tls_verify", d.tls_verify), ca_file=_file(t, s, "ca_file", base),
-                     email_domain=domain, text=text, timeout=_timeout(t, s))
+                     tls_verify=keys.boolean(t, s, "tls_verify", d.tls_verify),
+                     ca_file=keys.optional_path(t, s, "ca_file", base), email_domain=domain, text=text,
+                     timeout=_timeout(t, s))
 
 
-# -- typed getters ----------------------------------------------------------------------------------------------------
-
-
-def _table(t: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = t[name]
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"delivery.{name}: must be a table")
-    return value
-
-
-def _known(t: Mapping[str, Any], section: str, allowed: set[str]) -> None:
-    for key in t:
-        if key not in allowed:
-            raise ConfigError(f"{section}.{key}: unknown key")
-
-
-def _str(t: Mapping[str, Any], section: str, name: str, default: str) -> str:
-    value = t.get(name, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{section}.{name}: must be a string")
-    return value
-
-
-def _opt_str(t: Mapping[str, Any], section: str, name: str) -> str | None:
-    if name not in t:
-        return None
-    value = _str(t, section, name, "")
-    if not value:
-        raise ConfigError(f"{section}.{name}: must not be empty")
-    return value
-
-
-def _bool(t: Mapping[str, Any], section: str, name: str, default: bool) -> bool:
-    value = t.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{section}.{name}: must be true or false")
-    return value
-
-
-def _int(t: Mapping[str, Any], section: str, name: str, default: int, low: int, high: int) -> int:
-    value = t.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{section}.{name}: must be an integer from {low} to {high}")
-    return value
+# -- keys of their own -------------------------------------------------------------------------------------------------
 
 
 def _timeout(t: Mapping[str, Any], section: str) -> float:
@@ -215,21 +171,13 @@ def _timeout(t: Mapping[str, Any], section: str) -> float:
     return float(value)
 
 
-def _file(t: Mapping[str, Any], section: str, name: str, base: Path) -> Path | None:
-    value = _opt_str(t, section, name)
-    if value is None:
-        return None
-    path = Path(value)
-    return path if path.is_absolute() else base / path
-
-
 def _secret(t: Mapping[str, Any], section: str, name: str, base: Path) -> str | None:
     """`name` inline, or `name_file` naming a file that holds it."""
     if name in t and f"{name}_file" in t:
         raise ConfigError(f"{section}.{name}: give at most one of {name} and {name}_file")
-    path = _file(t, section, f"{name}_file", base)
+    path = keys.optional_path(t, section, f"{name}_file", base)
     if path is None:
-        return _opt_str(t, section, name)
+        return keys.optional_text(t, section, name)
     try:
         value = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:

@@ -12,9 +12,9 @@ import csv
 import io
 import re
 
-from .admin import TokenSpec, UserSpec, validate_user_name
 from .errors import InputError
 from .oath import decode_base32
+from .specs import TokenSpec, UserSpec, validate_user_name
 
 __all__ = ["FORMATS", "parse_csv", "parse_google_authenticator", "parse_oath_usersfile", "parse_records"]
 

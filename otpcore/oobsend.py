@@ -81,7 +81,7 @@ class CodeSender:
             for m, error in zip(messages, errors, strict=True):
                 if error is not None:  # one channel of two failed: the code went the other way
                     ctx.store.audit(now=now, user=row.name, door=door, client=client, result="error",
-                                    reason=f"{Reason.DELIVERY_FAILED.value}_{m.channel}")
+                                    reason=f"{Reason.DELIVERY_FAILED.value}_{m.channel}", source=ctx.source)
         return SendResult(Reason.CHALLENGE_SENT, state, sent, primary.id)
 
     def _record_send(self, row: UserRow, primary: TokenRow, targets: Sequence[tuple[TokenRow, str]],

@@ -106,39 +106,50 @@ class Verifier:
 
     # -- the doors' entry points --------------------------------------------------------------------------------------
 
-    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float) -> Decision:
+    # Each entry point takes `source`, where the request came from (the RADIUS peer's address, the PAM rhost; None
+    # for the admin), written to the audit rows of its decision.
+
+    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
+              source: str | None = None) -> Decision:
         """A RADIUS-style login: `password` is password+code in one (or the code alone with first_factor "none").
 
         The password alone (first factor right, no code) answers with a challenge when the policy allows it.
         """
+        self.ctx.source = source
         if first_factor == "none":
-            return self.verify_code(user, password.decode("ascii", "replace"), door=door, client=client, now=now)
+            return self.verify_code(user, password.decode("ascii", "replace"), door=door, client=client, now=now,
+                                    source=source)
         return self._password_login(user, password, self._first_factor(first_factor), door=door, client=client,
                                     now=now)
 
-    def verify_code(self, user: str, code: str, *, door: str, client: str, now: float) -> Decision:
+    def verify_code(self, user: str, code: str, *, door: str, client: str, now: float, source: str | None = None
+                    ) -> Decision:
         """The code alone (the password was checked elsewhere, e.g. by pam_unix, or there is none).
 
         An empty code asks for an email/sms code to be sent: every user, known or not, with such a token or not, gets
         the same challenge, so the answer tells nobody who has which tokens."""
+        self.ctx.source = source
         if not code.strip():
             return self._empty_code(user, door=door, client=client, now=now)
         return self.codes.check(user, code, door=door, client=client, now=now)
 
-    def send_code(self, user: str, *, door: str, client: str, now: float, force: bool = False) -> Decision:
+    def send_code(self, user: str, *, door: str, client: str, now: float, force: bool = False,
+                  source: str | None = None) -> Decision:
         """Send a code to the user's email/sms tokens now, for a help desk (`otp-admin token send`): CHALLENGE with a
         State on success. The code is also accepted without the State (`token verify`, password+code, or the next
         challenge within the resend interval). `force` ignores the resend interval and the caps."""
+        self.ctx.source = source
         row = self.store.user(user)
         if row is None:
             return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
         sent = self.sender.send(row, door=door, client=client, now=now, force=force, move_pending=False)
         return self._sent_decision(row.name, sent, door=door, client=client, now=now, challenge=True)
 
-    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
-                         ) -> Decision:
+    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
+                         source: str | None = None) -> Decision:
         """Second leg: the State from our Access-Challenge and the code alone."""
         ctx = self.ctx
+        ctx.source = source
         with ctx.store.transaction():
             if ctx.throttled(door, client, now):
                 return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.THROTTLED)
@@ -159,8 +170,11 @@ class Verifier:
         row = self.store.user(user)
         return row is not None and bool(self.store.tokens(row.id, active_only=True))
 
-    def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float) -> Decision:
+    def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float,
+               source: str | None = None) -> Decision:
+        """Two consecutive codes over the wide resync range (policy.resync_window): audited as "resync"."""
         ctx = self.ctx
+        ctx.source = source
         with ctx.store.transaction():
             row = ctx.store.user(user)
             if row is None:
@@ -168,7 +182,7 @@ class Verifier:
             result = pol.resync(ctx.otp_tokens(row), code1, code2, ctx.policy, now)
             if not result.ok or not ctx.advance(result):
                 return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
-            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
+            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.RESYNC, result.token_id)
 
     # -- password + code ----------------------------------------------------------------------------------------------
 

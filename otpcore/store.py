@@ -26,7 +26,7 @@ from .policy import NO_THROTTLE, FailureState, ThrottleState
 __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "SessionEvent", "SessionRow", "SessionWrite",
            "Store", "TokenRow", "UserRow"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 10_000
 
 
@@ -86,6 +86,7 @@ class AuditRow:
     client: str | None
     result: str
     reason: str
+    source: str | None = None  # where the request came from: the RADIUS peer's address, the PAM rhost (schema 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,7 @@ _USERS_JOIN_TOKENS = (
 _USER_WITH_TOKENS = f"{_USERS_JOIN_TOKENS} WHERE u.name = ? ORDER BY t.id"
 _USERS_WITH_TOKENS = f"{_USERS_JOIN_TOKENS} WHERE u.name IN (SELECT value FROM json_each(?)) ORDER BY u.id, t.id"
 _ACTIVE_TOKENS = f"SELECT {_TOKEN_COLS} FROM tokens WHERE user_id = ? AND active = 1 ORDER BY id"
-_AUDIT_INSERT = "INSERT INTO audit (time, user, door, client, result, reason) VALUES (?, ?, ?, ?, ?, ?)"
+_AUDIT_INSERT = "INSERT INTO audit (time, user, door, client, result, reason, source) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _CHALLENGE_COLS = "state, user_id, client, token_id, created, expires, code_hash, attempts, state_expires"
 _SESSION_COLS = (
     "id, client, session_id, user, nas_address, nas_identifier, framed_ip, calling_station, start_time, last_update, "
@@ -345,6 +346,11 @@ class Store:
         self._exec("UPDATE users SET email = coalesce(?, email), phone = coalesce(?, phone) WHERE id = ?",
                    (email, phone, user_id))
 
+    def set_user_contact(self, user_id: int, *, email: str | None, phone: str | None) -> None:
+        """Both addresses as given (None clears one)."""
+        self._changed("user", user_id)
+        self._exec("UPDATE users SET email = ?, phone = ? WHERE id = ?", (email, phone, user_id))
+
     def set_password_hash(self, user_id: int, password_hash: str | None) -> None:
         self._changed("user", user_id)
         self._exec("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
@@ -504,11 +510,12 @@ class Store:
     # -- audit --------------------------------------------------------------------------------------------------------
 
     def audit(
-        self, *, now: float, user: str | None, door: str, client: str | None, result: str, reason: str
+        self, *, now: float, user: str | None, door: str, client: str | None, result: str, reason: str,
+        source: str | None = None,
     ) -> None:
         """One audit row. Inside a transaction it is written at the transaction's end, with the others in one
         statement (so audit_rows() in the same transaction does not see it yet); rolled back with the rest."""
-        row = (now, _printable(user), door, _printable(client), result, reason)
+        row = (now, _printable(user), door, _printable(client), result, reason, _printable(source))
         if self._depth:
             self._pending_audit.append(row)  # written with the others at the end of the transaction, in one statement
         else:
@@ -516,7 +523,7 @@ class Store:
 
     def audit_rows(self, *, user: str | None = None, since: float | None = None, limit: int | None = None
                    ) -> list[AuditRow]:
-        sql = "SELECT id, time, user, door, client, result, reason FROM audit WHERE 1"
+        sql = "SELECT id, time, user, door, client, result, reason, source FROM audit WHERE 1"
         params: list[Any] = []
         if user is not None:
             sql += " AND user = ?"
@@ -813,5 +820,10 @@ def _migration_hardening(db: Any) -> None:
         db.execute(sql)
 
 
+def _migration_audit_source(db: Any) -> None:
+    """Where each audited request came from (rows written before stay without)."""
+    db.execute("ALTER TABLE audit ADD COLUMN source TEXT")
+
+
 _MIGRATIONS = [(1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends),
-               (4, _migration_hardening)]
+               (4, _migration_hardening), (5, _migration_audit_source)]

@@ -62,10 +62,11 @@ class _Unavailable(Exception):
 class _Local:
     """Verifies against the shared store with the core."""
 
-    def __init__(self, opts: Options, client: str, clock: Callable[[], float]) -> None:
+    def __init__(self, opts: Options, client: str, clock: Callable[[], float], rhost: str | None = None) -> None:
         self.opts = opts
         self.client = client
         self.clock = clock
+        self.rhost = rhost  # the audit's source of each decision
         self.verifier: Any = None
 
     def open(self) -> None:
@@ -101,7 +102,8 @@ class _Local:
     def _decide(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
         from otpcore.decision import Reason, Verdict
 
-        decision = self._guarded(call, *args, door=DOOR, client=self.client, now=self.clock(), **kwargs)
+        decision = self._guarded(call, *args, door=DOOR, client=self.client, now=self.clock(), source=self.rhost,
+                                 **kwargs)
         reason = str(decision.reason)
         if decision.verdict is Verdict.ACCEPT:
             return Outcome(ACCEPT, reason)
@@ -285,7 +287,7 @@ def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = tim
 
     backend: _Local | _Radius
     if opts.mode == "local":
-        backend = _Local(opts, _client_name(service, rhost), clock)
+        backend = _Local(opts, _client_name(service, rhost), clock, rhost)
     else:
         backend = _Radius(opts, service, rhost, log)
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["DEFAULT_CONFIG", "DEFAULT_PROMPT", "FORWARD_PROMPT", "OptionError", "Options", "parse_hostport",
-           "parse_options"]
+from otpbase.hostport import parse_hostport
+
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_PROMPT", "FORWARD_PROMPT", "OptionError", "Options", "parse_options",
+           "parse_server"]
 
 DEFAULT_CONFIG = "/etc/otp/otp.toml"  # never $OTP_CONFIG: sudo and su keep their caller's environment
 DEFAULT_PROMPT = "One-time password: "
@@ -56,25 +58,12 @@ class Options:
         return FORWARD_PROMPT if self.combined else DEFAULT_PROMPT
 
 
-def parse_hostport(text: str, default_port: int = 1812) -> tuple[str, int]:
-    """'host', 'host:port', '[v6]', '[v6]:port', or a bare IPv6 address."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise OptionError(f"server: expected [ipv6]:port, got {text!r}")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
-    if not host:
-        raise OptionError(f"server: missing host in {text!r}")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise OptionError(f"server: bad port in {text!r}")
-    return host, int(port_text)
+def parse_server(text: str) -> tuple[str, int]:
+    """A `server=` value: 'host', 'host:port', '[v6]', '[v6]:port' or a bare IPv6 address (default port 1812)."""
+    try:
+        return parse_hostport(text, 1812)
+    except ValueError as exc:
+        raise OptionError(f"server: {exc}") from None
 
 
 def parse_options(args: Sequence[str]) -> Options:
@@ -95,7 +84,7 @@ def parse_options(args: Sequence[str]) -> Options:
                 raise OptionError(f"mode: must be local or radius, got {value!r}")
             o.mode = value
         elif key == "server":
-            o.servers.extend(parse_hostport(v) for v in value.split(",") if v.strip())
+            o.servers.extend(parse_server(v) for v in value.split(",") if v.strip())
         elif key == "timeout":
             o.timeout = _float(key, value, 0.01, 300.0)
         elif key == "retries":

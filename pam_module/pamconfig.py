@@ -14,7 +14,7 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-from .options import OptionError, parse_hostport
+from .options import OptionError, parse_server
 
 __all__ = ["PAM_PYTHON_PATHS", "auth_line", "compatibility_warnings", "module_path", "pam_quote", "python_path"]
 
@@ -81,7 +81,7 @@ def auth_line(mode: str, servers: Sequence[str] = (), secret_file: str | os.Path
             raise ValueError("radius mode needs a secret file (the client's shared secret, readable by root only)")
         for server in servers:
             try:
-                host, port = parse_hostport(server)
+                host, port = parse_server(server)
             except OptionError as exc:
                 raise ValueError(str(exc)) from None
             args.append(f"server=[{host}]:{port}" if ":" in host else f"server={host}:{port}")

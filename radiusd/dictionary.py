@@ -1,4 +1,4 @@
-"""The RADIUS dictionary shipped with the package (`dictionaries/`, installed as `radiusd.dictionaries`)."""
+"""The RADIUS dictionary shipped with the package (`radiusd/dictionaries/`, package data)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from otpbase.version import VersionAction
-from otpcore.config import Config, load_config, parse_hostport
+from otpcore.config import Config, load_config, parse_address
 from otpcore.errors import ConfigError, OtpError
 
 from . import logsink
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.log_level)
     demo = None
     try:
-        listen = tuple(parse_hostport(text, 1812, "--listen") for text in args.listen or ())
+        listen = tuple(parse_address(text, 1812, "--listen") for text in args.listen or ())
         if args.demo:
             from .demo import prepare  # only the demo needs otpcore.admin and segno
 
@@ -175,7 +175,8 @@ def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[
     else:
         log.warning("accounting is off: cannot listen on %s (set radius.accounting_listen)%s",
                     ", ".join(format_address(a) for a in config.radius.accounting_listen), label)
-    log.info("ready: listening on %s with %d clients%s", where, len(config.radius.clients), label)
+    count = len(config.radius.clients)
+    log.info("ready: listening on %s with %d %s%s", where, count, "client" if count == 1 else "clients", label)
     if not config.radius.clients:
         log.warning("no [[radius.clients]] configured: every request is dropped%s", label)
     worker.serve()

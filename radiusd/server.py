@@ -85,11 +85,11 @@ _REPLY = {  # verdict -> (reply code, result in the log and counters)
 class VerifierLike(Protocol):
     """What a worker needs of otpcore.service.Verifier."""
 
-    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float
-              ) -> Decision: ...
+    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
+              source: str | None = None) -> Decision: ...
 
-    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
-                         ) -> Decision: ...
+    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
+                         source: str | None = None) -> Decision: ...
 
     @property
     def store(self) -> Store: ...
@@ -330,7 +330,8 @@ class Worker:
         self._admission.put_control(config)  # the evaluating thread reopens the verifier with the new policy
         if self._fast_verifier is not None:
             self._fast_verifier = self._reopen(self._fast_verifier, config)
-        log.info("reloaded %s: %d clients%s", config.path, len(self._clients), self._label)
+        count = len(self._clients)
+        log.info("reloaded %s: %d %s%s", config.path, count, "client" if count == 1 else "clients", self._label)
 
     def _log_counters(self) -> None:
         log.info("counters%s: %s", self._label, " ".join(f"{k}={v}" for k, v in self.counters().items()))
@@ -495,11 +496,11 @@ class Worker:
         if request.state is not None:
             self._states.discard(request.state)  # single use
             decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
-                                                 client=client.name, now=now)
+                                                 client=client.name, now=now, source=job.addr[0])
         else:
             # OpenVPN's static challenge sends SCRV1:<base64 password>:<base64 code>: password + code.
             decision = verifier.login(request.user, join_scrv1(request.password), first_factor=client.first_factor,
-                                      door=DOOR, client=client.name, now=now)
+                                      door=DOOR, client=client.name, now=now, source=job.addr[0])
         code, result = _REPLY[decision.verdict]
         reason, message = decision.reason, decision.message
         state = decision.state if code == wire.ACCESS_CHALLENGE else None

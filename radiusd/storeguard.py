@@ -57,22 +57,23 @@ class GuardedVerifier:
         self._ensure()
         return getattr(self._verifier, name)
 
-    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float
-              ) -> Decision:
+    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
+              source: str | None = None) -> Decision:
         self._ensure()
         try:
             decision = self._verifier.login(user, password, first_factor=first_factor, door=door, client=client,
-                                            now=now)
+                                            now=now, source=source)
         except (sqlite3.DatabaseError, StoreError) as exc:
             raise self._faulted(exc) from None
         self._recovered()
         return decision
 
-    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
-                         ) -> Decision:
+    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
+                         source: str | None = None) -> Decision:
         self._ensure()
         try:
-            decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now)
+            decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now,
+                                                       source=source)
         except (sqlite3.DatabaseError, StoreError) as exc:
             raise self._faulted(exc) from None
         self._recovered()

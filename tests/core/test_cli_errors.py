@@ -62,6 +62,7 @@ REFUSED = [
     (["token", "disable", "99"], "no such token"),
     (["token", "enable", "99"], "no such token"),
     (["token", "delete", "99"], "no such token"),
+    (["user", "set", "bob", "--email", "bob@example.org"], "no such user"),
     # duplicate user
     (["user", "add", "alice"], "already exists"),
 ]
@@ -100,6 +101,17 @@ BAD_INPUT = [
     (["audit", "--user", "\udcff"], "UTF-8"),
     (["audit", "--since", "last tuesday"], "--since"),
     (["import", "--format", "csv", "/nonexistent/users.csv"], "cannot read"),
+    # what none of alice's tokens (one 6-digit TOTP) could have made is not counted as a wrong code
+    (["token", "verify", "alice", "abc"], "not a code of alice's tokens, which take 6 digits"),
+    (["token", "verify", "alice", "12345"], "not a code of alice's tokens"),
+    (["token", "verify", "alice", "1234567"], "not a code of alice's tokens"),
+    (["token", "verify", "alice", "12345a"], "not a code of alice's tokens"),
+    (["token", "verify", "alice", "\uff11\uff12\uff13\uff14\uff15\uff16"], "not a code of alice"),  # wide digits
+    (["token", "resync", "alice", "123456", "abcdef"], "not a code of alice's tokens"),
+    (["user", "set", "alice"], "nothing to change"),
+    (["user", "set", "alice", "--email", ""], "--email: empty"),
+    (["user", "set", "alice", "--phone", " "], "--phone: empty"),
+    (["user", "set", "alice", "--email", "a@example.org", "--clear-email"], "not allowed with"),
 ]
 
 

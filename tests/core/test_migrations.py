@@ -34,7 +34,7 @@ def test_a_schema_2_store_loses_the_audit_index_by_user(tmp_path: Path) -> None:
     old_store(path, 2).close()
     Store.open(path).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_audit_user_time'").fetchall()
     conn.close()
 
@@ -58,7 +58,7 @@ def test_schema_3_secrets_are_resealed_bound_to_owner_and_parameters(cli: Cli) -
     version, seal, sealed = conn.execute("SELECT (SELECT user_version FROM pragma_user_version), seal, secret "
                                          "FROM tokens WHERE id = 1").fetchone()
     conn.close()
-    assert (version, seal) == (4, 2)
+    assert (version, seal) == (SCHEMA_VERSION, 2)
     sealer = load_key_file(cli.key)
     with pytest.raises(SealError):
         sealer.open(sealed, legacy_token_identity(1))  # no longer bound the old way
@@ -87,3 +87,19 @@ def test_a_token_given_to_another_user_does_not_open(cli: Cli) -> None:
     conn.close()
     out = cli.run("token", "verify", "bob", oath.totp(SEED20, time.time()))
     assert out.returncode == 1 and "code accepted" not in out.stdout
+
+
+def test_a_schema_4_audit_gets_a_source_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "otp.sqlite"
+    conn = old_store(path, 4)
+    conn.execute("INSERT INTO audit (time, user, door, client, result, reason) "
+                 "VALUES (1, 'alice', 'radius', 'vpn', 'accept', 'ok')")
+    conn.close()
+    opened = Store.open(path)
+    try:
+        opened.audit(now=2, user="alice", door="pam", client="sshd:10.0.0.9", result="reject", reason="wrong_code",
+                     source="10.0.0.9")
+        rows = [(r.time, r.door, r.source, r.reason) for r in opened.audit_rows(user="alice")]
+    finally:
+        opened.close()
+    assert rows == [(1, "radius", None, "ok"), (2, "pam", "10.0.0.9", "wrong_code")]

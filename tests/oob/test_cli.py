@@ -111,3 +111,39 @@ def test_bad_delivery_config_is_one_line_and_exit_2(site: Callable[..., Site]) -
     s.config_path.write_text(s.config_path.read_text() + '[delivery.smtp]\nport = "25"\n')
     out = run(s, "user", "list")
     assert out.returncode == 2 and "delivery.smtp.port" in out.stderr and out.stderr.count("\n") == 1
+
+
+# -- issue 14, item 4: a channel that is not configured, a send that fails ---------------------------------------------
+
+
+def test_a_token_whose_channel_is_not_configured_is_added_with_a_warning_and_not_sent(site: Callable[..., Site]
+                                                                                       ) -> None:
+    s = site()
+    s.add_user(email="alice@example.org", phone="+15550100")
+    for kind, table in (("email", "[delivery.smtp]"), ("sms", "[delivery.sms]")):
+        out = run(s, "token", "add", "alice", "--type", kind)
+        assert out.returncode == 0 and f"codes are sent by {kind}" in out.stdout
+        assert out.stderr == (f"otp-admin: warning: no {table} in {s.config_path}: no {kind} code can be sent until "
+                              "it is configured\n")
+    store = s.folder / "otp.sqlite"
+    before = store.read_bytes()
+    out = run(s, "token", "send", "alice", "--force")
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == f"otp-admin: code not sent: no [delivery.sms] or [delivery.smtp] in {s.config_path}\n"
+    assert store.read_bytes() == before  # refused before anything was sent, counted or audited
+
+
+def test_a_failed_send_is_exit_1_and_one_line_saying_why(site: Callable[..., Site], closed_port: int,
+                                                         sms_gateway: SmsGateway) -> None:
+    s = site(smtp_table(closed_port) + sms_table(sms_gateway.url))
+    s.add_user(email="alice@example.org", phone="+15550100")
+    s.add_token(type="email")
+    out = run(s, "token", "send", "alice", "--force")
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == (f"otp-admin: code not sent: delivery failed: user=alice mail server 127.0.0.1:{closed_port}:"
+                          " connection refused\n")
+    s.add_token(type="sms")  # one channel of two still works: sent, and the other one's failure is a warning
+    out = run(s, "token", "send", "alice", "--force")
+    assert out.returncode == 0 and out.stdout.startswith("code sent to alice")
+    assert out.stderr.startswith("otp-admin: warning: code not sent: user=alice ") and out.stderr.count("\n") == 1
+    assert len(sms_gateway.requests) == 1

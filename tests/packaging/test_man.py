@@ -83,7 +83,7 @@ def options_by_command(main: Callable[[list[str]], object], capsys: pytest.Captu
     return found
 
 
-@pytest.mark.parametrize(("page", "module"), [("otp-admin.8", "otpcore.cli.main"), ("otp-radiusd.8", "radiusd.main")])
+@pytest.mark.parametrize(("page", "module"), [("otp-admin.8", "otpadmin.main"), ("otp-radiusd.8", "radiusd.main")])
 def test_the_man_pages_name_every_command_and_option(page: str, module: str,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     man = render(MAN / page, "-rLL=5000n", "-rHY=0")

@@ -5,6 +5,7 @@ The clock is a parameter here, so TOTP codes are computed for a fixed `now`.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -116,6 +117,18 @@ def test_try_first_pass_does_not_count_the_unix_password_as_a_wrong_code(local):
         assert run(pamh, cfg, "try_first_pass")[0] == FakePamh.PAM_SUCCESS
     audit = otp.admin("audit", "--user", "alice", "--json").stdout
     assert "wrong_code" not in audit
+
+
+def test_the_audit_says_where_from_and_no_password_is_its_own_reason(otp: OtpEnv):
+    secret = otp.add_user("dave")  # a token, but no password in the store
+    pamh = FakePamh("dave", ["anything" + totp(secret, now=NOW)], rhost="198.51.100.7")
+    rc, log = run(pamh, f"config={otp.config}", "first_factor=store")
+    assert rc == FakePamh.PAM_AUTH_ERR
+    assert [text for _, text in log.lines] == [
+        "user=dave rhost=198.51.100.7 mode=local: authentication failure (no_password)"]
+    audit = json.loads(otp.admin("audit", "--user", "dave", "--json").stdout)
+    assert [(r["client"], r["source"], r["reason"]) for r in audit if r["door"] == "pam"] == [
+        ("otp-unit:198.51.100.7", "198.51.100.7", "no_password")]
 
 
 def test_first_factor_store_with_challenge(otp: OtpEnv):

@@ -40,7 +40,7 @@ crypto = sys.modules.get("cryptography")
 print(json.dumps({"rc": rc, "modules": sorted(sys.modules), "cryptography": getattr(crypto, "__file__", None)}))
 '''
 
-HEAVY = ("pyrad", "asyncio", "click", "argon2", "sqlite_utils", "segno", "pam", "radiusd", "otpcore.cli")
+HEAVY = ("pyrad", "asyncio", "click", "argon2", "sqlite_utils", "segno", "pam", "radiusd", "otpadmin")
 
 
 def probe(line: str) -> dict:

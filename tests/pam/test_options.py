@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pam_module.options import DEFAULT_PROMPT, FORWARD_PROMPT, OptionError, parse_hostport, parse_options
+from pam_module.options import DEFAULT_PROMPT, FORWARD_PROMPT, OptionError, parse_options, parse_server
 
 
 def test_defaults():
@@ -54,5 +54,5 @@ def test_bad_values_are_errors(args):
     ("127.0.0.1", ("127.0.0.1", 1812)), ("127.0.0.1:1645", ("127.0.0.1", 1645)), ("[::1]", ("::1", 1812)),
     ("[fe80::1]:18120", ("fe80::1", 18120)), ("::1", ("::1", 1812)), ("radius.example", ("radius.example", 1812)),
 ])
-def test_hostport(text, expected):
-    assert parse_hostport(text) == expected
+def test_server_default_port_1812(text, expected):
+    assert parse_server(text) == expected

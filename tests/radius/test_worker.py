@@ -24,8 +24,8 @@ class StubVerifier:
     gate: threading.Event = field(default_factory=threading.Event)
     closed: bool = False
 
-    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float
-              ) -> Decision:
+    def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
+              source: str | None = None) -> Decision:
         self.calls.append(("login", user, password))
         if user == "slow":
             assert self.gate.wait(10)
@@ -37,8 +37,8 @@ class StubVerifier:
             return Decision(Verdict.CHALLENGE, Reason.CHALLENGE_SENT, user, state=b"S" * 16, message="Code?")
         return Decision(Verdict.REJECT, Reason.WRONG_CODE, user, message="Authentication failed")
 
-    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float
-                         ) -> Decision:
+    def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
+                         source: str | None = None) -> Decision:
         self.calls.append(("answer", user, code))
         ok = state == b"S" * 16 and code == b"123456"
         return Decision(Verdict.ACCEPT if ok else Verdict.REJECT, Reason.OK if ok else Reason.BAD_STATE, user)

@@ -1,4 +1,4 @@
-"""Plain-text tables and time arguments for otp-admin.
+"""Listings (plain-text tables or JSON) and times for otp-admin.
 
 Every cell is escaped (otpbase.escape): user names, NAS identifiers and session ids come from the network, and a
 forged newline or terminal control sequence must neither fake a row nor reach the admin's terminal.
@@ -6,18 +6,28 @@ forged newline or terminal control sequence must neither fake a row nor reach th
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from otpbase.escape import escape
+from otpcore.errors import InputError
 
-from ..errors import InputError
-
-__all__ = ["escaped", "format_since", "print_table"]
+__all__ = ["emit", "escaped", "format_since", "iso", "print_table"]
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def emit(args: argparse.Namespace, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A listing: JSON with --json (every key, exact text), else a table of `columns`."""
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows, columns)
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -43,6 +53,10 @@ def format_since(text: str, now: float) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def escaped(value: Any) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import InputError
+from otpcore.errors import InputError
 
-__all__ = ["or_stdin", "read_line"]
+__all__ = ["or_stdin", "read_line", "read_password"]
 
 
 def read_line(what: str) -> str:
@@ -24,3 +24,11 @@ def read_line(what: str) -> str:
 def or_stdin(value: str, what: str) -> str:
     """A command-line value, or the next line of standard input when it is `-` (`token resync NAME - -` reads two)."""
     return read_line(what) if value == "-" else value
+
+
+def read_password() -> bytes:
+    """The first line of standard input as bytes (a password need not be UTF-8); an empty one is refused."""
+    line = sys.stdin.buffer.readline().rstrip(b"\r\n")
+    if not line:
+        raise InputError("empty password on standard input")
+    return line
