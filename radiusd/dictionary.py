@@ -1,4 +1,4 @@
-"""The RADIUS dictionary shipped with the package (`radiusd/dictionaries/`, package data)."""
+"""The RADIUS dictionary shipped with the package: the top-level `dictionaries/`, installed as radiusd.dictionaries."""
 
 from __future__ import annotations
 

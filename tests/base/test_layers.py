@@ -93,3 +93,14 @@ def test_otpbase_needs_only_the_standard_library() -> None:
                      for m in imports(name, path)
                      if m.split(".")[0] not in sys.stdlib_module_names and not m.startswith("otpbase"))
     assert outside == []
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages (the dictionary folder is mapped, which discovery cannot do): a new
+    subpackage missing from the list would be left out of the wheel and the Debian package."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for package in PACKAGES
+             for init in (ROOT / package).rglob("__init__.py")}
+    assert found <= listed, f"missing from pyproject.toml: {sorted(found - listed)}"
