@@ -11,36 +11,50 @@ lock_users " FOR UPDATE OF u" (there the write lock is the user's row, not the w
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["SQLITE", "Dialect"]
+__all__ = ["SQLITE", "Dialect", "SqliteDialect"]
 
 
-class Dialect(NamedTuple):  # a NamedTuple: a tenth of a dataclass's import cost, on the PAM login's path
+class Dialect:
+    """An engine's fragments, as class attributes of a subclass (plain classes: the PAM login imports this)."""
+
     name: str
     placeholder: str  # how the engine's driver marks a parameter
     any_of: str  # "{column} matches one of a list given as one parameter", with {column}
-    list_param: Callable[[Sequence[str]], Any]  # that parameter, from the list
-    greatest: str  # the larger of two values
+    greatest: str  # the function giving the larger of two values
     is_same: str  # equality that holds for two NULLs
     set_json: str  # {column} (a JSON object as text) with one key set: parameters path, value
-    json_path: Callable[[str], Any]  # the path parameter of set_json, from a key
     lock_users: str  # appended to the verification's read of its users: takes their write lock, where rows are locked
 
     def sql(self, text: str) -> str:
         """A statement written with `?` placeholders, in this dialect."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
+    def list_param(self, values: Sequence[str]) -> Any:
+        """The parameter of `any_of`, from the list."""
+        raise NotImplementedError
 
-SQLITE = Dialect(
-    name="sqlite",
-    placeholder="?",
-    any_of="{column} IN (SELECT value FROM json_each(?))",
-    list_param=json.dumps,
-    greatest="max",
-    is_same="IS",
-    set_json="json_set(coalesce({column}, '{{}}'), ?, ?)",
-    json_path="$.{}".format,
-    lock_users="",  # BEGIN IMMEDIATE took the whole database's write lock already
-)
+    def json_path(self, key: str) -> Any:
+        """The path parameter of `set_json`, from a key."""
+        raise NotImplementedError
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    placeholder = "?"
+    any_of = "{column} IN (SELECT value FROM json_each(?))"
+    greatest = "max"
+    is_same = "IS"
+    set_json = "json_set(coalesce({column}, '{{}}'), ?, ?)"
+    lock_users = ""  # BEGIN IMMEDIATE took the whole database's write lock already
+
+    def list_param(self, values: Sequence[str]) -> Any:
+        return json.dumps(list(values))
+
+    def json_path(self, key: str) -> Any:
+        return f"$.{key}"
+
+
+SQLITE = SqliteDialect()

@@ -11,17 +11,22 @@ what to write and what to report.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import NamedTuple
 
 from .rows import SessionEvent, SessionRow, SessionWrite
 
 __all__ = ["Plan", "grown", "merge", "new_session", "on_start", "on_stop", "on_update", "started"]
 
 
-class Plan(NamedTuple):
-    result: SessionWrite
-    insert: SessionRow | None = None  # a new session to insert (its id is the store's to give: 0 here)
-    update: SessionRow | None = None  # the latest row as it must become (same id)
+class Plan:
+    """What one request writes (nothing, a new row, or the latest row changed) and reports."""
+
+    __slots__ = ("insert", "result", "update")  # a plain class: the PAM login imports this module
+
+    def __init__(self, result: SessionWrite, *, insert: SessionRow | None = None, update: SessionRow | None = None
+                 ) -> None:
+        self.result = result
+        self.insert = insert  # a new session to insert (its id is the store's to give: 0 here)
+        self.update = update  # the latest row as it must become (same id)
 
 
 def on_start(row: SessionRow | None, event: SessionEvent) -> Plan:

@@ -15,12 +15,12 @@ from .tokens import TOKEN_COLUMNS, token_row
 
 __all__ = ["UserSql", "Users"]
 
-USER_COLUMNS = ("id", "name", "email", "phone", "password_hash", "failures", "last_bad", "locked_at", "created",
-                "lockouts", "oob_sends")
-_COLS = ", ".join(USER_COLUMNS)
-_SPLIT = len(USER_COLUMNS)  # where a joined row's token columns begin
+_COLUMNS = ("id", "name", "email", "phone", "password_hash", "failures", "last_bad", "locked_at", "created",
+            "lockouts", "oob_sends")
+_COLS = ", ".join(_COLUMNS)
+_SPLIT = len(_COLUMNS)  # where a joined row's token columns begin
 
-UserWithTokens = tuple[UserRow | None, list[TokenRow]]
+_UserWithTokens = tuple[UserRow | None, list[TokenRow]]
 
 
 class UserSql:
@@ -28,7 +28,7 @@ class UserSql:
 
     def __init__(self, d: Dialect) -> None:
         q = d.sql
-        joined = (f"SELECT {', '.join('u.' + c for c in USER_COLUMNS)}, {', '.join('t.' + c for c in TOKEN_COLUMNS)} "
+        joined = (f"SELECT {', '.join('u.' + c for c in _COLUMNS)}, {', '.join('t.' + c for c in TOKEN_COLUMNS)} "
                   "FROM users u LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1")
         self.by_name = q(f"SELECT {_COLS} FROM users WHERE name = ?")
         self.by_id = q(f"SELECT {_COLS} FROM users WHERE id = ?")
@@ -56,7 +56,7 @@ class Users(SqlStore):
         row = self._one(self._user_sql.by_name, (name,))
         return UserRow._make(row) if row else None
 
-    def user_with_tokens(self, name: str) -> UserWithTokens:
+    def user_with_tokens(self, name: str) -> _UserWithTokens:
         """The user and its active tokens (oldest first), in one query: a verification's first read."""
         if self._prefetched:
             prefetched = self._prefetched.pop(name, None)
@@ -69,9 +69,9 @@ class Users(SqlStore):
             return None, []
         return UserRow._make(rows[0][:_SPLIT]), [token_row(r[_SPLIT:]) for r in rows if r[_SPLIT] is not None]
 
-    def users_with_tokens(self, names: Sequence[str]) -> dict[str, UserWithTokens]:
+    def users_with_tokens(self, names: Sequence[str]) -> dict[str, _UserWithTokens]:
         """user_with_tokens() of several users, in one query (a query costs more than the rows it reads)."""
-        out: dict[str, UserWithTokens] = {name: (None, []) for name in names}
+        out: dict[str, _UserWithTokens] = {name: (None, []) for name in names}
         # SQLite's json_each ends a string at a NUL; no stored name has one (nor undecodable characters).
         wanted = self.dialect.list_param([name for name in out if encodable(name) and "\0" not in name])
         for row in self._all(self._user_sql.many_with_tokens, (wanted,)):

@@ -71,6 +71,9 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
                 raise StoreError(f"store {path} has schema {version}, newer than this program ({SCHEMA_VERSION})")
             if version < SCHEMA_VERSION:
                 store._migrate()
+        except sqlite3.Error as exc:  # of sqlite-utils, outside our primitives
+            store.close_quietly()
+            raise StoreError(f"cannot migrate store {path}: {exc}") from None
         except BaseException:
             store.close_quietly()
             raise
