@@ -1,11 +1,11 @@
 """The few SQL fragments that differ between engines; everything else in the aggregates' SQL is written once.
 
 The statements are written with `?` placeholders, the reserved column names quoted ("user", "window"), ids given back
-by `RETURNING id` and no `WHERE 1`: SQL that SQLite and PostgreSQL both read. A backend builds each aggregate's
-statements once, at import, from its `Dialect`. For PostgreSQL (psycopg 3) the fragments would be: placeholder "%s",
-any_of "{column} = ANY(?)" with a list as its parameter, greatest "GREATEST", is_same "IS NOT DISTINCT FROM",
-set_json "jsonb_set(coalesce({column}, '{{}}')::jsonb, ?, to_jsonb(?))::text" with the path as a text array, and
-lock_users " FOR UPDATE OF u" (there the write lock is the user's row, not the whole database).
+by `RETURNING id`, no `WHERE 1`, `tokens.active` an integer: SQL that SQLite and PostgreSQL both read. A backend
+builds each aggregate's statements once, at import, from its `Dialect`. For PostgreSQL (psycopg 3) the fragments would
+be: placeholder "%s", any_of "{column} = ANY(?)" with a list as its parameter, greatest "GREATEST", is_same
+"IS NOT DISTINCT FROM", set_json "jsonb_set(coalesce({column}, '{{}}')::jsonb, ?, to_jsonb(?))::text" with the path
+as a text array, and lock_users " FOR UPDATE OF u" (there the write lock is the user's row, not the whole database).
 """
 
 from __future__ import annotations
