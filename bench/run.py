@@ -23,7 +23,6 @@ import os
 import platform
 import resource
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,9 @@ from otpserver import (
     totp_code,
     wrong_code,
 )
+
+from otpcore.config import load_config
+from otpcore.store import open_store
 
 FR_PASSWORD = "fr-pass-{}"
 
@@ -287,8 +289,11 @@ def _otp_scenarios(bench: OtpBench, workers: int, args: argparse.Namespace, pool
             _check(all(v <= 150 * 2**20 for v in workers_rss.values()), "RSS per worker <= 150 MB")
     # Every answered request left one audit row.
     answered = sum(r.answered for s in out.values() for r in s.results)
-    with sqlite3.connect(bench.store_path) as db:
-        rows = db.execute("SELECT count(*) FROM audit WHERE door = 'radius'").fetchone()[0]
+    store = open_store(load_config(bench.config_path).store)
+    try:
+        rows = sum(1 for row in store.audit_rows() if row.door == "radius")
+    finally:
+        store.close()
     _AUDIT_SEEN.append(answered + (len(accepted) if main_run else 0))
     _check(rows == sum(_AUDIT_SEEN), f"audit rows: {rows} for {sum(_AUDIT_SEEN)} answered requests")
     return out

@@ -21,7 +21,7 @@ from .policy import CLEAR
 from .reseal import reseal_legacy_tokens, row_identity
 from .seal import Sealer, create_key_file, load_key_file
 from .specs import OTP_TOKEN_TYPES, TokenSpec, UserSpec, validate_user_name
-from .store import Store, TokenRow, UserRow
+from .store import Store, TokenRow, UserRow, open_store
 from .uri import otpauth_uri
 
 # TokenSpec, UserSpec and validate_user_name live in otpcore.specs (the importers need them without a store); they
@@ -66,7 +66,7 @@ class Admin:
     def store(self) -> Store:
         if self._store is None:
             sealer = self.sealer  # a store without its key is a broken installation: say so before anything else
-            self._store = Store.open(self.config.store.path)
+            self._store = open_store(self.config.store)
             reseal_legacy_tokens(self._store, sealer)
         return self._store
 
@@ -91,7 +91,7 @@ class Admin:
         existed = store_path.exists()
         try:
             self._sealer = load_key_file(key_file)  # also checks an existing key's mode
-            self._store = Store.open(store_path, create=True)
+            self._store = open_store(self.config.store, create=True)
             reseal_legacy_tokens(self._store, self._sealer)
         except OtpError:
             if new_key:  # a failed init leaves no key behind that no store uses

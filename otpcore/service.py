@@ -25,7 +25,7 @@ from .firstfactor import FirstFactor, first_factor
 from .oobsend import CodeSender, SendResult
 from .reseal import reseal_legacy_tokens
 from .seal import Sealer, load_key_file
-from .store import ChallengeRow, Store, TokenRow, UserRow
+from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
 
 __all__ = ["CHALLENGE_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE", "RETRY_MESSAGE",
            "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier"]
@@ -51,7 +51,7 @@ class Verifier:
     @classmethod
     def open(cls, config: Config) -> Verifier:
         sealer = load_key_file(config.store.key_file)
-        store = Store.open(config.store.path)
+        store = open_store(config.store)
         try:
             reseal_legacy_tokens(store, sealer)
         except BaseException:

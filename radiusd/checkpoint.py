@@ -3,12 +3,13 @@ that happens to make it reach 1000 pages (SQLite's default): that copy, with its
 of that commit, and under group commit the other worker waiting for its turn too (it was what the p99 latency at
 half load was made of).
 
-The thread has a connection of its own and runs a PASSIVE checkpoint every `interval` seconds: it waits for no reader
-or writer and blocks none, and SQLite releases the GIL while it works, so the receive loop keeps running. The
-connections that answer requests are set to never checkpoint (`set_wal_autocheckpoint(0)`); other processes (PAM
-logins, otp-admin) keep SQLite's default. The thread runs at a lower priority (nice +10; on Linux a thread has a nice
-value of its own): a checkpoint copies a few megabytes at once, and on a machine with as many busy workers as cores it
-would otherwise take a core from one of them for that long (the tail of the latency at half load).
+Only a store with checkpoints (otpcore.store.Checkpointing: SQLite) has them. The thread has a connection of its own
+and runs a PASSIVE checkpoint every `interval` seconds: it waits for no reader or writer and blocks none, and SQLite
+releases the GIL while it works, so the receive loop keeps running. The connections that answer requests are set to
+never checkpoint (`set_wal_autocheckpoint(0)`); other processes (PAM logins, otp-admin) keep SQLite's default. The
+thread runs at a lower priority (nice +10; on Linux a thread has a nice value of its own): a checkpoint copies a few
+megabytes at once, and on a machine with as many busy workers as cores it would otherwise take a core from one of them
+for that long (the tail of the latency at half load).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from otpcore.store import Store
+from otpcore.config import StoreConfig
+from otpcore.store import Checkpointing, Store, open_store
 
 __all__ = ["Checkpointer", "no_autocheckpoint"]
 
@@ -56,25 +58,31 @@ class Checkpointer:
         while not self._stop.wait(self._interval):
             try:
                 if store is None:
-                    store = Store.open(self._path)
-                store.checkpoint()
+                    store = open_store(StoreConfig(path=self._path))
+                if isinstance(store, Checkpointing):  # else nothing to do (no_autocheckpoint() said otherwise)
+                    store.checkpoint()
                 failing = False
             except Exception as exc:  # the store is being replaced, the disk is full...: try again next time
                 if not failing:
                     log.warning("checkpoint of %s failed: %s%s", self._path, exc, self._label)
                 failing = True
                 if store is not None:
-                    store.close()
+                    _close(store)
                     store = None
         if store is not None:
-            store.close()
+            _close(store)
+
+
+def _close(store: Store) -> None:
+    with contextlib.suppress(Exception):  # a connection on a dead file system may fail to close
+        store.close()
 
 
 def no_autocheckpoint(verifier: Any) -> bool:
-    """The verifier's connection leaves checkpoints to the Checkpointer; False if it has no store of ours."""
+    """The verifier's connection leaves checkpoints to the Checkpointer; False if its store has none."""
     try:
         store = getattr(verifier, "store", None)
-        if not isinstance(store, Store):
+        if not isinstance(store, Checkpointing):
             return False
         store.set_wal_autocheckpoint(0)
     except Exception as exc:  # only an optimisation: the connection checkpoints by itself then

@@ -11,16 +11,15 @@ requests the evaluating thread finds waiting together that are code checks; the 
 before, and the decision lines are logged (in one write) before the replies leave. Deciding code checks in the
 receiving thread saves the hand-over to the other thread (two thread switches and GIL hand-offs per request, a third
 of the cost of an accept); the price is that this thread waits while the store's write lock is taken by someone else
-(another worker, a PAM login, `otp-admin`). With several workers, they take turns at the write lock through a flock
-(`_WriterTurn`) instead of SQLite's sleeping busy handler; a worker that finds the turn taken checks its group's codes
-meanwhile (`Verifier.precheck`), so that its own turn is shorter. A group is decided at one time, taken when it is
-formed: its decisions, lockouts and audit rows carry that time even if the turn came a little later.
+(another worker, a PAM login, `otp-admin`). With several workers, they take turns at the write lock (the store's
+`writer_turn`: for SQLite a flock, instead of its sleeping busy handler); a worker that finds the turn taken checks its
+group's codes meanwhile (`Verifier.precheck`), so that its own turn is shorter. A group is decided at one time, taken
+when it is formed: its decisions, lockouts and audit rows carry that time even if the turn came a little later.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import selectors
@@ -34,7 +33,7 @@ from otpbase.escape import escape
 from otpcore.config import ClientConfig, Config
 from otpcore.decision import Decision, Verdict
 from otpcore.errors import OtpError
-from otpcore.store import Store
+from otpcore.store import Store, WriterTurn, writer_turn
 
 from . import accounting, logsink, wire
 from .admission import CLOSED, EMPTY, Admission, IssuedStates
@@ -145,11 +144,11 @@ class Worker:
         self._thread = threading.Thread(target=self._evaluate_loop, name="evaluate", daemon=True)
         # one line per decision, written without a LogRecord each (None: INFO is off)
         self._info = logsink.info_writer(log) if log.isEnabledFor(logging.INFO) else None
-        self._turn = _WriterTurn(config.store.path, shared=config.radius.workers > 1)
+        self._turn = writer_turn(config.store, shared=config.radius.workers > 1)
         # Code checks are decided by the receiving thread itself, with a verifier of its own (see the docstring).
         self._fast: list[_Job] = []
         self._fast_verifier: VerifierLike | None = None
-        self._fast_turn = _WriterTurn(config.store.path, shared=config.radius.workers > 1)
+        self._fast_turn = writer_turn(config.store, shared=config.radius.workers > 1)
         self._decided_here = dict.fromkeys(EVALUATE_COUNTERS, 0)  # written by the receiving thread only
         self._checkpointer: Checkpointer | None = None
 
@@ -432,7 +431,7 @@ class Worker:
         verifier.close()
         return new
 
-    def _guarded(self, answer: Callable[..., None], verifier: Any, jobs: Any, turn: _WriterTurn,
+    def _guarded(self, answer: Callable[..., None], verifier: Any, jobs: Any, turn: WriterTurn,
                  counters: dict[str, int]) -> None:
         try:
             answer(verifier, jobs, turn, counters)
@@ -442,7 +441,7 @@ class Worker:
                 counters["evaluate_errors"] += 1
             log.exception("unexpected error answering a request%s", self._label)
 
-    def _answer(self, verifier: VerifierLike, job: _Job, turn: _WriterTurn | None = None,
+    def _answer(self, verifier: VerifierLike, job: _Job, turn: WriterTurn | None = None,
                 counters: dict[str, int] | None = None) -> None:
         """One request, in a transaction of its own (by default as the evaluating thread: its counters)."""
         if counters is None:
@@ -457,7 +456,7 @@ class Worker:
         if reply is not None:
             _send(job.sock, reply, job.addr)
 
-    def _answer_group(self, verifier: VerifierLike, jobs: list[_Job], turn: _WriterTurn,
+    def _answer_group(self, verifier: VerifierLike, jobs: list[_Job], turn: WriterTurn,
                       counters: dict[str, int]) -> None:
         """Group commit: the decisions on `jobs` in one transaction, their replies sent after its COMMIT."""
         if len(jobs) == 1 and turn.idle:
@@ -567,65 +566,6 @@ def _batchable(verifier: VerifierLike, job: _Job) -> bool:
     password = job.request.password
     return check is not None and bool(check(None if password is None else join_scrv1(password),
                                             job.client.first_factor, job.request.state))
-
-
-class _WriterTurn:
-    """The workers of one server take turns at the store's write lock: a flock on a file beside the store, held from
-    before BEGIN to after COMMIT of a group (`try_take` tells whether it is free, and takes it if so). SQLite's own
-    busy handler polls with sleeps of 1, 2, 5, 10 ms and more; a worker waiting here is woken the moment the other one
-    is done. With one worker, nothing is taken. Other processes (PAM logins, otp-admin) still wait through SQLite's
-    busy handler, as before."""
-
-    def __init__(self, store_path: Any, shared: bool) -> None:
-        self._path = f"{store_path}.radiusd-lock"
-        self._shared = shared
-        self._fd = -1
-        self._taken = False
-
-    @property
-    def idle(self) -> bool:
-        """No other worker to take turns with."""
-        return not self._shared
-
-    def try_take(self) -> bool:
-        """Take the turn if nobody has it (then the next `with` finds it taken and keeps it); False if somebody does."""
-        if not self._shared or self._taken:
-            return True
-        if not self._open():
-            return True
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        self._taken = True
-        return True
-
-    def __enter__(self) -> None:
-        if not self._shared or self._taken or not self._open():
-            return
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        self._taken = True
-
-    def _open(self) -> bool:
-        if self._fd < 0:
-            try:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:  # SQLite's locking alone is still correct, only slower under load
-                log.warning("cannot open %s (%s): workers wait for the store's write lock by polling", self._path,
-                            exc.strerror)
-                self._shared = False
-                return False
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._taken:
-            self._taken = False
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
 
 def _send(sock: socket.socket, data: bytes, addr: Any) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ class GuardedVerifier:
         try:
             decision = self._verifier.login(user, password, first_factor=first_factor, door=door, client=client,
                                             now=now, source=source)
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except StoreError as exc:
             raise self._faulted(exc) from None
         self._recovered()
         return decision
@@ -74,7 +73,7 @@ class GuardedVerifier:
         try:
             decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now,
                                                        source=source)
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except StoreError as exc:
             raise self._faulted(exc) from None
         self._recovered()
         return decision
@@ -106,7 +105,7 @@ class GuardedVerifier:
         try:
             with self._verifier.batch(users):
                 yield
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except StoreError as exc:
             self._batching = False  # before the fault is seen: the rolled-back connection is dropped
             raise self._faulted(exc) from None
         finally:
@@ -117,12 +116,10 @@ class GuardedVerifier:
 
     # -- the guard ----------------------------------------------------------------------------------------------------
 
-    def _faulted(self, exc: sqlite3.DatabaseError | StoreError) -> StoreError:
-        """A store fault becomes one StoreError, and the connection in doubt is dropped: the next request reopens."""
+    def _faulted(self, exc: StoreError) -> StoreError:
+        """After a store fault the connection in doubt is dropped: the next request reopens."""
         self._fault()
-        if isinstance(exc, StoreError):
-            return exc
-        return StoreError(f"store error: {exc}")  # a store fault the store did not wrap: one clear line all the same
+        return exc
 
     def _open(self) -> None:
         verifier = self._opener(self._config)
@@ -168,6 +165,6 @@ class GuardedVerifier:
         except OtpError:
             self._faulty = True
             raise
-        except Exception as exc:  # an OSError or sqlite error the store did not wrap: still a store fault
+        except Exception as exc:  # e.g. an OSError the opener did not wrap: still a store fault
             self._faulty = True
             raise StoreError(f"cannot open store {self._path}: {exc}") from None

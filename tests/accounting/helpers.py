@@ -17,7 +17,8 @@ from pathlib import Path
 
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
-from otpcore.store import SessionRow, Store
+from otpcore.store import SessionRow
+from otpcore.store.sqlite import SqliteStore
 
 SECRET = b"testing123"
 
@@ -189,7 +190,7 @@ secret = "{SECRET.decode()}"
         return {k: int(v) for k, _, v in (item.partition("=") for item in match.group(1).split())}
 
     def sessions(self) -> list[SessionRow]:
-        store = Store.open(self.dir / "otp.sqlite")
+        store = SqliteStore.open(self.dir / "otp.sqlite")
         try:
             return store.sessions()
         finally:

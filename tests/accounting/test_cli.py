@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from otpcore.store import SessionEvent, Store
+from otpcore.store import SessionEvent
+from otpcore.store.sqlite import SqliteStore
 
 OTP_ADMIN = Path(sys.executable).with_name("otp-admin")
 T0 = 1_700_000_000.0
@@ -25,7 +26,7 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "otp.toml"
     path.write_text(f'[store]\npath = "{tmp_path / "otp.sqlite"}"\nkey_file = "{tmp_path / "otp.key"}"\n')
     assert otp_admin(path, "init").returncode == 0
-    store = Store.open(tmp_path / "otp.sqlite")
+    store = SqliteStore.open(tmp_path / "otp.sqlite")
     try:
         store.session_start(SessionEvent("vpn", "s-alice", T0, user="alice", nas_address="192.0.2.1",
                                          nas_identifier="OpenVpn", framed_ip="10.8.0.6"))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from otpcore.store import SCHEMA_VERSION, NasClosed, SessionEvent, SessionRow, SessionWrite, Store
+from otpcore.store.sqlite import SqliteStore
 from radiusd import accounting as acct
 
 from .helpers import (
@@ -33,7 +34,7 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "otp.sqlite", create=True)
+    s = SqliteStore.open(tmp_path / "otp.sqlite", create=True)
     yield s
     s.close()
 
@@ -186,7 +187,7 @@ def test_an_older_store_is_migrated(tmp_path: Path) -> None:
     """A store of schema 1 (before accounting) gets the sessions table when opened, its rows untouched."""
     import sqlite_utils
 
-    from otpcore.store import _migration_1
+    from otpcore.store.sqlite.schema import _migration_1
 
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
@@ -195,7 +196,7 @@ def test_an_older_store_is_migrated(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
-    store = Store.open(path)
+    store = SqliteStore.open(path)
     try:
         assert store.user("alice") is not None
         assert store.sessions() == []

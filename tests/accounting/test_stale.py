@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from otpcore.store import NasClosed, SessionEvent, SessionRow, SessionWrite, Store
+from otpcore.store.sqlite import SqliteStore
 
 from .helpers import Server, radclient_acct
 
@@ -83,7 +84,7 @@ def test_an_earlier_sessions_stop_does_not_close_a_reused_session_id(server: Ser
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "otp.sqlite", create=True)
+    s = SqliteStore.open(tmp_path / "otp.sqlite", create=True)
     yield s
     s.close()
 

@@ -15,7 +15,7 @@ from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import Config, Policy
 from otpcore.seal import load_key_file
 from otpcore.service import Verifier
-from otpcore.store import Store
+from otpcore.store import open_store
 
 OTP_ADMIN = Path(sys.executable).with_name("otp-admin")
 
@@ -129,7 +129,7 @@ class Installation:
             return admin.add_token(user, TokenSpec(**spec), now=0).id
 
     def verifier(self, **policy: Any) -> Verifier:
-        v = Verifier(Store.open(self.config.store.path), load_key_file(self.config.store.key_file), Policy(**policy))
+        v = Verifier(open_store(self.config.store), load_key_file(self.config.store.key_file), Policy(**policy))
         self.verifiers.append(v)
         return v
 

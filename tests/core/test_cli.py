@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from otpcore import oath
-from otpcore.store import Store
+from otpcore.store.sqlite import SqliteStore
 
 from .helpers import SEED20, SEED32, SEED64, Cli, OathTool, sha256_file
 
@@ -261,7 +261,7 @@ def test_audit_filters(cli_alice: Cli, oathtool: OathTool) -> None:
     cli.ok("user", "add", "bob")
     cli.ok("token", "add", "alice", "--type", "totp", "--secret", B32_20, "--qr", "none")
     cli.ok("token", "verify", "alice", oathtool.totp(SEED20, time.time()))
-    store = Store.open(cli.store)  # an old row, written before the CLI runs again (and closed)
+    store = SqliteStore.open(cli.store)  # an old row, written before the CLI runs again (and closed)
     try:
         with store.transaction():
             store.audit(now=time.time() - 7200, user="alice", door="radius", client="vpn", result="reject",

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from otpcore import oath, store
+from otpcore import oath
 from otpcore.errors import SealError
 from otpcore.reseal import row_identity
 from otpcore.seal import create_key_file, legacy_token_identity, load_key_file
-from otpcore.store import SCHEMA_VERSION, Store
+from otpcore.store import SCHEMA_VERSION
+from otpcore.store.sqlite import SqliteStore
+from otpcore.store.sqlite.schema import MIGRATIONS
 
 from .helpers import SEED20, Cli
 
@@ -22,7 +24,7 @@ def old_store(path: Path, version: int) -> sqlite3.Connection:
     """A store as schema `version` made it, by the migrations of that time."""
     conn = sqlite3.connect(path, isolation_level=None)
     db = sqlite_utils.Database(conn)
-    for target, step in store._MIGRATIONS:
+    for target, step in MIGRATIONS:
         if target <= version:
             step(db)
     conn.execute(f"PRAGMA user_version = {version}")
@@ -32,7 +34,7 @@ def old_store(path: Path, version: int) -> sqlite3.Connection:
 def test_a_schema_2_store_loses_the_audit_index_by_user(tmp_path: Path) -> None:
     path = tmp_path / "otp.sqlite"
     old_store(path, 2).close()
-    Store.open(path).close()
+    SqliteStore.open(path).close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'idx_audit_user_time'").fetchall()
@@ -62,7 +64,7 @@ def test_schema_3_secrets_are_resealed_bound_to_owner_and_parameters(cli: Cli) -
     sealer = load_key_file(cli.key)
     with pytest.raises(SealError):
         sealer.open(sealed, legacy_token_identity(1))  # no longer bound the old way
-    opened = Store.open(cli.store)
+    opened = SqliteStore.open(cli.store)
     token = opened.require_token(1)
     opened.close()
     assert sealer.open(sealed, row_identity(token)) == SEED20
@@ -95,7 +97,7 @@ def test_a_schema_4_audit_gets_a_source_column_and_keeps_its_rows(tmp_path: Path
     conn.execute("INSERT INTO audit (time, user, door, client, result, reason) "
                  "VALUES (1, 'alice', 'radius', 'vpn', 'accept', 'ok')")
     conn.close()
-    opened = Store.open(path)
+    opened = SqliteStore.open(path)
     try:
         opened.audit(now=2, user="alice", door="pam", client="sshd:10.0.0.9", result="reject", reason="wrong_code",
                      source="10.0.0.9")

@@ -16,7 +16,8 @@ from otpcore.errors import SealError, StoreError
 from otpcore.passwords import hash_password, verify_password
 from otpcore.reseal import row_identity
 from otpcore.seal import Sealer, create_key_file, load_key_file, token_identity
-from otpcore.store import SCHEMA_VERSION, Store
+from otpcore.store import SCHEMA_VERSION
+from otpcore.store.sqlite import SqliteStore
 
 from .helpers import SEED20, SEED32, SEED64, Installation, write_config
 
@@ -146,15 +147,15 @@ def test_raw_store_and_wal_hold_no_secret(inst: Installation) -> None:
 
 def test_open_missing_or_uninitialised_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="otp-admin init"):
-        Store.open(tmp_path / "nope.sqlite")
+        SqliteStore.open(tmp_path / "nope.sqlite")
     empty = tmp_path / "empty.sqlite"
     empty.touch()
     with pytest.raises(StoreError, match="not initialised"):
-        Store.open(empty)
+        SqliteStore.open(empty)
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError):
-        Store.open(garbage)
+        SqliteStore.open(garbage)
 
 
 def test_schema_version_and_wal(inst: Installation) -> None:
@@ -183,7 +184,7 @@ def test_newer_schema_is_refused(inst: Installation) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer"):
-        Store.open(inst.config.store.path)
+        SqliteStore.open(inst.config.store.path)
 
 
 def test_init_is_idempotent(inst: Installation) -> None:
@@ -202,7 +203,7 @@ def test_compare_and_set(inst: Installation) -> None:
     inst.add_user("alice")
     totp_id = inst.add_token("alice", type="totp", secret=SEED20)
     hotp_id = inst.add_token("alice", type="hotp", secret=SEED20, counter=5)
-    store = Store.open(inst.config.store.path)
+    store = SqliteStore.open(inst.config.store.path)
     try:
         assert store.advance_totp(totp_id, expected=-1, new_step=100, drift=1)
         assert not store.advance_totp(totp_id, expected=-1, new_step=101, drift=0)  # someone else moved it

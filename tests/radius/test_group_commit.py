@@ -21,10 +21,11 @@ from otpcore.oath import encode_base32
 from otpcore.policy import FailureState
 from otpcore.reseal import row_identity
 from otpcore.service import Verifier
-from otpcore.store import Store
+from otpcore.store.sqlite import SqliteStore
+from otpcore.store.sqlite.turn import FlockTurn
 from radiusd import logsink, wire
 from radiusd.admission import EMPTY, Admission
-from radiusd.server import PRECHECK_MIN, Worker, _WriterTurn
+from radiusd.server import PRECHECK_MIN, Worker
 from radiusd.storeguard import GuardedVerifier
 
 from .helpers import Client, RadiusServer, Sent, build_request, check_reply, totp
@@ -156,7 +157,7 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     worker = Worker(config, [out], verifier_factory=GuardedVerifier)
     worker.start()
-    other = _WriterTurn(config.store.path, shared=True)
+    other = FlockTurn(config.store.path, shared=True)
     guarded = worker._fast_verifier
     prechecked: list[int] = []  # the size of each precheck
     real_precheck = guarded.precheck
@@ -196,7 +197,7 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
 
 
 def test_writer_turn_can_be_tried_without_waiting(tmp_path: Path) -> None:
-    first, second = _WriterTurn(tmp_path / "s", shared=True), _WriterTurn(tmp_path / "s", shared=True)
+    first, second = FlockTurn(tmp_path / "s", shared=True), FlockTurn(tmp_path / "s", shared=True)
     assert first.try_take()
     assert not second.try_take()
     with first:  # already taken: kept, and given back at the end
@@ -208,7 +209,7 @@ def test_writer_turn_can_be_tried_without_waiting(tmp_path: Path) -> None:
     first.__exit__(None, None, None)
     for turn in (first, second):
         turn.close()
-    assert _WriterTurn(tmp_path / "s", shared=False).try_take()  # one worker: nobody to wait for
+    assert FlockTurn(tmp_path / "s", shared=False).try_take()  # one worker: nobody to wait for
 
 
 def test_info_writer_writes_what_logging_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,7 +296,7 @@ def test_held_log_lines_leave_together_at_the_end(tmp_path: Path) -> None:
 def test_wal_checkpoints_can_be_left_to_another_connection(tmp_path: Path) -> None:
     verifier, secrets = _verifier(tmp_path, users=1)
     database = tmp_path / "otp.sqlite"
-    other = Store.open(database)
+    other = SqliteStore.open(database)
     other.checkpoint()  # whatever opening left in the WAL
     now = time.time()
 
@@ -351,7 +352,7 @@ def test_concurrent_code_checks_through_the_server(make_server: type[RadiusServe
         for s in socks:
             s.close()
     assert all(sorted(v) == [2, 3] for v in verdicts.values()) and len(verdicts) == len(users)
-    store = Store.open(load_config(srv.config_path).store.path)
+    store = SqliteStore.open(load_config(srv.config_path).store.path)
     rows = [r for r in store.audit_rows() if r.door == "radius"]
     store.close()
     per_user: dict[str, list[str]] = {}

@@ -1,0 +1,125 @@
+"""What the store holds and answers, whatever the engine: one type per row, and the outcomes of accounting writes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "SessionEvent", "SessionRow", "SessionWrite",
+           "TokenRow", "UserRow"]
+
+# The version of the schema these rows are read from: every backend migrates its database up to it.
+SCHEMA_VERSION = 5
+
+
+class UserRow(NamedTuple):
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    password_hash: str | None
+    failures: int
+    last_bad: bytes | None
+    locked_at: float | None
+    created: float
+    lockouts: int  # lockouts in a row since the last success or unlock (policy: each lasts twice the one before)
+    oob_sends: str | None  # JSON list of the times email/sms codes were sent to the user in the last day
+
+
+class TokenRow(NamedTuple):
+    id: int
+    user_id: int
+    type: str
+    algorithm: str
+    digits: int
+    period: int
+    t0: int
+    counter: int  # HOTP: the next counter expected
+    last_step: int  # TOTP: the last accepted time step (-1: none yet)
+    drift: int  # TOTP: steps between the token's clock and ours at the last accept
+    window: int | None  # per-token override of totp_window / hotp_lookahead (e.g. from google-authenticator)
+    secret: bytes | None  # sealed
+    issuer: str | None
+    active: bool
+    created: float
+    options: str | None  # JSON: per-token knobs of out-of-band tokens
+    seal: int  # how the secret is bound to the row: 1 = token id only (before schema 4), 2 = id, owner, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRow:
+    state: bytes
+    user_id: int
+    client: str
+    token_id: int | None
+    created: float
+    expires: float
+    code_hash: bytes | None
+    attempts: int
+    state_expires: float | None = None  # when the State stops being accepted (None: at `expires`)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    time: float
+    user: str | None
+    door: str
+    client: str | None
+    result: str
+    reason: str
+    source: str | None = None  # where the request came from: the RADIUS peer's address, the PAM rhost (schema 5)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """What one Accounting-Request says about a session (RFC 2866), as the store records it."""
+
+    client: str  # the configured RADIUS client's name
+    session_id: str  # Acct-Session-Id
+    event_time: float  # when it happened at the NAS: Event-Timestamp, else arrival minus Acct-Delay-Time
+    user: str | None = None
+    nas_address: str | None = None  # NAS-IP-Address / NAS-IPv6-Address, else the packet's source address
+    nas_identifier: str | None = None
+    framed_ip: str | None = None
+    calling_station: str | None = None
+    session_time: int | None = None  # Acct-Session-Time
+    input_octets: int | None = None  # Gigawords included
+    output_octets: int | None = None
+    terminate_cause: str | None = None
+
+
+class SessionWrite(enum.StrEnum):
+    """What an Accounting-Request did to the sessions table."""
+
+    RECORDED = "recorded"
+    REPEATED = "already recorded"  # nothing new: a resent or late request
+    STALE = "stale"  # older than the session's start: about an earlier session, ignored
+
+
+class NasClosed(NamedTuple):
+    """Accounting-On/Off: sessions closed, and open sessions left alone because they started after it."""
+
+    closed: int
+    stale: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: int
+    client: str
+    session_id: str
+    user: str | None
+    nas_address: str | None
+    nas_identifier: str | None
+    framed_ip: str | None
+    calling_station: str | None
+    start_time: float
+    last_update: float
+    stop_time: float | None
+    session_time: int | None
+    input_octets: int | None
+    output_octets: int | None
+    terminate_cause: str | None
+    status: str  # active | stopped (Stop received) | closed (Accounting-On/Off of its NAS)

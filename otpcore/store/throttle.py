@@ -1,0 +1,40 @@
+"""The per-client throttle: one failed-login bucket per client (policy.throttled decides, the store keeps the level)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..policy import NO_THROTTLE, ThrottleState
+from .dialect import Dialect
+from .sqlcore import SqlStore
+
+__all__ = ["Throttle", "ThrottleSql"]
+
+
+class ThrottleSql:
+    """The throttle's statements in one dialect."""
+
+    def __init__(self, d: Dialect) -> None:
+        q = d.sql
+        self.get = q("SELECT level, updated FROM throttle WHERE key = ?")
+        self.put = q("INSERT INTO throttle (key, level, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                     "level = excluded.level, updated = excluded.updated")
+
+
+class Throttle(SqlStore):
+    _throttle_sql: ClassVar[ThrottleSql]
+
+    def throttle(self, key: str) -> ThrottleState:
+        """The client's failed-login bucket (policy.throttled); read once per transaction."""
+        cached = self._throttles.get(key)
+        if cached is not None:
+            return cached
+        row = self._one(self._throttle_sql.get, (key,))
+        state = ThrottleState(*row) if row else NO_THROTTLE
+        if self._depth:
+            self._throttles[key] = state
+        return state
+
+    def set_throttle(self, key: str, state: ThrottleState) -> None:
+        self._throttles.pop(key, None)
+        self._run(self._throttle_sql.put, (key, state.level, state.updated))
