@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import loadgen
+from bench import loadgen
 
 __all__ = ["FreeRadius", "ensure_installed", "free_udp_port"]
 

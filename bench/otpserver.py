@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import loadgen
-from freeradius import free_udp_port
+from bench import loadgen
+from bench.freeradius import free_udp_port
 
 __all__ = ["BenchUser", "OtpBench", "Server", "UserPool", "process_rss"]
 

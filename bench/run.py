@@ -32,11 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` by name
 
-import freeradius
-import loadgen
-from otpserver import (
+from bench import freeradius, loadgen
+from bench.otpserver import (
     OTP_SOURCE,
     PW_SOURCE,
     BenchUser,
@@ -46,7 +45,6 @@ from otpserver import (
     totp_code,
     wrong_code,
 )
-
 from otpcore.config import load_config
 from otpcore.store import open_store
 

@@ -31,8 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import loadgen
-from freeradius import free_udp_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: `bench` by name
+
+from bench import loadgen
+from bench.freeradius import free_udp_port
+from otpbase.radius import ACCESS_REJECT
 
 VENV_BIN = Path(sys.executable).parent
 SECRET = b"timing-secret"
@@ -147,7 +150,7 @@ def measure(server: tuple[str, int], plan: dict[str, tuple[str, Case]], requests
                 times[name].append(ms)
     for sock in socks.values():
         sock.close()
-    bad = {name: sorted(c) for name, c in codes.items() if c != {loadgen.REJECT}}
+    bad = {name: sorted(c) for name, c in codes.items() if c != {ACCESS_REJECT}}
     if bad:
         sys.exit(f"a case was not refused as expected: {bad}")
     return times

@@ -182,7 +182,9 @@ class _Radius:
         self.client = None
 
     def _ask(self, user: str, password: str, state: bytes | None) -> Outcome:
-        from .radius_client import ACCESS_ACCEPT, ACCESS_CHALLENGE, RadiusError, RadiusUnavailable
+        from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE
+
+        from .radius_client import RadiusError, RadiusUnavailable
 
         try:
             reply = self.client.authenticate(user, password.encode("utf-8", "surrogateescape"), state=state,

@@ -30,12 +30,27 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from otpbase.escape import escape
+from otpbase.radius import (
+    ACCESS_ACCEPT,
+    ACCESS_CHALLENGE,
+    ACCESS_REJECT,
+    BAD_AUTHENTICATOR,
+    MALFORMED,
+    MAX_PACKET,
+    MISSING_MESSAGE_AUTHENTICATOR,
+    STATUS_SERVER,
+    UNSUPPORTED_CODE,
+    Drop,
+)
+from otpbase.radius.access import Request, decode_request
+from otpbase.radius.accounting import AccountingRequest, decode_accounting
+from otpbase.radius.replies import encode_accounting_response, encode_reply
 from otpcore.config import ClientConfig, Config
 from otpcore.decision import Decision, Verdict
 from otpcore.errors import OtpError
 from otpcore.store import Store, WriterTurn, writer_turn
 
-from . import accounting, logsink, wire
+from . import accounting, logsink
 from .admission import CLOSED, EMPTY, Admission, IssuedStates
 from .checkpoint import Checkpointer, no_autocheckpoint
 from .clients import ClientTable
@@ -60,24 +75,24 @@ GROUP_MAX = 256  # requests decided in one transaction at most (group commit)
 PRECHECK_MIN = 8
 
 RECEIVE_COUNTERS = (
-    "received", "unknown_client", wire.MALFORMED, wire.BAD_AUTHENTICATOR, wire.MISSING_MESSAGE_AUTHENTICATOR,
-    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server", "errors",
+    "received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE,
+    "duplicate_answered", "duplicate_in_flight", "overload", "status_server", "errors",
 )
 EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "overload_stale")
 # Accounting has counters of its own, prefixed: acct_received, acct_bad_authenticator, acct_recorded, ...
 ACCOUNTING_RECEIVE_COUNTERS = tuple(f"acct_{name}" for name in (
-    "received", "unknown_client", wire.MALFORMED, wire.BAD_AUTHENTICATOR, wire.MISSING_MESSAGE_AUTHENTICATOR,
-    wire.UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server",
+    "received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE,
+    "duplicate_answered", "duplicate_in_flight", "overload", "status_server",
 ))
 ACCOUNTING_EVALUATE_COUNTERS = ("acct_recorded", "acct_errors")
 
 _Outcome = tuple[int, str, str, str, bytes | None]  # reply code, result, reason, Reply-Message, State
 
 _REPLY = {  # verdict -> (reply code, result in the log and counters)
-    Verdict.ACCEPT: (wire.ACCESS_ACCEPT, "accept"),
-    Verdict.REJECT: (wire.ACCESS_REJECT, "reject"),
-    Verdict.LOCKED: (wire.ACCESS_REJECT, "locked"),
-    Verdict.CHALLENGE: (wire.ACCESS_CHALLENGE, "challenge"),
+    Verdict.ACCEPT: (ACCESS_ACCEPT, "accept"),
+    Verdict.REJECT: (ACCESS_REJECT, "reject"),
+    Verdict.LOCKED: (ACCESS_REJECT, "locked"),
+    Verdict.CHALLENGE: (ACCESS_CHALLENGE, "challenge"),
 }
 
 
@@ -104,7 +119,7 @@ class _Job(NamedTuple):
     addr: Any
     key: Key
     client: ClientConfig
-    request: wire.Request
+    request: Request
 
 
 class _AccountingJob(NamedTuple):
@@ -112,7 +127,7 @@ class _AccountingJob(NamedTuple):
     addr: Any
     key: Key
     client: ClientConfig
-    request: accounting.AccountingRequest
+    request: AccountingRequest
 
 
 class Worker:
@@ -258,7 +273,7 @@ class Worker:
         handle = self._handle_accounting if sock in self._accounting_sockets else self._handle
         for _ in range(RECEIVE_BATCH):
             try:
-                data, addr = recvfrom(wire.MAX_PACKET + 1)
+                data, addr = recvfrom(MAX_PACKET + 1)
             except OSError:  # BlockingIOError: drained; anything else (ICMP errors...) is not a packet either
                 return
             try:
@@ -275,7 +290,7 @@ class Worker:
             counters["unknown_client"] += 1
             return
         if len(data) < 20:
-            counters[wire.MALFORMED] += 1
+            counters[MALFORMED] += 1
             return
         key = (addr[0], addr[1], data[1], data[4:20])
         cached = self._cache.lookup(key, time.monotonic())
@@ -287,14 +302,14 @@ class Worker:
                 counters["duplicate_in_flight"] += 1  # RFC 5080 §2.2.2: the first one is still being evaluated
             return
         try:
-            request = wire.decode_request(data, client.secret,
-                                          require_message_authenticator=client.require_message_authenticator)
-        except wire.Drop as drop:
+            request = decode_request(data, client.secret,
+                                     require_message_authenticator=client.require_message_authenticator)
+        except Drop as drop:
             counters[drop.reason] += 1
             return
-        if request.code == wire.STATUS_SERVER:
+        if request.code == STATUS_SERVER:
             counters["status_server"] += 1
-            _send(sock, wire.encode_reply(wire.ACCESS_ACCEPT, request, client.secret), addr)
+            _send(sock, encode_reply(ACCESS_ACCEPT, request, client.secret), addr)
             return
         job = _Job(sock, addr, key, client, request)
         self._cache.begin(key)
@@ -357,13 +372,13 @@ class Worker:
                 counters["acct_duplicate_in_flight"] += 1
             return
         try:
-            request = accounting.decode_accounting(data, client.secret)
-        except wire.Drop as drop:
+            request = decode_accounting(data, client.secret)
+        except Drop as drop:
             counters[f"acct_{drop.reason}"] += 1
             return
-        if request.code == accounting.STATUS_SERVER:
+        if request.code == STATUS_SERVER:
             counters["acct_status_server"] += 1
-            _send(sock, accounting.encode_accounting_response(request, client.secret), addr)
+            _send(sock, encode_accounting_response(request, client.secret), addr)
             return
         self._cache.begin(key)
         admitted, shed = self._admission.offer(_AccountingJob(sock, addr, key, client, request))
@@ -491,7 +506,7 @@ class Worker:
         client = job.client
         if request.password is None:
             # CHAP, EAP, ARAP or no password at all: no one-time password can be in there
-            return wire.ACCESS_REJECT, "reject", "unsupported_auth", LOCAL_REJECT_MESSAGE, None
+            return ACCESS_REJECT, "reject", "unsupported_auth", LOCAL_REJECT_MESSAGE, None
         if request.state is not None:
             self._states.discard(request.state)  # single use
             decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
@@ -502,9 +517,9 @@ class Worker:
                                       door=DOOR, client=client.name, now=now, source=job.addr[0])
         code, result = _REPLY[decision.verdict]
         reason, message = decision.reason, decision.message
-        state = decision.state if code == wire.ACCESS_CHALLENGE else None
-        if code == wire.ACCESS_CHALLENGE and not state:
-            code, result, message = wire.ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
+        state = decision.state if code == ACCESS_CHALLENGE else None
+        if code == ACCESS_CHALLENGE and not state:
+            code, result, message = ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
         return code, result, reason, message, state
 
     def _failed(self, job: _Job, exc: Exception, counters: dict[str, int]) -> None:
@@ -520,7 +535,7 @@ class Worker:
         code, result, reason, message, state = outcome
         request = job.request
         try:
-            reply = wire.encode_reply(code, request, job.client.secret, message=message, state=state)
+            reply = encode_reply(code, request, job.client.secret, message=message, state=state)
         except Exception:  # a bug must cost one answer, not the thread
             self._cache.abandon(job.key)
             counters["evaluate_errors"] += 1
@@ -550,7 +565,7 @@ class Worker:
                       escape(request.user or "-", space=True), job.client.name, format_address(job.addr),
                       type(exc).__name__, self._label, detail)
             return
-        reply = accounting.encode_accounting_response(request, job.client.secret)
+        reply = encode_accounting_response(request, job.client.secret)
         self._cache.finish(job.key, reply, time.monotonic())
         self._evaluated["acct_recorded"] += 1
         if self._info is not None:

@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from pyrad import packet as rpacket
 
-from radiusd import accounting as acct
-from radiusd.dictionary import load_dictionary
-from radiusd.wire import BAD_AUTHENTICATOR, MALFORMED, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE, Drop
-
-from .helpers import (
+from otpbase.radius import BAD_AUTHENTICATOR, MALFORMED, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE, Drop
+from otpbase.radius.accounting import AccountingRequest, decode_accounting
+from otpbase.radius.authenticators import accounting_request_authenticator
+from otpbase.radius.constants import (
+    ACCOUNTING_ON,
+    ACCOUNTING_REQUEST,
+    ACCOUNTING_RESPONSE,
     ACCT_DELAY_TIME,
     ACCT_INPUT_GIGAWORDS,
     ACCT_INPUT_OCTETS,
@@ -28,12 +30,23 @@ from .helpers import (
     CALLING_STATION_ID,
     EVENT_TIMESTAMP,
     FRAMED_IP_ADDRESS,
+    INTERIM_UPDATE,
     NAS_IDENTIFIER,
     NAS_IP_ADDRESS,
     NAS_IPV6_ADDRESS,
     PROXY_STATE,
-    SECRET,
+    START,
+    STATUS_SERVER,
+    STOP,
+    TERMINATE_CAUSES,
     USER_NAME,
+)
+from otpbase.radius.replies import encode_accounting_response
+from radiusd.accounting import session_event
+from radiusd.dictionary import load_dictionary
+
+from .helpers import (
+    SECRET,
     accounting_request,
     check_response,
     integer,
@@ -45,7 +58,7 @@ from .helpers import (
 
 def drop_reason(data: bytes, secret: bytes = SECRET) -> str:
     with pytest.raises(Drop) as info:
-        acct.decode_accounting(data, secret)
+        decode_accounting(data, secret)
     return info.value.reason
 
 
@@ -53,23 +66,23 @@ def drop_reason(data: bytes, secret: bytes = SECRET) -> str:
 
 
 def test_start_is_decoded() -> None:
-    raw = accounting_request(session_attrs(acct.START, "abc", extra=[
+    raw = accounting_request(session_attrs(START, "abc", extra=[
         (FRAMED_IP_ADDRESS, ip("10.8.0.6")), (CALLING_STATION_ID, b"198.51.100.7"), (NAS_IDENTIFIER, b"OpenVpn"),
         (ACCT_DELAY_TIME, integer(3))]))
-    req = acct.decode_accounting(raw, SECRET)
-    assert (req.code, req.id, req.authenticator) == (acct.ACCOUNTING_REQUEST, 7, raw[4:20])
-    assert req.status_type == acct.START and req.status_name == "start"
+    req = decode_accounting(raw, SECRET)
+    assert (req.code, req.id, req.authenticator) == (ACCOUNTING_REQUEST, 7, raw[4:20])
+    assert req.status_type == START and req.status_name == "start"
     assert (req.session_id, req.user, req.nas_address, req.nas_identifier) == ("abc", "alice", "192.0.2.1", "OpenVpn")
     assert (req.framed_ip, req.calling_station, req.delay_time) == ("10.8.0.6", "198.51.100.7", 3)
     assert req.event_time(1000.0) == 997.0
 
 
 def test_stop_counters_include_gigawords_and_the_cause_is_named() -> None:
-    raw = accounting_request(session_attrs(acct.STOP, extra=[
+    raw = accounting_request(session_attrs(STOP, extra=[
         (ACCT_INPUT_OCTETS, integer(5)), (ACCT_INPUT_GIGAWORDS, integer(2)), (ACCT_OUTPUT_OCTETS, integer(7)),
         (ACCT_SESSION_TIME, integer(120)), (ACCT_TERMINATE_CAUSE, integer(1)),
         (EVENT_TIMESTAMP, integer(1_700_000_000))]))
-    req = acct.decode_accounting(raw, SECRET)
+    req = decode_accounting(raw, SECRET)
     assert req.input_octets == 2 * 2**32 + 5
     assert req.output_octets == 7
     assert req.session_time == 120
@@ -78,26 +91,40 @@ def test_stop_counters_include_gigawords_and_the_cause_is_named() -> None:
 
 
 def test_gigawords_alone_and_unknown_cause_number() -> None:
-    raw = accounting_request(session_attrs(acct.STOP, extra=[(ACCT_OUTPUT_GIGAWORDS, integer(1)),
+    raw = accounting_request(session_attrs(STOP, extra=[(ACCT_OUTPUT_GIGAWORDS, integer(1)),
                                                              (ACCT_TERMINATE_CAUSE, integer(250))]))
-    req = acct.decode_accounting(raw, SECRET)
+    req = decode_accounting(raw, SECRET)
     assert (req.input_octets, req.output_octets, req.terminate_cause) == (None, 2**32, "250")
 
 
+def test_terminate_cause_names_are_those_of_the_shipped_dictionary() -> None:
+    """The codec names causes from its own table (no pyrad on the server's path): the same as the dictionary's."""
+    values = load_dictionary().attributes["Acct-Terminate-Cause"].values
+    assert {int.from_bytes(number, "big"): name for name, number in values.forward.items()} == TERMINATE_CAUSES
+
+
+def test_proxy_states_that_leave_no_room_for_the_response_are_malformed() -> None:
+    """As for Access-Requests (otpbase.radius.framing.echoed_proxy_states): the response could not be sent."""
+    fits = accounting_request(session_attrs(START, extra=[(PROXY_STATE, b"p" * 253)] * 13))
+    assert len(encode_accounting_response(decode_accounting(fits, SECRET), SECRET)) <= 4096
+    full = accounting_request(session_attrs(START, extra=[(PROXY_STATE, b"p" * 253)] * 15))
+    assert len(full) <= 4096 and drop_reason(full) == MALFORMED
+
+
 def test_nas_ipv6_address_and_source_fallback() -> None:
-    attrs = [(ACCT_STATUS_TYPE, integer(acct.START)), (ACCT_SESSION_ID, b"s"), (NAS_IPV6_ADDRESS, ip("2001:db8::1"))]
-    req = acct.decode_accounting(accounting_request(attrs), SECRET)
+    attrs = [(ACCT_STATUS_TYPE, integer(START)), (ACCT_SESSION_ID, b"s"), (NAS_IPV6_ADDRESS, ip("2001:db8::1"))]
+    req = decode_accounting(accounting_request(attrs), SECRET)
     assert req.nas_address == "2001:db8::1"
-    bare = acct.decode_accounting(accounting_request(attrs[:2]), SECRET)
+    bare = decode_accounting(accounting_request(attrs[:2]), SECRET)
     assert bare.nas_address is None
-    event = bare.session_event("vpn", "127.0.0.9", now=50.0)
+    event = session_event(bare, "vpn", "127.0.0.9", now=50.0)
     assert (event.client, event.session_id, event.nas_address, event.event_time) == ("vpn", "s", "127.0.0.9", 50.0)
 
 
 def test_ill_sized_optional_values_are_ignored() -> None:
-    raw = accounting_request(session_attrs(acct.INTERIM_UPDATE, extra=[(ACCT_INPUT_OCTETS, b"\x01\x02"),
+    raw = accounting_request(session_attrs(INTERIM_UPDATE, extra=[(ACCT_INPUT_OCTETS, b"\x01\x02"),
                                                                        (FRAMED_IP_ADDRESS, b"\x0a\x08")]))
-    req = acct.decode_accounting(raw, SECRET)
+    req = decode_accounting(raw, SECRET)
     assert (req.input_octets, req.framed_ip) == (None, None)
 
 
@@ -109,34 +136,34 @@ def test_pyrad_built_request_is_accepted() -> None:
     pkt["User-Name"] = "bob"
     pkt["Acct-Output-Octets"] = 99
     raw = pkt.RequestPacket()
-    req = acct.decode_accounting(raw, SECRET)
-    assert (req.status_type, req.session_id, req.user, req.output_octets) == (acct.INTERIM_UPDATE, "pyrad-1", "bob", 99)
+    req = decode_accounting(raw, SECRET)
+    assert (req.status_type, req.session_id, req.user, req.output_octets) == (INTERIM_UPDATE, "pyrad-1", "bob", 99)
 
 
 def test_message_authenticator_is_checked_when_present() -> None:
-    raw = accounting_request(session_attrs(acct.START), ma=True)
-    assert acct.decode_accounting(raw, SECRET).session_id == "sess-1"
+    raw = accounting_request(session_attrs(START), ma=True)
+    assert decode_accounting(raw, SECRET).session_id == "sess-1"
     # Forge: a wrong Message-Authenticator under a Request Authenticator recomputed to match it.
     forged = bytearray(raw)
     forged[22] ^= 0xFF
-    forged[4:20] = acct.request_authenticator(bytes(forged), SECRET)
+    forged[4:20] = accounting_request_authenticator(bytes(forged), SECRET)
     assert drop_reason(bytes(forged)) == BAD_AUTHENTICATOR
 
 
 def test_wrong_secret_is_dropped() -> None:
-    raw = accounting_request(session_attrs(acct.START), secret=b"not-the-secret")
+    raw = accounting_request(session_attrs(START), secret=b"not-the-secret")
     assert drop_reason(raw) == BAD_AUTHENTICATOR
 
 
 def test_tampered_attribute_is_dropped() -> None:
-    raw = bytearray(accounting_request(session_attrs(acct.START, "abc")))
+    raw = bytearray(accounting_request(session_attrs(START, "abc")))
     raw[raw.index(b"abc")] = ord("x")
     assert drop_reason(bytes(raw)) == BAD_AUTHENTICATOR
 
 
 def test_random_authenticator_is_dropped() -> None:
     """An Access-Request-style random authenticator is not an Accounting-Request's."""
-    raw = bytearray(accounting_request(session_attrs(acct.START)))
+    raw = bytearray(accounting_request(session_attrs(START)))
     raw[4:20] = bytes(range(16))
     assert drop_reason(bytes(raw)) == BAD_AUTHENTICATOR
 
@@ -147,11 +174,11 @@ def _with_length(raw: bytes, length: int) -> bytes:
 
 @pytest.mark.parametrize("make", [
     lambda: b"\x04\x01\x00",
-    lambda: _with_length(accounting_request(session_attrs(acct.START)), 19),
-    lambda: _with_length(accounting_request(session_attrs(acct.START)), 500),
+    lambda: _with_length(accounting_request(session_attrs(START)), 19),
+    lambda: _with_length(accounting_request(session_attrs(START)), 500),
     lambda: accounting_request([(ACCT_SESSION_ID, b"no-status-type")]),
-    lambda: accounting_request([(ACCT_STATUS_TYPE, integer(acct.START))]),  # no Acct-Session-Id
-    lambda: accounting_request([(ACCT_STATUS_TYPE, integer(acct.STOP)), (ACCT_SESSION_ID, b"")]),
+    lambda: accounting_request([(ACCT_STATUS_TYPE, integer(START))]),  # no Acct-Session-Id
+    lambda: accounting_request([(ACCT_STATUS_TYPE, integer(STOP)), (ACCT_SESSION_ID, b"")]),
     lambda: accounting_request([(ACCT_STATUS_TYPE, b"\x01")]),
 ], ids=["short", "length-below-header", "length-past-datagram", "no-status-type", "start-without-session-id",
         "empty-session-id", "status-type-size"])
@@ -160,32 +187,32 @@ def test_malformed_is_dropped(make: Callable[[], bytes]) -> None:
 
 
 def test_bad_attribute_framing_is_dropped() -> None:
-    raw = accounting_request(session_attrs(acct.START))
+    raw = accounting_request(session_attrs(START))
     bad = raw + bytes((USER_NAME, 9, 0x41))  # runs past the end
     bad = _with_length(bad, len(bad))
-    bad = bad[:4] + acct.request_authenticator(bad, SECRET) + bad[20:]
+    bad = bad[:4] + accounting_request_authenticator(bad, SECRET) + bad[20:]
     assert drop_reason(bad) == MALFORMED
 
 
 def test_padding_past_length_is_ignored() -> None:
-    raw = accounting_request(session_attrs(acct.START))
-    assert acct.decode_accounting(raw + b"\0\0\0", SECRET).session_id == "sess-1"
+    raw = accounting_request(session_attrs(START))
+    assert decode_accounting(raw + b"\0\0\0", SECRET).session_id == "sess-1"
 
 
 def test_accounting_on_needs_no_session_id() -> None:
-    raw = accounting_request([(ACCT_STATUS_TYPE, integer(acct.ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))])
-    req = acct.decode_accounting(raw, SECRET)
+    raw = accounting_request([(ACCT_STATUS_TYPE, integer(ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))])
+    req = decode_accounting(raw, SECRET)
     assert (req.status_name, req.session_id) == ("accounting-on", None)
 
 
 def test_access_request_on_the_accounting_port_is_dropped() -> None:
-    raw = accounting_request(session_attrs(acct.START), code=1)
+    raw = accounting_request(session_attrs(START), code=1)
     assert drop_reason(raw) == "unsupported_code" == UNSUPPORTED_CODE
 
 
 def test_status_server_needs_a_valid_message_authenticator() -> None:
-    req = acct.decode_accounting(status_server(), SECRET)
-    assert (req.code, req.status_name) == (acct.STATUS_SERVER, "status-server")
+    req = decode_accounting(status_server(), SECRET)
+    assert (req.code, req.status_name) == (STATUS_SERVER, "status-server")
     assert drop_reason(status_server(ma=False)) == MISSING_MESSAGE_AUTHENTICATOR
     assert drop_reason(status_server(secret=b"wrong")) == BAD_AUTHENTICATOR
 
@@ -194,9 +221,9 @@ def test_status_server_needs_a_valid_message_authenticator() -> None:
 
 
 def test_response_is_signed_and_echoes_proxy_state_in_order() -> None:
-    raw = accounting_request(session_attrs(acct.START, extra=[(PROXY_STATE, b"first"), (PROXY_STATE, b"second")]),
+    raw = accounting_request(session_attrs(START, extra=[(PROXY_STATE, b"first"), (PROXY_STATE, b"second")]),
                              ident=200)
-    reply = acct.encode_accounting_response(acct.decode_accounting(raw, SECRET), SECRET)
+    reply = encode_accounting_response(decode_accounting(raw, SECRET), SECRET)
     attrs = check_response(raw, reply)
     assert [v for t, v in attrs if t == PROXY_STATE] == [b"first", b"second"]
     assert [t for t, _ in attrs] == [80, PROXY_STATE, PROXY_STATE]
@@ -204,7 +231,7 @@ def test_response_is_signed_and_echoes_proxy_state_in_order() -> None:
 
 def test_status_server_response() -> None:
     raw = status_server(ident=3)
-    reply = acct.encode_accounting_response(acct.decode_accounting(raw, SECRET), SECRET)
+    reply = encode_accounting_response(decode_accounting(raw, SECRET), SECRET)
     assert check_response(raw, reply) == [(80, reply[22:38])]
 
 
@@ -213,9 +240,9 @@ def test_pyrad_verifies_the_response() -> None:
     pkt["Acct-Status-Type"] = "Start"
     pkt["Acct-Session-Id"] = "pyrad-2"
     raw = pkt.RequestPacket()
-    reply = acct.encode_accounting_response(acct.decode_accounting(raw, SECRET), SECRET)
+    reply = encode_accounting_response(decode_accounting(raw, SECRET), SECRET)
     decoded = rpacket.Packet(packet=reply, secret=SECRET, dict=load_dictionary())
-    assert decoded.code == acct.ACCOUNTING_RESPONSE
+    assert decoded.code == ACCOUNTING_RESPONSE
     assert pkt.VerifyReply(decoded, reply)  # ID, Response Authenticator and Message-Authenticator
     assert decoded.verify_message_authenticator(original_authenticator=raw[4:20], original_code=4)
 
@@ -231,7 +258,7 @@ class Responder:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.requests: list[acct.AccountingRequest] = []
+        self.requests: list[AccountingRequest] = []
         self.drops: list[str] = []
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -243,12 +270,12 @@ class Responder:
             except OSError:
                 return
             try:
-                req = acct.decode_accounting(data, self.secret)
+                req = decode_accounting(data, self.secret)
             except Drop as drop:
                 self.drops.append(drop.reason)
                 continue
             self.requests.append(req)
-            self.sock.sendto(acct.encode_accounting_response(req, self.secret), addr)
+            self.sock.sendto(encode_accounting_response(req, self.secret), addr)
 
     def close(self) -> None:
         self.sock.close()
@@ -288,7 +315,7 @@ def test_radclient_with_message_authenticator(require_tool: Callable[[str], str]
     assert "Received Accounting-Response" in out.stdout and "Message-Authenticator" in out.stdout
     out = radclient(tool, responder.port, "status", "testing123", "Message-Authenticator = 0x00\n")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert [r.code for r in responder.requests] == [acct.ACCOUNTING_REQUEST, acct.STATUS_SERVER]
+    assert [r.code for r in responder.requests] == [ACCOUNTING_REQUEST, STATUS_SERVER]
 
 
 def test_radclient_wrong_secret_gets_no_answer(require_tool: Callable[[str], str], responder: Responder) -> None:

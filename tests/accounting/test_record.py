@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from otpcore.store import SCHEMA_VERSION, NasClosed, SessionEvent, SessionRow, SessionWrite, Store
-from otpcore.store.sqlite import SqliteStore
-from radiusd import accounting as acct
-
-from .helpers import (
+from otpbase.radius.accounting import decode_accounting
+from otpbase.radius.constants import (
+    ACCOUNTING_OFF,
+    ACCOUNTING_ON,
     ACCT_INPUT_GIGAWORDS,
     ACCT_INPUT_OCTETS,
     ACCT_OUTPUT_OCTETS,
@@ -20,8 +19,18 @@ from .helpers import (
     ACCT_STATUS_TYPE,
     ACCT_TERMINATE_CAUSE,
     FRAMED_IP_ADDRESS,
+    INTERIM_UPDATE,
     NAS_IDENTIFIER,
     NAS_IP_ADDRESS,
+    START,
+    STOP,
+)
+from otpbase.radius.replies import encode_accounting_response
+from otpcore.store import SCHEMA_VERSION, NasClosed, SessionEvent, SessionRow, SessionWrite, Store
+from otpcore.store.sqlite import SqliteStore
+from radiusd.accounting import record
+
+from .helpers import (
     SECRET,
     accounting_request,
     integer,
@@ -41,9 +50,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def feed(store: Store, raw: bytes, now: float, *, client: str = "vpn", source: str = "192.0.2.1") -> str:
     """What the server does with an authentic Accounting-Request: decode, record, and only then answer."""
-    request = acct.decode_accounting(raw, SECRET)
-    outcome = acct.record(store, request, client=client, source=source, now=now)
-    acct.encode_accounting_response(request, SECRET)
+    request = decode_accounting(raw, SECRET)
+    outcome = record(store, request, client=client, source=source, now=now)
+    encode_accounting_response(request, SECRET)
     return outcome
 
 
@@ -58,7 +67,7 @@ def only(store: Store) -> SessionRow:
 
 
 def test_start_interim_stop(store: Store) -> None:
-    start = accounting_request(session_attrs(acct.START, "s1", extra=[(FRAMED_IP_ADDRESS, ip("10.8.0.6")),
+    start = accounting_request(session_attrs(START, "s1", extra=[(FRAMED_IP_ADDRESS, ip("10.8.0.6")),
                                                                       (NAS_IDENTIFIER, b"OpenVpn")]))
     assert feed(store, start, T0) == "start"
     row = only(store)
@@ -67,12 +76,12 @@ def test_start_interim_stop(store: Store) -> None:
     assert (row.start_time, row.last_update, row.stop_time, row.status) == (T0, T0, None, "active")
     assert store.sessions(active_only=True) == [row]
 
-    assert feed(store, accounting_request(session_attrs(acct.INTERIM_UPDATE, "s1", extra=counters(10, 20, 60))),
+    assert feed(store, accounting_request(session_attrs(INTERIM_UPDATE, "s1", extra=counters(10, 20, 60))),
                 T0 + 60) == "interim-update"
     row = only(store)
     assert (row.input_octets, row.output_octets, row.session_time, row.last_update) == (10, 20, 60, T0 + 60)
 
-    stop = accounting_request(session_attrs(acct.STOP, "s1", extra=[
+    stop = accounting_request(session_attrs(STOP, "s1", extra=[
         *counters(5, 30, 90), (ACCT_INPUT_GIGAWORDS, integer(1)), (ACCT_TERMINATE_CAUSE, integer(1))]))
     assert feed(store, stop, T0 + 90) == "stop"
     row = only(store)
@@ -83,19 +92,19 @@ def test_start_interim_stop(store: Store) -> None:
 
 def test_repeated_requests_are_recorded_once(store: Store) -> None:
     """A NAS that retransmits with a new ID and Acct-Delay-Time (so no cache could match it) changes nothing."""
-    feed(store, accounting_request(session_attrs(acct.START, "s1", delay=0), ident=1), T0)
-    assert feed(store, accounting_request(session_attrs(acct.START, "s1", delay=5), ident=2), T0 + 5) == \
+    feed(store, accounting_request(session_attrs(START, "s1", delay=0), ident=1), T0)
+    assert feed(store, accounting_request(session_attrs(START, "s1", delay=5), ident=2), T0 + 5) == \
         "start (already recorded)"
-    interim = session_attrs(acct.INTERIM_UPDATE, "s1", extra=counters(10, 20, 60))
+    interim = session_attrs(INTERIM_UPDATE, "s1", extra=counters(10, 20, 60))
     feed(store, accounting_request(interim), T0 + 60)
     before = only(store)
     assert feed(store, accounting_request(interim), T0 + 60) == "interim-update (already recorded)"
     assert only(store) == before
-    stop = session_attrs(acct.STOP, "s1", extra=[*counters(11, 21, 61), (ACCT_TERMINATE_CAUSE, integer(2))])
+    stop = session_attrs(STOP, "s1", extra=[*counters(11, 21, 61), (ACCT_TERMINATE_CAUSE, integer(2))])
     feed(store, accounting_request(stop, ident=3), T0 + 61)
     stopped = only(store)
     assert feed(store, accounting_request(stop, ident=4), T0 + 70) == "stop (already recorded)"
-    assert feed(store, accounting_request(session_attrs(acct.START, "s1"), ident=5), T0 + 30) == \
+    assert feed(store, accounting_request(session_attrs(START, "s1"), ident=5), T0 + 30) == \
         "start (already recorded)"  # a Start that arrives after its Stop reopens nothing
     assert feed(store, accounting_request(interim, ident=6), T0 + 80) == "interim-update (already recorded)"
     assert store.sessions() == [stopped]
@@ -103,51 +112,51 @@ def test_repeated_requests_are_recorded_once(store: Store) -> None:
 
 
 def test_counters_never_go_backwards(store: Store) -> None:
-    feed(store, accounting_request(session_attrs(acct.START, "s1")), T0)
-    feed(store, accounting_request(session_attrs(acct.INTERIM_UPDATE, "s1", extra=counters(100, 200, 120))), T0 + 120)
-    feed(store, accounting_request(session_attrs(acct.INTERIM_UPDATE, "s1", extra=counters(50, 80, 60))), T0 + 60)
+    feed(store, accounting_request(session_attrs(START, "s1")), T0)
+    feed(store, accounting_request(session_attrs(INTERIM_UPDATE, "s1", extra=counters(100, 200, 120))), T0 + 120)
+    feed(store, accounting_request(session_attrs(INTERIM_UPDATE, "s1", extra=counters(50, 80, 60))), T0 + 60)
     row = only(store)
     assert (row.input_octets, row.output_octets, row.session_time, row.last_update) == (100, 200, 120, T0 + 120)
 
 
 def test_sessions_are_per_client_and_session_id(store: Store) -> None:
-    raw = accounting_request(session_attrs(acct.START, "same"))
+    raw = accounting_request(session_attrs(START, "same"))
     feed(store, raw, T0, client="vpn")
     feed(store, raw, T0, client="wifi")
-    feed(store, accounting_request(session_attrs(acct.START, "other", user="bob")), T0 + 1, client="vpn")
+    feed(store, accounting_request(session_attrs(START, "other", user="bob")), T0 + 1, client="vpn")
     assert [(r.client, r.session_id) for r in store.sessions()] == [("vpn", "same"), ("wifi", "same"), ("vpn", "other")]
     assert [r.session_id for r in store.sessions(user="bob")] == ["other"]
 
 
 def test_stop_without_start_records_the_whole_session(store: Store) -> None:
-    stop = session_attrs(acct.STOP, "lost-start", extra=counters(1, 2, 300))
+    stop = session_attrs(STOP, "lost-start", extra=counters(1, 2, 300))
     assert feed(store, accounting_request(stop), T0) == "stop"
     row = only(store)
     assert (row.start_time, row.stop_time, row.status) == (T0 - 300, T0, "stopped")
 
 
 def test_interim_without_start_opens_the_session(store: Store) -> None:
-    feed(store, accounting_request(session_attrs(acct.INTERIM_UPDATE, "s1", extra=counters(1, 2, 60))), T0)
+    feed(store, accounting_request(session_attrs(INTERIM_UPDATE, "s1", extra=counters(1, 2, 60))), T0)
     row = only(store)
     assert (row.start_time, row.status) == (T0 - 60, "active")
 
 
 def test_a_reused_session_id_after_the_stop_is_a_new_session(store: Store) -> None:
-    feed(store, accounting_request(session_attrs(acct.START, "1")), T0)
-    feed(store, accounting_request(session_attrs(acct.STOP, "1")), T0 + 10)
-    assert feed(store, accounting_request(session_attrs(acct.START, "1")), T0 + 1000) == "start"
+    feed(store, accounting_request(session_attrs(START, "1")), T0)
+    feed(store, accounting_request(session_attrs(STOP, "1")), T0 + 10)
+    assert feed(store, accounting_request(session_attrs(START, "1")), T0 + 1000) == "start"
     assert [r.status for r in store.sessions()] == ["stopped", "active"]
-    feed(store, accounting_request(session_attrs(acct.STOP, "1")), T0 + 1010)
+    feed(store, accounting_request(session_attrs(STOP, "1")), T0 + 1010)
     assert [(r.start_time, r.stop_time) for r in store.sessions()] == [(T0, T0 + 10), (T0 + 1000, T0 + 1010)]
 
 
 def test_accounting_on_and_off_close_the_sessions_of_that_nas(store: Store) -> None:
-    feed(store, accounting_request(session_attrs(acct.START, "a", nas="192.0.2.1")), T0)
-    feed(store, accounting_request(session_attrs(acct.START, "b", nas="192.0.2.1")), T0)
-    feed(store, accounting_request(session_attrs(acct.START, "c", nas="192.0.2.2")), T0)  # another NAS, same client
-    feed(store, accounting_request(session_attrs(acct.START, "d", nas="192.0.2.1")), T0, client="other")
-    feed(store, accounting_request(session_attrs(acct.STOP, "b", nas="192.0.2.1")), T0 + 5)
-    on = accounting_request([(ACCT_STATUS_TYPE, integer(acct.ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))])
+    feed(store, accounting_request(session_attrs(START, "a", nas="192.0.2.1")), T0)
+    feed(store, accounting_request(session_attrs(START, "b", nas="192.0.2.1")), T0)
+    feed(store, accounting_request(session_attrs(START, "c", nas="192.0.2.2")), T0)  # another NAS, same client
+    feed(store, accounting_request(session_attrs(START, "d", nas="192.0.2.1")), T0, client="other")
+    feed(store, accounting_request(session_attrs(STOP, "b", nas="192.0.2.1")), T0 + 5)
+    on = accounting_request([(ACCT_STATUS_TYPE, integer(ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))])
     assert feed(store, on, T0 + 100) == "accounting-on: 1 open session(s) closed"
     by_id = {r.session_id: r for r in store.sessions()}
     assert (by_id["a"].status, by_id["a"].stop_time, by_id["a"].terminate_cause) == ("closed", T0 + 100, "NAS-Reboot")
@@ -156,12 +165,12 @@ def test_accounting_on_and_off_close_the_sessions_of_that_nas(store: Store) -> N
     assert feed(store, on, T0 + 101) == "accounting-on: 0 open session(s) closed"
 
     # The NAS sends its queued Stop after the restart: the session gets its real end.
-    stop = session_attrs(acct.STOP, "a", extra=[*counters(7, 8, 50), (ACCT_TERMINATE_CAUSE, integer(11))])
+    stop = session_attrs(STOP, "a", extra=[*counters(7, 8, 50), (ACCT_TERMINATE_CAUSE, integer(11))])
     assert feed(store, accounting_request(stop), T0 + 110) == "stop"
     a = next(r for r in store.sessions() if r.session_id == "a")
     assert (a.status, a.input_octets, a.stop_time) == ("stopped", 7, T0 + 110)
 
-    off = accounting_request([(ACCT_STATUS_TYPE, integer(acct.ACCOUNTING_OFF))])  # no NAS address: the source's
+    off = accounting_request([(ACCT_STATUS_TYPE, integer(ACCOUNTING_OFF))])  # no NAS address: the source's
     assert feed(store, off, T0 + 200, source="192.0.2.2") == "accounting-off: 1 open session(s) closed"
     assert [r.session_id for r in store.sessions(active_only=True)] == ["d"]
 

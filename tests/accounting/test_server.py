@@ -13,13 +13,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from radiusd import accounting as acct
-
-from .helpers import (
+from otpbase.radius.constants import (
+    ACCOUNTING_ON,
     ACCT_INPUT_OCTETS,
     ACCT_STATUS_TYPE,
     NAS_IP_ADDRESS,
     PROXY_STATE,
+    START,
+    STOP,
+)
+
+from .helpers import (
     SECRET,
     Server,
     Udp,
@@ -35,14 +39,14 @@ from .helpers import (
 
 
 def test_start_and_stop_are_recorded_and_answered(server: Server, nas: Udp) -> None:
-    start = accounting_request(session_attrs(acct.START, "s1", extra=[(PROXY_STATE, b"px")]), ident=1)
+    start = accounting_request(session_attrs(START, "s1", extra=[(PROXY_STATE, b"px")]), ident=1)
     reply = nas.ask(start)
     assert reply is not None
     assert [v for t, v in check_response(start, reply) if t == PROXY_STATE] == [b"px"]
     (row,) = server.sessions()  # recorded before the answer left
     assert (row.client, row.session_id, row.user, row.status) == ("nas", "s1", "alice", "active")
 
-    stop = accounting_request(session_attrs(acct.STOP, "s1", extra=[(ACCT_INPUT_OCTETS, integer(42))]), ident=2)
+    stop = accounting_request(session_attrs(STOP, "s1", extra=[(ACCT_INPUT_OCTETS, integer(42))]), ident=2)
     assert nas.ask(stop) is not None
     (row,) = server.sessions()
     assert (row.status, row.input_octets) == ("stopped", 42)
@@ -50,14 +54,14 @@ def test_start_and_stop_are_recorded_and_answered(server: Server, nas: Udp) -> N
 
 
 def test_wrong_secret_gets_no_answer_and_is_counted(server: Server, nas: Udp) -> None:
-    raw = accounting_request(session_attrs(acct.START, "forged"), secret=b"not-the-secret")
+    raw = accounting_request(session_attrs(START, "forged"), secret=b"not-the-secret")
     assert nas.ask(raw, timeout=0.5) is None
     assert server.sessions() == []
     assert server.counters()["acct_bad_authenticator"] == 1
 
 
 def test_a_retransmission_is_answered_from_the_cache_and_recorded_once(server: Server, nas: Udp) -> None:
-    raw = accounting_request(session_attrs(acct.START, "r1"), ident=9)
+    raw = accounting_request(session_attrs(START, "r1"), ident=9)
     first = nas.ask(raw)
     second = nas.ask(raw)  # same source port, ID and authenticator: a retransmission
     assert first is not None and second == first
@@ -76,8 +80,8 @@ def test_a_retransmission_is_answered_from_the_cache_and_recorded_once(server: S
 
 def test_accounting_on_closes_the_nas_sessions(server: Server, nas: Udp) -> None:
     for i, session in enumerate(("a", "b")):
-        assert nas.ask(accounting_request(session_attrs(acct.START, session), ident=i)) is not None
-    on = accounting_request([(ACCT_STATUS_TYPE, integer(acct.ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))],
+        assert nas.ask(accounting_request(session_attrs(START, session), ident=i)) is not None
+    on = accounting_request([(ACCT_STATUS_TYPE, integer(ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))],
                             ident=3)
     assert nas.ask(on) is not None
     assert [r.status for r in server.sessions()] == ["closed", "closed"]
@@ -92,7 +96,7 @@ def test_status_server_on_the_accounting_port(server: Server, nas: Udp) -> None:
 
 
 def test_access_request_on_the_accounting_port_is_dropped(server: Server, nas: Udp) -> None:
-    raw = accounting_request(session_attrs(acct.START), code=1)
+    raw = accounting_request(session_attrs(START), code=1)
     assert nas.ask(raw, timeout=0.5) is None
     assert server.counters()["acct_unsupported_code"] == 1
 

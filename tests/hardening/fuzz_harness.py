@@ -1,5 +1,5 @@
-"""The in-process fuzz target: request parsing (radiusd.wire) and the worker's handling (radiusd.server.Worker) with
-the real verifier on a real store, driven by a fuzzer's choices.
+"""The in-process fuzz target: request parsing (otpbase.radius.access) and the worker's handling
+(radiusd.server.Worker) with the real verifier on a real store, driven by a fuzzer's choices.
 
 One input is a short sequence of packets. Each packet is either raw fuzzer bytes, a retransmission of the previous
 one, or a request assembled from the fuzzer's choices (client, code, user, password template — among them alice's
@@ -22,8 +22,6 @@ Driven by atheris (coverage-guided, libFuzzer: tests/hardening/atheris_fuzz.py) 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import sqlite3
 import time
@@ -32,10 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, STATUS_SERVER
+from otpbase.radius.access import decode_request
+from otpbase.radius.authenticators import authenticator_ok, hmac_md5, message_authenticator_ok
+from otpbase.radius.pap import pap_hide
 from otpcore import oath
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
-from radiusd import wire
 from radiusd.server import Worker
 from radiusd.storeguard import GuardedVerifier
 
@@ -188,7 +189,7 @@ class Harness:
         password = self._password(ch, client)
         if password is not None:
             if ch.int(0, 7):
-                attrs += _attr(2, _hide(password, secret, authenticator)[:253])
+                attrs += _attr(2, pap_hide(password, secret, authenticator, limit=None)[:253])
             else:
                 attrs += _attr(2, ch.bytes(253))  # raw octets of any length
         state_choice = ch.int(0, 5)
@@ -205,13 +206,13 @@ class Harness:
         raw = bytearray(bytes([code, ch.int(0, 255)]) + (20 + len(body)).to_bytes(2, "big") + authenticator + body)
         if ma != 3:
             key = secret if ma <= 2 else SECRETS["stranger"]
-            raw[22:38] = hmac.digest(key, bytes(raw), "md5") if ma != 5 else ch.bytes(16).ljust(16, b"\0")
+            raw[22:38] = hmac_md5(key, bytes(raw)) if ma != 5 else ch.bytes(16).ljust(16, b"\0")
         for _ in range(ch.int(0, 3) if ch.int(0, 2) == 0 else 0):  # octet mutations after the fact
             if raw:
                 raw[ch.int(0, len(raw) - 1)] = ch.int(0, 255)
         if ch.int(0, 7) == 0 and len(raw) >= 38 and raw[20:22] == bytes([80, 18]):
             zeroed = bytes(raw[:22]) + bytes(16) + bytes(raw[38:])
-            raw[22:38] = hmac.digest(secret, zeroed, "md5")  # re-signed: the mutation reaches the parser and core
+            raw[22:38] = hmac_md5(secret, zeroed)  # re-signed: the mutation reaches the parser and core
         return client, bytes(raw)
 
     def _password(self, ch: Chooser, client: str) -> bytes | None:
@@ -269,7 +270,7 @@ class Harness:
             raise FuzzFailure("a retransmission was evaluated again")
         for reply in replies if not repeated else ():  # the same bytes as before: checked then
             depth = max(depth, self._check_reply(client, raw, reply, before, after))
-        if after != before and not any(r[0] == wire.ACCESS_ACCEPT for r in replies):
+        if after != before and not any(r[0] == ACCESS_ACCEPT for r in replies):
             raise FuzzFailure(f"alice's counter moved {before} -> {after} without an Access-Accept")
         self.previous = (client, raw, replies or (self.previous[2] if retransmission and self.previous else []))
         self._previous_port = addr[1]
@@ -279,30 +280,28 @@ class Harness:
         secret = SECRETS[client]
         if len(reply) < 38 or int.from_bytes(reply[2:4], "big") != len(reply) or reply[1] != raw[1]:
             raise FuzzFailure(f"malformed reply {reply.hex()}")
-        expected = hashlib.md5(reply[:4] + raw[4:20] + reply[20:] + secret).digest()
-        if not hmac.compare_digest(expected, reply[4:20]):
+        if not authenticator_ok(reply, raw[4:20], secret):
             raise FuzzFailure("bad Response Authenticator")
         if reply[20:22] != bytes([80, 18]):
             raise FuzzFailure("Message-Authenticator is not the first attribute")
-        signed = reply[:4] + raw[4:20] + reply[20:22] + bytes(16) + reply[38:]
-        if not hmac.compare_digest(hmac.digest(secret, signed, "md5"), reply[22:38]):
+        if not message_authenticator_ok(reply, 20, secret, raw[4:20]):
             raise FuzzFailure("bad Message-Authenticator in a reply")
         code = reply[0]
         self.stats.replies[code] = self.stats.replies.get(code, 0) + 1
-        if code == wire.ACCESS_CHALLENGE:
+        if code == ACCESS_CHALLENGE:
             self.stats.challenges += 1
             state = _attrs(reply).get(24)
             if not state:
                 raise FuzzFailure("Access-Challenge without State")
             self.states = [*self.states[-7:], state[0]]
             return 3
-        if code != wire.ACCESS_ACCEPT:
+        if code != ACCESS_ACCEPT:
             return 2
-        if raw[0] == wire.STATUS_SERVER:
+        if raw[0] == STATUS_SERVER:
             return 1
         # An Access-Accept for a login: it must be alice, with the code the store had next, consumed now.
         self.stats.accepts += 1
-        request = wire.decode_request(raw, secret, require_message_authenticator=client != "legacy")
+        request = decode_request(raw, secret, require_message_authenticator=client != "legacy")
         used = after - 1
         code_given = request.password[-6:] if request.password else b""
         if request.user != "alice" or after <= before or used in self.accepted:
@@ -316,16 +315,6 @@ class Harness:
 def _attr(number: int, value: bytes) -> bytes:
     value = value[:253]
     return bytes([number, len(value) + 2]) + value
-
-
-def _hide(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
-    padded = password + bytes(-len(password) % 16 if password else 16)
-    out, last = [], authenticator
-    for i in range(0, len(padded), 16):
-        pad = hashlib.md5(secret + last).digest()
-        last = bytes(a ^ b for a, b in zip(padded[i:i + 16], pad, strict=True))
-        out.append(last)
-    return b"".join(out)
 
 
 def _attrs(raw: bytes) -> dict[int, list[bytes]]:

@@ -1,7 +1,8 @@
 """Hostile RADIUS traffic against a running otp-radiusd, and the bookkeeping that proves it changed nothing.
 
 Used by the CI network fuzz (tests/hardening/test_fuzz_network.py, ~60 000 packets) and the long run
-(bench/fuzz_network.py --packets 1000000). The target server has four clients, told apart by source address:
+(python -m tests.hardening.long_fuzz --packets 1000000). The target server has four clients, told apart by source
+address:
 
     127.0.0.1  local    first_factor store, Message-Authenticator required   (control logins only)
     127.0.0.2  otp      first_factor none,  Message-Authenticator required   (most hostile packets)
@@ -21,8 +22,6 @@ before it) and, every `login_every` packets, a real login for dave that must be 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import os
 import random
 import socket
@@ -32,7 +31,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radiusd import wire
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_REQUEST, STATUS_SERVER
+from otpbase.radius.authenticators import hmac_md5
+from otpbase.radius.pap import pap_hide
 from tests.radius.helpers import Client, build_request, check_reply
 
 from .kit import HardServer, HotpUser, add_hotp_users
@@ -57,16 +58,10 @@ def attr(number: int, value: bytes) -> bytes:
 
 def hide(password: bytes, secret: bytes, authenticator: bytes) -> bytes:
     """RFC 2865 §5.2 hiding for any length (the server must refuse more than 128 octets, not choke on them)."""
-    padded = password + bytes(-len(password) % 16 if password else 16)
-    out, last = [], authenticator
-    for i in range(0, len(padded), 16):
-        pad = hashlib.md5(secret + last).digest()
-        last = bytes(a ^ b for a, b in zip(padded[i:i + 16], pad, strict=True))
-        out.append(last)
-    return b"".join(out)
+    return pap_hide(password, secret, authenticator, limit=None)
 
 
-def assemble(attrs: bytes, *, secret: bytes, code: int = wire.ACCESS_REQUEST, ma: bool = True,
+def assemble(attrs: bytes, *, secret: bytes, code: int = ACCESS_REQUEST, ma: bool = True,
              authenticator: bytes | None = None, ident: int | None = None) -> bytes:
     """A request with Message-Authenticator first (signed with `secret`) when `ma`, the Length field right."""
     authenticator = os.urandom(16) if authenticator is None else authenticator
@@ -74,7 +69,7 @@ def assemble(attrs: bytes, *, secret: bytes, code: int = wire.ACCESS_REQUEST, ma
     body = (bytes([MA, 18]) + bytes(16) if ma else b"") + attrs
     raw = bytes([code, ident]) + (20 + len(body)).to_bytes(2, "big") + authenticator + body
     if ma:
-        raw = raw[:22] + hmac.digest(secret, raw, "md5") + raw[38:]
+        raw = raw[:22] + hmac_md5(secret, raw) + raw[38:]
     return raw
 
 
@@ -95,8 +90,7 @@ def resign(raw: bytes, secret: bytes) -> bytes:
     """Recompute the Message-Authenticator of a packet whose first attribute is one (and whose Length is honest)."""
     if len(raw) < 38 or raw[20] != MA or raw[21] != 18:
         return raw
-    zeroed = raw[:22] + bytes(16) + raw[38:]
-    return raw[:22] + hmac.digest(secret, zeroed, "md5") + raw[38:]
+    return raw[:22] + hmac_md5(secret, raw[:22] + bytes(16) + raw[38:]) + raw[38:]
 
 
 def _offsets(raw: bytes) -> list[int]:
@@ -262,7 +256,7 @@ class Hostile:
         if rng.random() < 0.3:  # two Message-Authenticators
             attrs += bytes([MA, 18]) + bytes(16)
             raw = assemble(attrs, secret=secret, authenticator=authenticator)
-            return "otp", raw[:-16] + hmac.digest(secret, raw[:-16] + bytes(16), "md5")
+            return "otp", raw[:-16] + hmac_md5(secret, raw[:-16] + bytes(16))
         return "otp", assemble(attrs, secret=secret, authenticator=authenticator)
 
     def wrong_authenticator(self) -> tuple[str, bytes]:
@@ -469,11 +463,11 @@ def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: i
                     continue
                 if name.endswith(":status"):
                     report.status_answers += 1
-                    if data[0] != wire.ACCESS_ACCEPT:
+                    if data[0] != ACCESS_ACCEPT:
                         report.accepted.append((name, data))  # not a Status-Server answer: cannot be
                     continue
                 report.replies[data[0]] += 1
-                if data[0] == wire.ACCESS_ACCEPT:
+                if data[0] == ACCESS_ACCEPT:
                     report.accepted.append((name, data))
 
     def ask(sent_raw: bytes, sent_id: int, timeout: float = 10.0) -> bytes | None:
@@ -492,9 +486,9 @@ def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: i
     def status() -> None:
         nonlocal ident
         ident = (ident + 1) % 256
-        sent = build_request(None, None, code=wire.STATUS_SERVER, ident=ident)
+        sent = build_request(None, None, code=STATUS_SERVER, ident=ident)
         data = ask(sent.raw, sent.id)
-        if data is None or check_reply(sent, data).code != wire.ACCESS_ACCEPT:
+        if data is None or check_reply(sent, data).code != ACCESS_ACCEPT:
             raise AssertionError(f"Status-Server unanswered after {report.packets} hostile packets")
         report.status_round_trips += 1
 
@@ -513,7 +507,7 @@ def run_fuzz(target: FuzzTarget, packets: int, *, seed: int = 20240611, batch: i
         report.control_logins += 1
         if data is None:
             report.control_failures.append(f"dave#{dave_counter}: no answer")
-        elif check_reply(sent, data).code != wire.ACCESS_ACCEPT:
+        elif check_reply(sent, data).code != ACCESS_ACCEPT:
             report.control_failures.append(f"dave#{dave_counter}: code {data[0]}")
         dave_counter += 1
 

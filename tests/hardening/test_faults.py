@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from radiusd import wire
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
 from tests.radius.helpers import Client, Reply
 
 from .kit import (
@@ -57,7 +57,7 @@ def codes(replies: list[Reply | None]) -> list[int | None]:
 
 
 def no_accept(replies: list[Reply | None]) -> bool:
-    return all(r is None or r.code == wire.ACCESS_REJECT for r in replies)
+    return all(r is None or r.code == ACCESS_REJECT for r in replies)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -109,7 +109,7 @@ class LoadRun:
                 replies = blast(self.srv.address, requests, timeout=1.5, retransmit=0.5)
                 self.sent += len(requests)
                 for (u, k), reply in zip(pairs, replies, strict=True):
-                    if reply is not None and reply.code == wire.ACCESS_ACCEPT:
+                    if reply is not None and reply.code == ACCESS_ACCEPT:
                         self.accepted[(u.name, k)] += 1
                 if any(r is None for r in replies):
                     return  # the server is gone
@@ -146,7 +146,7 @@ def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> 
         replay = [(u, k) for (u, k) in accepted if k >= next_code[u] - 3]
         if replay:
             replies = blast(srv.address, code_requests([(u, by_name[u].code(k)) for u, k in replay]), timeout=10)
-            assert [r.code if r else None for r in replies] == [wire.ACCESS_REJECT] * len(replay), \
+            assert [r.code if r else None for r in replies] == [ACCESS_REJECT] * len(replay), \
                 "a code accepted before kill -9 was not refused after the restart"
         run_ = LoadRun(srv, users, next_code)
         run_.start()
@@ -179,7 +179,7 @@ def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> 
     for i in range(0, len(pairs), chunk):
         replies += blast(srv.address, code_requests([(n, by_name[n].code(k)) for n, k in pairs[i:i + chunk]]),
                          timeout=30)
-    assert [r.code if r else None for r in replies] == [wire.ACCESS_REJECT] * len(pairs)
+    assert [r.code if r else None for r in replies] == [ACCESS_REJECT] * len(pairs)
     doubles = {key: n for key, n in accepted.items() if n > 1}
     assert doubles == {}, doubles
     with Store(srv.store_path) as store:
@@ -209,7 +209,7 @@ def test_store_file_system_turns_read_only_under_a_running_server(tmp_path: Path
         (user,) = add_hotp_users(srv.config_path, ["alice"])
         srv.start()
         try:
-            assert codes(ask(srv, user, 0)) == [wire.ACCESS_ACCEPT]
+            assert codes(ask(srv, user, 0)) == [ACCESS_ACCEPT]
             os.sync()
             device = Path(mount_source(mnt)).name
             Path(f"/sys/fs/ext4/{device}/trigger_fs_error").write_text("hardening test\n")  # errors=remount-ro
@@ -225,8 +225,8 @@ def test_store_file_system_turns_read_only_under_a_running_server(tmp_path: Path
             run("umount", "-l", str(mnt))
             subprocess.run(["e2fsck", "-fy", str(image)], capture_output=True)
             run("mount", "-o", "loop,errors=remount-ro", str(image), str(mnt))
-            assert codes(ask(srv, user, 1)) == [wire.ACCESS_ACCEPT]  # reopened by itself
-            assert codes(ask(srv, user, 0)) == [wire.ACCESS_REJECT]  # the code accepted before the fault
+            assert codes(ask(srv, user, 1)) == [ACCESS_ACCEPT]  # reopened by itself
+            assert codes(ask(srv, user, 0)) == [ACCESS_REJECT]  # the code accepted before the fault
             srv.wait_log(r"store .* works again")
         finally:
             assert srv.stop() == 0, srv.log()[-3000:]
@@ -259,7 +259,7 @@ def test_store_on_a_read_only_file_system_at_start(tmp_path: Path) -> None:
         run("mount", "-o", "remount,rw", str(mnt))
         srv.start()
         try:
-            assert codes(ask(srv, user, 0)) == [wire.ACCESS_ACCEPT]
+            assert codes(ask(srv, user, 0)) == [ACCESS_ACCEPT]
         finally:
             assert srv.stop() == 0
 
@@ -271,7 +271,7 @@ def test_full_file_system(tmp_path: Path) -> None:
         (user,) = add_hotp_users(srv.config_path, ["alice"])
         srv.start()
         try:
-            assert codes(ask(srv, user, 0)) == [wire.ACCESS_ACCEPT]
+            assert codes(ask(srv, user, 0)) == [ACCESS_ACCEPT]
             # Empty the WAL (so a write needs new blocks), then fill the file system.
             with sqlite3.connect(srv.store_path) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -291,8 +291,8 @@ def test_full_file_system(tmp_path: Path) -> None:
                 assert pamtester(service, "alice", [user.code(1)]).status == "PAM_AUTHINFO_UNAVAIL"
 
             filler.unlink()
-            assert codes(ask(srv, user, 1)) == [wire.ACCESS_ACCEPT]  # the same code: nothing half-written
-            assert codes(ask(srv, user, 1)) == [wire.ACCESS_REJECT]
+            assert codes(ask(srv, user, 1)) == [ACCESS_ACCEPT]  # the same code: nothing half-written
+            assert codes(ask(srv, user, 1)) == [ACCESS_REJECT]
         finally:
             assert srv.stop() == 0, srv.log()[-3000:]
 
@@ -344,13 +344,13 @@ def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., HardServer]
         # The right key back: everything works; a SIGHUP with the key gone keeps the running verifier.
         key.write_bytes(saved)
         srv.start()
-        assert codes(ask(srv, user, 0)) == [wire.ACCESS_ACCEPT]
+        assert codes(ask(srv, user, 0)) == [ACCESS_ACCEPT]
         key.rename(key.with_suffix(".away"))
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGHUP)
         srv.wait_log(r"reload: cannot open the store, keeping the running one: key file not found")
-        assert codes(ask(srv, user, 1)) == [wire.ACCESS_ACCEPT]
-        assert codes(ask(srv, user, 1)) == [wire.ACCESS_REJECT]
+        assert codes(ask(srv, user, 1)) == [ACCESS_ACCEPT]
+        assert codes(ask(srv, user, 1)) == [ACCESS_REJECT]
         key.with_suffix(".away").rename(key)
         assert pamtester(service, "alice", [user.code(2)]).status == "PAM_SUCCESS"
 
@@ -362,7 +362,7 @@ def test_store_deleted_under_a_running_server(make_server: Callable[..., HardSer
     srv = make_server(clients=[OTP], policy=NO_LIMITS)
     (user,) = add_hotp_users(srv.config_path, ["alice"])
     srv.start()
-    assert codes(ask(srv, user, 0)) == [wire.ACCESS_ACCEPT]
+    assert codes(ask(srv, user, 0)) == [ACCESS_ACCEPT]
     backup = tmp_path / "backup.sqlite"
     with sqlite3.connect(srv.store_path) as src, sqlite3.connect(backup) as dst:
         src.backup(dst)
@@ -378,8 +378,8 @@ def test_store_deleted_under_a_running_server(make_server: Callable[..., HardSer
 
     shutil.copy(backup, srv.store_path)  # restored from the backup
     os.chmod(srv.store_path, 0o600)
-    assert codes(ask(srv, user, 1)) == [wire.ACCESS_ACCEPT]
-    assert codes(ask(srv, user, 0)) == [wire.ACCESS_REJECT]
+    assert codes(ask(srv, user, 1)) == [ACCESS_ACCEPT]
+    assert codes(ask(srv, user, 0)) == [ACCESS_REJECT]
     with pam_service(srv.config_path) as service:
         assert pamtester(service, "alice", [user.code(2)]).status == "PAM_SUCCESS"
-    assert codes(ask(srv, user, 2)) == [wire.ACCESS_REJECT]  # PAM and the server see the same (restored) store
+    assert codes(ask(srv, user, 2)) == [ACCESS_REJECT]  # PAM and the server see the same (restored) store

@@ -3,7 +3,7 @@
 - atheris (coverage-guided, libFuzzer), 20 s in CI: `python -m tests.hardening.atheris_fuzz` in a subprocess; any
   exception or oracle failure is a crash and fails the test. Longer: `-max_total_time=600`.
 - hypothesis, 3 000 inputs of up to four packets each, steered by `target()` toward requests that get deeper
-  (evaluated, challenged, accepted); plus properties of wire.decode_request alone on arbitrary bytes.
+  (evaluated, challenged, accepted); plus properties of decode_request alone on arbitrary bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from radiusd import wire
+from otpbase.radius import (
+    ACCESS_REJECT,
+    ACCESS_REQUEST,
+    BAD_AUTHENTICATOR,
+    MALFORMED,
+    MISSING_MESSAGE_AUTHENTICATOR,
+    UNSUPPORTED_CODE,
+    Drop,
+)
+from otpbase.radius.access import decode_request
 
 from .fuzz_harness import Harness
 
@@ -57,20 +66,20 @@ def test_hypothesis_worker_and_verifier(tmp_path: Path) -> None:
     s = harness.stats
     print(f"hypothesis: {s.packets} packets, replies {s.replies}, accepts {s.accepts}, challenges {s.challenges}")
     assert s.packets >= HYPOTHESIS_INPUTS
-    assert s.replies.get(wire.ACCESS_REJECT, 0) > 0 and s.accepts > 0  # the search reached the core both ways
+    assert s.replies.get(ACCESS_REJECT, 0) > 0 and s.accepts > 0  # the search reached the core both ways
 
 
 @settings(max_examples=2000, deadline=None, database=None, derandomize=True)
 @given(data=st.binary(min_size=0, max_size=4200), require=st.booleans())
 def test_decode_request_only_returns_or_drops(data: bytes, require: bool) -> None:
     try:
-        request = wire.decode_request(data, b"secret", require_message_authenticator=require)
-    except wire.Drop as drop:
-        assert drop.reason in (wire.MALFORMED, wire.BAD_AUTHENTICATOR, wire.MISSING_MESSAGE_AUTHENTICATOR,
-                               wire.UNSUPPORTED_CODE)
+        request = decode_request(data, b"secret", require_message_authenticator=require)
+    except Drop as drop:
+        assert drop.reason in (MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR,
+                               UNSUPPORTED_CODE)
         return
     # Random bytes that decode are requests without a Message-Authenticator (the only ones a forger can make).
-    assert not require and request.code == wire.ACCESS_REQUEST
+    assert not require and request.code == ACCESS_REQUEST
     assert request.user and (request.password is None or len(request.password) <= 128)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from radiusd import wire
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE
 from tests.radius.helpers import Client, build_request
 
 from .kit import NO_LIMITS, HardServer, add_hotp_users, blast
@@ -96,7 +96,7 @@ def test_flood_sheds_load_prefers_state_and_recovers(make_server: Callable[..., 
                   timeout=30)
     states = []
     for reply in first:
-        assert reply is not None and reply.code == wire.ACCESS_CHALLENGE and reply.state
+        assert reply is not None and reply.code == ACCESS_CHALLENGE and reply.state
         states.append(reply.state)
     rss_before = srv.rss_kib()  # warm: argon2 and the store in use
 
@@ -135,14 +135,14 @@ def test_flood_sheds_load_prefers_state_and_recovers(make_server: Callable[..., 
           f"{flood.answered} answered ({flood.answered / FLOOD_SECONDS:.0f}/s evaluated), shed {shed} "
           f"(queue full {counters['overload']}, waited too long {counters['overload_stale']}); "
           f"{STATE_USERS} challenge answers during the flood: "
-          f"{results.count(wire.ACCESS_ACCEPT)} accepted, latency p50 {statistics.median(latencies):.0f} ms max "
+          f"{results.count(ACCESS_ACCEPT)} accepted, latency p50 {statistics.median(latencies):.0f} ms max "
           f"{max(latencies):.0f} ms; a fresh login right after the flood: answered in {recovery_ms:.0f} ms; RSS "
           f"{rss_before} KiB before, {peak_rss} KiB peak, {rss_after} KiB after")
 
     assert in_flood, "the challenge answers took longer than the flood itself"
-    assert results == [wire.ACCESS_ACCEPT] * STATE_USERS, results
+    assert results == [ACCESS_ACCEPT] * STATE_USERS, results
     assert max(latencies) < 1500, latencies  # a State request waits for at most the evaluation in progress
-    assert recovered == wire.ACCESS_ACCEPT and recovery_ms < 1000, (recovered, recovery_ms)
+    assert recovered == ACCESS_ACCEPT and recovery_ms < 1000, (recovered, recovery_ms)
     assert shed > flood.sent * 0.8, counters  # most of the flood was dropped, not queued
     assert peak_rss - rss_before < 16 * 1024 and rss_after - rss_before < 16 * 1024  # bounded memory
     assert counters["errors"] == 0 and counters["evaluate_errors"] == 0, counters

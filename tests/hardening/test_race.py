@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import pytest
 
-from radiusd import wire
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
 from tests.radius.helpers import Client, Reply
 
 from .kit import HardServer, HotpUser, Store, add_hotp_users, blast, code_requests, pam_service, reject_reasons, tool
@@ -80,7 +80,7 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
                 unanswered.append(f"{user}#{k}")
                 continue
             radius_codes[reply.code] += 1
-            radius_accepts += reply.code == wire.ACCESS_ACCEPT
+            radius_accepts += reply.code == ACCESS_ACCEPT
         accepts[(user, k)] += radius_accepts + door_accepts
         return radius_accepts
 
@@ -157,8 +157,8 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
     doubles = {key: n for key, n in accepts.items() if n != 1}
     assert doubles == {}, f"codes not accepted exactly once: {doubles}"
     assert unanswered == [], f"{len(unanswered)} requests never answered: {unanswered[:10]}"
-    assert all(r is not None and r.code == wire.ACCESS_REJECT for r in wrong_replies)
-    assert set(radius_codes) <= {wire.ACCESS_ACCEPT, wire.ACCESS_REJECT}
+    assert all(r is not None and r.code == ACCESS_REJECT for r in wrong_replies)
+    assert set(radius_codes) <= {ACCESS_ACCEPT, ACCESS_REJECT}
 
     # Nothing busy surfaced: no store errors, no PAM_AUTHINFO_UNAVAIL.
     assert set(pam_statuses) <= {"PAM_SUCCESS", "PAM_AUTH_ERR"}, pam_statuses

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
 from otpcore import oath
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.errors import OtpError
-from radiusd import wire
 from tests.radius.helpers import Client, UdpClient, build_request, tool
 
 from .kit import NO_LIMITS, HardServer, blast, pam_service
@@ -131,28 +131,28 @@ def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., Ha
     a = PASSWORDS["alice"]
     # RADIUS, password + code: challenge flow, accept, replay, wrong code, wrong password, unknown and tokenless users.
     code, state = radius("alice", a)
-    assert code == wire.ACCESS_CHALLENGE and state
-    assert radius("alice", hotp(0), state=state)[0] == wire.ACCESS_ACCEPT
+    assert code == ACCESS_CHALLENGE and state
+    assert radius("alice", hotp(0), state=state)[0] == ACCESS_ACCEPT
     code_state = radius("alice", a)[1]
-    assert radius("alice", wrong(), state=code_state)[0] in (wire.ACCESS_REJECT, wire.ACCESS_CHALLENGE)
-    assert radius("alice", a + hotp(1))[0] == wire.ACCESS_ACCEPT
-    assert radius("alice", a + hotp(1))[0] == wire.ACCESS_REJECT  # replay
+    assert radius("alice", wrong(), state=code_state)[0] in (ACCESS_REJECT, ACCESS_CHALLENGE)
+    assert radius("alice", a + hotp(1))[0] == ACCESS_ACCEPT
+    assert radius("alice", a + hotp(1))[0] == ACCESS_REJECT  # replay
     w = wrong()
-    assert radius("alice", a + w)[0] == wire.ACCESS_REJECT
-    assert radius("alice", a + w)[0] == wire.ACCESS_REJECT
-    assert radius("alice", WRONG_PASSWORD + hotp(2))[0] == wire.ACCESS_REJECT
-    assert radius("ghost", WRONG_PASSWORD + wrong())[0] == wire.ACCESS_REJECT
-    assert radius("bob", PASSWORDS["bob"] + wrong())[0] == wire.ACCESS_REJECT
-    assert radius("alice", a + hotp(2))[0] == wire.ACCESS_ACCEPT
+    assert radius("alice", a + w)[0] == ACCESS_REJECT
+    assert radius("alice", a + w)[0] == ACCESS_REJECT
+    assert radius("alice", WRONG_PASSWORD + hotp(2))[0] == ACCESS_REJECT
+    assert radius("ghost", WRONG_PASSWORD + wrong())[0] == ACCESS_REJECT
+    assert radius("bob", PASSWORDS["bob"] + wrong())[0] == ACCESS_REJECT
+    assert radius("alice", a + hotp(2))[0] == ACCESS_ACCEPT
     # The OTP-only client: carol's TOTP code alone; four wrong codes lock her; then even the right one is refused.
     carol_code = oath.totp(carol_secret, time.time())
     codes_used.add(carol_code)
-    assert radius("carol", carol_code, secret=otp, source="127.0.0.2")[0] == wire.ACCESS_ACCEPT
+    assert radius("carol", carol_code, secret=otp, source="127.0.0.2")[0] == ACCESS_ACCEPT
     for _ in range(4):
-        assert radius("carol", wrong(), secret=otp, source="127.0.0.2")[0] == wire.ACCESS_REJECT
+        assert radius("carol", wrong(), secret=otp, source="127.0.0.2")[0] == ACCESS_REJECT
     later = oath.totp(carol_secret, time.time() + 30)
     codes_used.add(later)
-    assert radius("carol", later, secret=otp, source="127.0.0.2")[0] == wire.ACCESS_REJECT  # locked
+    assert radius("carol", later, secret=otp, source="127.0.0.2")[0] == ACCESS_REJECT  # locked
     # Dropped packets: a bad Message-Authenticator, the wrong shared secret.
     bad = bytearray(build_request("alice", (a + hotp(3)).encode(), secret=pw).raw)
     bad[25] ^= 1
@@ -300,7 +300,7 @@ def test_wrong_password_unknown_user_and_tokenless_user_look_the_same(make_serve
                 t = time.perf_counter()
                 reply = client.ask(sent)
                 times[name].append(time.perf_counter() - t)
-                assert reply.code == wire.ACCESS_REJECT
+                assert reply.code == ACCESS_REJECT
                 messages[name].add(reply.message)
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print("timing (median ms of 30): " + ", ".join(f"{n} {m:.1f}" for n, m in medians.items()))

@@ -6,8 +6,6 @@ A module of its own: test modules import helpers from it (`from .pamkit import .
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -25,9 +23,13 @@ from typing import Any
 
 import pytest
 
+from otpbase.radius import Drop
+from otpbase.radius.authenticators import MA_PLACEHOLDER, hmac_md5, packet_authenticator
+from otpbase.radius.client import decode_reply
+from otpbase.radius.client import status_server as status_server_request
+from otpbase.radius.constants import NAS_IDENTIFIER
 from pam_module.log import DEV_LOG
 from pam_module.pamconfig import auth_line
-from pam_module.radius_client import MESSAGE_AUTHENTICATOR, NAS_IDENTIFIER, parse_reply
 
 PAM_D = Path("/etc/pam.d")
 BIN = Path(sys.executable).parent
@@ -266,12 +268,7 @@ def _toml(v: Any) -> str:
 
 def status_server(port: int, secret: bytes, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
     """RFC 5997 Status-Server: True when an authentic answer comes back."""
-    ident = secrets.randbelow(256)
-    auth = os.urandom(16)
-    attrs = bytes((MESSAGE_AUTHENTICATOR, 18)) + b"\0" * 16 + bytes((NAS_IDENTIFIER, 6)) + b"test"
-    header = struct.pack("!BBH", 12, ident, 20 + len(attrs)) + auth
-    mac = hmac.new(secret, header + attrs, hashlib.md5).digest()
-    packet = header + attrs[:2] + mac + attrs[18:]
+    packet = status_server_request(secrets.randbelow(256), os.urandom(16), secret, [(NAS_IDENTIFIER, b"test")])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
         s.sendto(packet, (host, port))
@@ -279,7 +276,11 @@ def status_server(port: int, secret: bytes, host: str = "127.0.0.1", timeout: fl
             data = s.recv(4096)
         except OSError:
             return False
-    return parse_reply(data, packet, secret, (host, port)) is not None
+    try:
+        decode_reply(data, packet, secret)
+    except Drop:
+        return False
+    return True
 
 
 @dataclass
@@ -360,21 +361,15 @@ def make_reply(request: bytes, code: int, secret: bytes, attrs: Sequence[tuple[i
                message_authenticator: bool = True, break_authenticator: bool = False, break_mac: bool = False,
                ident: int | None = None) -> bytes:
     """A reply to `request` signed as RFC 2865 / 3579 say (or deliberately broken)."""
-    body = b""
-    mac_at = None
-    if message_authenticator:
-        mac_at = 20 + 2
-        body += bytes((MESSAGE_AUTHENTICATOR, 18)) + b"\0" * 16
+    body = MA_PLACEHOLDER if message_authenticator else b""
     for kind, value in attrs:
         body += bytes((kind, len(value) + 2)) + value
     rid = request[1] if ident is None else ident
     header = struct.pack("!BBH", code, rid, 20 + len(body))
-    if mac_at is not None:
-        mac = hmac.new(secret, header + request[4:20] + body, hashlib.md5).digest()
-        if break_mac:
-            mac = bytes(16)
+    if message_authenticator:
+        mac = bytes(16) if break_mac else hmac_md5(secret, header + request[4:20] + body)
         body = body[:2] + mac + body[18:]
-    auth = hashlib.md5(header + request[4:20] + body + secret).digest()
+    auth = packet_authenticator(header, request[4:20], body, secret)
     if break_authenticator:
         auth = bytes(16)
     return header + auth + body

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from otpbase.radius.constants import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT, REPLY_MESSAGE, STATE
 from pam_module.door import authenticate
 from pam_module.log import DEBUG, Log
-from pam_module.radius_client import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT, REPLY_MESSAGE, STATE
 
 from .pamkit import FakePamh, OtpEnv, make_reply, totp
 

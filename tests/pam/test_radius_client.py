@@ -1,16 +1,17 @@
-"""The PAM module's own RADIUS client: packets cross-checked with pyrad, replies checked, retransmission, failover."""
+"""The PAM module's RADIUS client: its packets cross-checked with pyrad, the replies it takes (the codec's check),
+retransmission, failover."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import time
 
 import pyrad.packet
 import pytest
 
-from pam_module.radius_client import (
+from otpbase.radius import BAD_AUTHENTICATOR, MALFORMED, MISSING_MESSAGE_AUTHENTICATOR, NOT_A_REPLY, Drop
+from otpbase.radius.client import Reply, decode_reply
+from otpbase.radius.constants import (
     ACCESS_ACCEPT,
     ACCESS_CHALLENGE,
     ACCESS_REJECT,
@@ -20,13 +21,9 @@ from pam_module.radius_client import (
     STATE,
     USER_NAME,
     USER_PASSWORD,
-    RadiusClient,
-    RadiusError,
-    RadiusUnavailable,
-    build_access_request,
-    hide_password,
-    parse_reply,
 )
+from pam_module.radius_client import RadiusClient, RadiusError, RadiusUnavailable, build_access_request
+from radiusd.dictionary import load_dictionary
 
 from .pamkit import free_port, make_reply
 
@@ -41,20 +38,32 @@ def attributes(packet: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
+def reply_or_drop(data: bytes, request: bytes, secret: bytes) -> Reply | str:
+    """The reply the client would take, or the reason it ignores the packet."""
+    try:
+        return decode_reply(data, request, secret)
+    except Drop as drop:
+        return drop.reason
+
+
 @pytest.mark.parametrize("password", [b"", b"123456", b"x" * 16, b"secret123456" * 2, b"pw!" * 42 + b"12"])
 def test_password_hiding_matches_pyrad(password):
     auth = os.urandom(16)
-    hidden = hide_password(password, SECRET, auth)
+    packet = build_access_request(1, auth, SECRET, user="u", password=password, nas_identifier="n")
+    hidden = dict(attributes(packet))[USER_PASSWORD]
     assert len(hidden) % 16 == 0 and len(hidden) >= 16
-    packet = pyrad.packet.AuthPacket(secret=SECRET, authenticator=auth)
-    assert packet.PwDecrypt(hidden) == password.decode("latin-1")
+    reference = pyrad.packet.AuthPacket(secret=SECRET, authenticator=auth)
+    assert reference.PwDecrypt(hidden) == password.decode("latin-1")
     if password:
-        assert packet.PwCrypt(password) == hidden
+        assert reference.PwCrypt(password) == hidden
 
 
-def test_password_longer_than_128_bytes_is_refused():
+@pytest.mark.parametrize(("field", "value"), [("password", b"x" * 129), ("user", "u" * 254), ("user", ""),
+                                              ("nas_identifier", "")])
+def test_a_value_that_does_not_fit_its_attribute_is_refused(field, value):
+    values = {"user": "alice", "password": b"123456", "nas_identifier": "sshd", field: value}
     with pytest.raises(RadiusError):
-        hide_password(b"x" * 129, SECRET, os.urandom(16))
+        build_access_request(1, os.urandom(16), SECRET, **values)
 
 
 def test_access_request_layout_and_message_authenticator():
@@ -68,28 +77,28 @@ def test_access_request_layout_and_message_authenticator():
     assert found[USER_NAME] == b"alice" and found[NAS_IDENTIFIER] == b"sshd" and found[STATE] == b"st4te"
     assert found[31] == b"192.0.2.7"
     assert pyrad.packet.AuthPacket(secret=SECRET, authenticator=auth).PwDecrypt(found[USER_PASSWORD]) == "123456"
-    zeroed = packet[:22] + bytes(16) + packet[38:]
-    assert hmac.compare_digest(hmac.new(SECRET, zeroed, hashlib.md5).digest(), found[MESSAGE_AUTHENTICATOR])
+    reference = pyrad.packet.AuthPacket(packet=packet, secret=SECRET, dict=load_dictionary())
+    assert reference.verify_message_authenticator()
 
 
 def test_reply_checks():
     request = build_access_request(7, os.urandom(16), SECRET, user="u", password=b"p", nas_identifier="n")
-    server = ("127.0.0.1", 1812)
     good = make_reply(request, ACCESS_CHALLENGE, SECRET, [(REPLY_MESSAGE, b"Enter "), (REPLY_MESSAGE, b"code"),
                                                            (STATE, b"abc")])
-    reply = parse_reply(good, request, SECRET, server)
-    assert reply is not None and reply.code == ACCESS_CHALLENGE and reply.message == "Enter code"
+    reply = reply_or_drop(good, request, SECRET)
+    assert isinstance(reply, Reply) and reply.code == ACCESS_CHALLENGE and reply.message == "Enter code"
     assert reply.state == b"abc"
-    assert parse_reply(good, request, b"other", server) is None
-    assert parse_reply(make_reply(request, ACCESS_ACCEPT, SECRET, break_authenticator=True), request, SECRET,
-                       server) is None
-    assert parse_reply(make_reply(request, ACCESS_ACCEPT, SECRET, break_mac=True), request, SECRET, server) is None
-    assert parse_reply(make_reply(request, ACCESS_ACCEPT, SECRET, message_authenticator=False), request, SECRET,
-                       server) is None
-    assert parse_reply(make_reply(request, ACCESS_ACCEPT, SECRET, ident=8), request, SECRET, server) is None
-    assert parse_reply(make_reply(request, 4, SECRET), request, SECRET, server) is None  # not an access reply
-    assert parse_reply(good[:30], request, SECRET, server) is None  # truncated
-    assert parse_reply(good + b"padding", request, SECRET, server) is not None  # bytes past Length are ignored
+    assert reply_or_drop(good, request, b"other") == BAD_AUTHENTICATOR
+    assert reply_or_drop(make_reply(request, ACCESS_ACCEPT, SECRET, break_authenticator=True), request,
+                         SECRET) == BAD_AUTHENTICATOR
+    assert reply_or_drop(make_reply(request, ACCESS_ACCEPT, SECRET, break_mac=True), request, SECRET) == \
+        BAD_AUTHENTICATOR
+    assert reply_or_drop(make_reply(request, ACCESS_ACCEPT, SECRET, message_authenticator=False), request,
+                         SECRET) == MISSING_MESSAGE_AUTHENTICATOR
+    assert reply_or_drop(make_reply(request, ACCESS_ACCEPT, SECRET, ident=8), request, SECRET) == NOT_A_REPLY
+    assert reply_or_drop(make_reply(request, 4, SECRET), request, SECRET) == NOT_A_REPLY  # not an access reply
+    assert reply_or_drop(good[:30], request, SECRET) == MALFORMED  # truncated
+    assert isinstance(reply_or_drop(good + b"padding", request, SECRET), Reply)  # bytes past Length are ignored
 
 
 @pytest.mark.parametrize("code", [ACCESS_ACCEPT, ACCESS_REJECT])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import os
 import re
 import shutil
@@ -20,10 +18,12 @@ from typing import Any
 
 from pyrad import packet as rpacket
 
+from otpbase.radius import ACCESS_REQUEST
+from otpbase.radius.authenticators import authenticator_ok, hmac_md5, message_authenticator_ok
+from otpbase.radius.pap import pap_hide
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.oath import encode_base32
-from radiusd import wire
 from radiusd.dictionary import load_dictionary
 
 BIN = Path(sys.executable).parent
@@ -74,8 +74,9 @@ class Sent:
 
 def build_request(user: str | bytes | None, password: bytes | None, *, secret: bytes = SECRET, ident: int | None = None,
                   state: bytes | None = None, ma: bool = True, proxy_state: Sequence[bytes] = (),
-                  code: int = wire.ACCESS_REQUEST, extra: Sequence[tuple[int, bytes]] = ()) -> Sent:
-    """An Access-Request (or Status-Server) built by hand, so tests control every octet."""
+                  code: int = ACCESS_REQUEST, extra: Sequence[tuple[int, bytes]] = ()) -> Sent:
+    """An Access-Request (or Status-Server) built by hand, so tests control every octet (with the codec's PAP hiding
+    and HMAC-MD5)."""
     ident = os.urandom(1)[0] if ident is None else ident
     authenticator = os.urandom(16)
     attrs = b""
@@ -85,7 +86,7 @@ def build_request(user: str | bytes | None, password: bytes | None, *, secret: b
         u = user.encode() if isinstance(user, str) else user
         attrs += bytes([1, 2 + len(u)]) + u
     if password is not None:
-        hidden = wire.pap_encrypt(password, secret, authenticator)
+        hidden = pap_hide(password, secret, authenticator)
         attrs += bytes([2, 2 + len(hidden)]) + hidden
     if state is not None:
         attrs += bytes([24, 2 + len(state)]) + state
@@ -97,15 +98,13 @@ def build_request(user: str | bytes | None, password: bytes | None, *, secret: b
     header = bytes([code, ident]) + (20 + len(attrs)).to_bytes(2, "big")
     raw = header + authenticator + attrs
     if ma:
-        mac = hmac.digest(secret, raw, "md5")
-        raw = raw[:22] + mac + raw[38:]
+        raw = raw[:22] + hmac_md5(secret, raw) + raw[38:]
     return Sent(raw, ident, authenticator, secret, tuple(proxy_state))
 
 
 def sign_request(raw: bytes, secret: bytes) -> bytes:
     """Recompute the Message-Authenticator of a request whose first attribute is one."""
-    zeroed = raw[:22] + bytes(16) + raw[38:]
-    return raw[:22] + hmac.digest(secret, zeroed, "md5") + raw[38:]
+    return raw[:22] + hmac_md5(secret, raw[:22] + bytes(16) + raw[38:]) + raw[38:]
 
 
 @dataclass
@@ -141,11 +140,9 @@ def check_reply(sent: Sent, raw: bytes) -> Reply:
     """Assert the reply is authentic: ID, Response Authenticator, and a valid Message-Authenticator first."""
     assert raw[1] == sent.id
     assert int.from_bytes(raw[2:4], "big") == len(raw)
-    expected = hashlib.md5(raw[:4] + sent.authenticator + raw[20:] + sent.secret).digest()
-    assert hmac.compare_digest(expected, raw[4:20]), "bad Response Authenticator"
+    assert authenticator_ok(raw, sent.authenticator, sent.secret), "bad Response Authenticator"
     assert raw[20] == 80 and raw[21] == 18, "Message-Authenticator is not the first attribute"
-    signed = raw[:4] + sent.authenticator + raw[20:22] + bytes(16) + raw[38:]
-    assert hmac.compare_digest(hmac.digest(sent.secret, signed, "md5"), raw[22:38]), "bad Message-Authenticator"
+    assert message_authenticator_ok(raw, 20, sent.secret, sent.authenticator), "bad Message-Authenticator"
     reply = parse_reply(raw)
     assert tuple(reply.get(33)) == sent.proxy_state, "Proxy-State not echoed unchanged and in order"
     return reply

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from radiusd import wire
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
 
 from .helpers import Client, RadiusServer, UdpClient, build_request, check_reply
 
@@ -35,12 +35,12 @@ def ask(server: RadiusServer, user: str, password: bytes, source: str = "127.0.0
 
 def test_wrong_passwords_then_the_right_one_alone_is_no_longer_a_yes(server: RadiusServer) -> None:
     alice = server.add_user("alice", "alice-pw")
-    assert ask(server, "alice", b"alice-pw")[0] == wire.ACCESS_CHALLENGE  # the password alone: a challenge
+    assert ask(server, "alice", b"alice-pw")[0] == ACCESS_CHALLENGE  # the password alone: a challenge
     for n in range(5):
-        assert ask(server, "alice", b"guess-%d" % n)[0] == wire.ACCESS_REJECT
+        assert ask(server, "alice", b"guess-%d" % n)[0] == ACCESS_REJECT
     code, message, state = ask(server, "alice", b"alice-pw")
-    assert (code, state) == (wire.ACCESS_REJECT, False)  # locked: the right password gets no challenge
-    assert ask(server, "alice", b"alice-pw" + alice.code().encode())[0] == wire.ACCESS_REJECT
+    assert (code, state) == (ACCESS_REJECT, False)  # locked: the right password gets no challenge
+    assert ask(server, "alice", b"alice-pw" + alice.code().encode())[0] == ACCESS_REJECT
     assert [d["reason"] for d in server.decisions("alice")][-2:] == ["locked", "locked"]
     assert "Locked" not in message and "password" not in message.lower()  # the reply says nothing of why
 
@@ -48,15 +48,15 @@ def test_wrong_passwords_then_the_right_one_alone_is_no_longer_a_yes(server: Rad
 def test_a_client_guessing_across_users_is_throttled(server: RadiusServer) -> None:
     bob = server.add_user("bob", "bob-pw")
     for n in range(20):  # one guess each for twenty users: under every user's lockout
-        assert ask(server, f"user{n}", b"guess123456")[0] == wire.ACCESS_REJECT
-    assert ask(server, "bob", b"bob-pw" + bob.code().encode())[0] == wire.ACCESS_REJECT
+        assert ask(server, f"user{n}", b"guess123456")[0] == ACCESS_REJECT
+    assert ask(server, "bob", b"bob-pw" + bob.code().encode())[0] == ACCESS_REJECT
     assert server.decisions("bob")[-1]["reason"] == "throttled"
     # another client is not affected
-    assert ask(server, "bob", bob.code().encode(), source="127.0.0.2")[0] == wire.ACCESS_ACCEPT
+    assert ask(server, "bob", bob.code().encode(), source="127.0.0.2")[0] == ACCESS_ACCEPT
 
 
 def test_an_empty_password_answers_the_same_for_everybody(server: RadiusServer) -> None:
     server.add_user("carol", "carol-pw")
     server.otp_admin("user", "add", "dave")  # no token at all
     answers = {user: ask(server, user, b"", source="127.0.0.2") for user in ("carol", "dave", "nobody")}
-    assert set(answers.values()) == {(wire.ACCESS_CHALLENGE, "Enter your one-time password", True)}
+    assert set(answers.values()) == {(ACCESS_CHALLENGE, "Enter your one-time password", True)}

@@ -7,7 +7,7 @@ import json
 import re
 import signal
 
-from radiusd import wire
+from otpbase.radius import constants as wire
 
 from .helpers import Client, RadiusServer, UdpClient, build_request
 

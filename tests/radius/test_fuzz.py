@@ -5,7 +5,15 @@ from __future__ import annotations
 import random
 import time
 
-from radiusd import wire
+from otpbase.radius import (
+    ACCESS_ACCEPT,
+    ACCESS_REJECT,
+    BAD_AUTHENTICATOR,
+    MALFORMED,
+    MISSING_MESSAGE_AUTHENTICATOR,
+    STATUS_SERVER,
+    UNSUPPORTED_CODE,
+)
 
 from .helpers import Client, RadiusServer, Sent, UdpClient, build_request, sign_request
 
@@ -132,19 +140,19 @@ def test_fuzz(make_server: type[RadiusServer]) -> None:
             except BlockingIOError:
                 return
             replies["fuzz"] += 1
-            if data and data[0] == wire.ACCESS_ACCEPT:
+            if data and data[0] == ACCESS_ACCEPT:
                 accepted.append(data)
 
     def status_round_trip() -> None:
-        sent = build_request(None, None, code=wire.STATUS_SERVER)
-        assert control.ask(sent).code == wire.ACCESS_ACCEPT, "the server stopped answering"
+        sent = build_request(None, None, code=STATUS_SERVER)
+        assert control.ask(sent).code == ACCESS_ACCEPT, "the server stopped answering"
 
     def login(user: str, password: bytes) -> int:
         sent: Sent = build_request(user, password)
         return control.ask(sent).code
 
     try:
-        assert login("alice", f"alice-pw{alice.code()}".encode()) == wire.ACCESS_ACCEPT
+        assert login("alice", f"alice-pw{alice.code()}".encode()) == ACCESS_ACCEPT
         for n in range(FUZZ_PACKETS):
             roll = rng.random()
             if roll < 0.01:
@@ -155,7 +163,7 @@ def test_fuzz(make_server: type[RadiusServer]) -> None:
                 legacy.send(mutate(rng, base(rng, LEGACY_SECRET, ma=False)))
             else:
                 packet = mutate(rng, base(rng, OTP_SECRET, ma=True))
-                if rng.random() < RESIGN_RATE and len(packet) >= 38 and packet[0] != wire.STATUS_SERVER \
+                if rng.random() < RESIGN_RATE and len(packet) >= 38 and packet[0] != STATUS_SERVER \
                         and packet[20:22] == bytes([80, 18]):
                     packet = sign_request(packet, OTP_SECRET)
                 fuzzer.send(packet)
@@ -165,13 +173,13 @@ def test_fuzz(make_server: type[RadiusServer]) -> None:
                 drain(fuzzer)
                 drain(legacy)
             if n % 20_000 == 19_999:
-                assert login("ghost", b"pw123456") == wire.ACCESS_REJECT
+                assert login("ghost", b"pw123456") == ACCESS_REJECT
                 rss.append(srv.rss_kib())
         status_round_trip()
         time.sleep(0.2)
         drain(fuzzer)
         drain(legacy)
-        assert login("alice", f"alice-pw{alice.code(time.time() + 30)}".encode()) == wire.ACCESS_ACCEPT
+        assert login("alice", f"alice-pw{alice.code(time.time() + 30)}".encode()) == ACCESS_ACCEPT
     finally:
         for c in (fuzzer, legacy, stranger, control):
             c.close()
@@ -181,8 +189,8 @@ def test_fuzz(make_server: type[RadiusServer]) -> None:
     assert counters["received"] >= FUZZ_PACKETS, counters  # the server saw them all (none lost to a full buffer)
     assert counters["accept"] == 2  # alice, twice
     assert counters["errors"] == 0 and counters["evaluate_errors"] == 0, counters
-    dropped = sum(counters[k] for k in ("unknown_client", wire.MALFORMED, wire.BAD_AUTHENTICATOR,
-                                        wire.MISSING_MESSAGE_AUTHENTICATOR, wire.UNSUPPORTED_CODE))
+    dropped = sum(counters[k] for k in ("unknown_client", MALFORMED, BAD_AUTHENTICATOR,
+                                        MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE))
     assert dropped > 0.9 * FUZZ_PACKETS, counters
     # Memory: flat after the first 20 000 (allow 4 MiB of allocator noise and 30 s of cached replies).
     growth = rss[-1] - rss[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.decision import Verdict
@@ -23,7 +24,7 @@ from otpcore.reseal import row_identity
 from otpcore.service import Verifier
 from otpcore.store.sqlite import SqliteStore
 from otpcore.store.sqlite.turn import FlockTurn
-from radiusd import logsink, wire
+from radiusd import logsink
 from radiusd.admission import EMPTY, Admission
 from radiusd.server import PRECHECK_MIN, Worker
 from radiusd.storeguard import GuardedVerifier
@@ -179,7 +180,7 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
             releaser.join()
             assert prechecked == [len(secrets)]
             codes = sorted(check_reply(sent[raw[1]], raw).code for raw in (sink.recv(4096) for _ in sent))
-            expected = wire.ACCESS_ACCEPT if attempt == "first" else wire.ACCESS_REJECT
+            expected = ACCESS_ACCEPT if attempt == "first" else ACCESS_REJECT
             assert codes == [expected] * len(secrets), attempt
         verifier = guarded._verifier
         assert verifier.codes.prechecked == {}  # every result was used by its login

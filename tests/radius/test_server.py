@@ -15,7 +15,14 @@ import pytest
 from pyrad import packet as rpacket
 from pyrad.client import Timeout
 
-from radiusd import wire
+from otpbase.radius import (
+    ACCESS_ACCEPT,
+    ACCESS_CHALLENGE,
+    ACCESS_REJECT,
+    BAD_AUTHENTICATOR,
+    MISSING_MESSAGE_AUTHENTICATOR,
+    STATUS_SERVER,
+)
 
 from .helpers import (
     SECRET,
@@ -97,19 +104,19 @@ def test_rejects(server: RadiusServer, case: str) -> None:
     }[case]
     with UdpClient(server.address) as client:
         reply = client.ask(build_request(name, password))
-    assert reply.code == wire.ACCESS_REJECT
+    assert reply.code == ACCESS_REJECT
     assert reply.message == "Authentication failed"  # says nothing of which factor failed
     with UdpClient(server.address) as client:  # the code was not used up: the right password still works
         ok = client.ask(build_request(user.name, b"password" + code.encode()))
-    assert ok.code == wire.ACCESS_ACCEPT
+    assert ok.code == ACCESS_ACCEPT
 
 
 def test_same_code_twice_is_rejected(server: RadiusServer) -> None:
     carol = server.add_user("carol", "pw")
     password = f"pw{carol.code()}".encode()
     with UdpClient(server.address) as client:
-        assert client.ask(build_request("carol", password)).code == wire.ACCESS_ACCEPT
-        assert client.ask(build_request("carol", password)).code == wire.ACCESS_REJECT
+        assert client.ask(build_request("carol", password)).code == ACCESS_ACCEPT
+        assert client.ask(build_request("carol", password)).code == ACCESS_REJECT
     assert [d["reason"] for d in server.decisions("carol")] == ["ok", "replay"]
 
 
@@ -118,7 +125,7 @@ def test_retransmission_gets_identical_accept_bytes_and_is_not_evaluated_again(s
     sent = build_request("dan", f"pw{dan.code()}".encode())
     with UdpClient(server.address) as client:
         first = client.exchange(sent)
-        assert first is not None and first[0] == wire.ACCESS_ACCEPT
+        assert first is not None and first[0] == ACCESS_ACCEPT
         for _ in range(3):
             assert client.exchange(sent) == first
     assert len(server.decisions("dan")) == 1
@@ -130,10 +137,10 @@ def test_retransmission_gets_identical_accept_bytes_and_is_not_evaluated_again(s
 def test_every_reply_has_a_valid_message_authenticator_first(server: RadiusServer) -> None:
     erin = server.add_user("erin", "pw")
     with UdpClient(server.address) as client:
-        for sent, code in ((build_request("erin", f"pw{erin.code()}".encode()), wire.ACCESS_ACCEPT),
-                           (build_request("erin", b"pw000000x"), wire.ACCESS_REJECT),
-                           (build_request("erin", b"pw"), wire.ACCESS_CHALLENGE),
-                           (build_request(None, None, code=wire.STATUS_SERVER), wire.ACCESS_ACCEPT)):  # RFC 5997
+        for sent, code in ((build_request("erin", f"pw{erin.code()}".encode()), ACCESS_ACCEPT),
+                           (build_request("erin", b"pw000000x"), ACCESS_REJECT),
+                           (build_request("erin", b"pw"), ACCESS_CHALLENGE),
+                           (build_request(None, None, code=STATUS_SERVER), ACCESS_ACCEPT)):  # RFC 5997
             assert client.ask(sent).code == code  # check_reply asserts the Message-Authenticator's place and value
 
 
@@ -143,7 +150,7 @@ def test_missing_message_authenticator_gets_no_answer(server: RadiusServer) -> N
     with UdpClient(server.address) as client:
         sent = build_request("fay", f"pw{fay.code()}".encode(), ma=False)
         assert client.exchange(sent, timeout=SILENCE_TIMEOUT) is None
-    assert server.counters()[wire.MISSING_MESSAGE_AUTHENTICATOR] == before[wire.MISSING_MESSAGE_AUTHENTICATOR] + 1
+    assert server.counters()[MISSING_MESSAGE_AUTHENTICATOR] == before[MISSING_MESSAGE_AUTHENTICATOR] + 1
     assert server.decisions("fay") == []
 
 
@@ -153,7 +160,7 @@ def test_wrong_secret_gets_no_answer(server: RadiusServer) -> None:
     out = radclient(server, f'User-Name = "gus", User-Password = "pw{gus.code()}", Message-Authenticator = 0x00',
                     secret="wrong-secret")
     assert out.returncode != 0 and "Received" not in out.stdout
-    assert server.counters()[wire.BAD_AUTHENTICATOR] >= before[wire.BAD_AUTHENTICATOR] + 1
+    assert server.counters()[BAD_AUTHENTICATOR] >= before[BAD_AUTHENTICATOR] + 1
     assert server.decisions("gus") == []
 
 
@@ -175,19 +182,19 @@ def test_status_server_is_answered(server: RadiusServer) -> None:
 
 def test_most_specific_client_wins(server: RadiusServer) -> None:
     with UdpClient(server.address, source="127.0.0.5") as wide:  # only in 127.0.0.0/24
-        sent = build_request(None, None, code=wire.STATUS_SERVER, secret=b"wide-secret")
-        assert wide.ask(sent).code == wire.ACCESS_ACCEPT
+        sent = build_request(None, None, code=STATUS_SERVER, secret=b"wide-secret")
+        assert wide.ask(sent).code == ACCESS_ACCEPT
     with UdpClient(server.address) as local:  # 127.0.0.1 is in both: its own entry wins
-        assert local.exchange(build_request(None, None, code=wire.STATUS_SERVER, secret=b"wide-secret"),
+        assert local.exchange(build_request(None, None, code=STATUS_SERVER, secret=b"wide-secret"),
                               timeout=SILENCE_TIMEOUT) is None
-        assert local.ask(build_request(None, None, code=wire.STATUS_SERVER)).code == wire.ACCESS_ACCEPT
+        assert local.ask(build_request(None, None, code=STATUS_SERVER)).code == ACCESS_ACCEPT
 
 
 def test_client_without_message_authenticator_requirement(server: RadiusServer) -> None:
     hal = server.add_user("hal", "pw")
     with UdpClient(server.address, source="127.0.0.3") as legacy:
         reply = legacy.ask(build_request("hal", f"pw{hal.code()}".encode(), ma=False))
-        assert reply.code == wire.ACCESS_ACCEPT
+        assert reply.code == ACCESS_ACCEPT
         # Proxy-State without a Message-Authenticator: dropped even here (BlastRADIUS).
         sent = build_request("hal", b"pw", ma=False, proxy_state=[b"p1"])
         assert legacy.exchange(sent, timeout=SILENCE_TIMEOUT) is None
@@ -202,7 +209,7 @@ def test_proxy_state_is_echoed_in_order(server: RadiusServer) -> None:
 def test_ipv6_listen_and_client(server: RadiusServer) -> None:
     ivy = server.add_user("ivy", "pw")
     with UdpClient(("::1", server.port), source="::1") as client:
-        assert client.ask(build_request("ivy", f"pw{ivy.code()}".encode())).code == wire.ACCESS_ACCEPT
+        assert client.ask(build_request("ivy", f"pw{ivy.code()}".encode())).code == ACCESS_ACCEPT
     out = radclient(server, "Message-Authenticator = 0x00", command="status", host="::1")
     assert "Received Access-Accept" in out.stdout, out.stdout + out.stderr
 
@@ -231,10 +238,10 @@ def test_expired_state_is_rejected(make_server: type[RadiusServer]) -> None:
     srv.start()
     with UdpClient(srv.address) as client:
         challenge = client.ask(build_request("kim", b"pw"))
-        assert challenge.code == wire.ACCESS_CHALLENGE
+        assert challenge.code == ACCESS_CHALLENGE
         time.sleep(1.1)  # challenge_timeout = 1
         reply = client.ask(build_request("kim", kim.code().encode(), state=challenge.state))
-    assert reply.code == wire.ACCESS_REJECT
+    assert reply.code == ACCESS_REJECT
     assert srv.decisions("kim")[-1]["reason"] == "expired_state"
 
 
@@ -244,9 +251,9 @@ def test_state_is_bound_to_the_user(server: RadiusServer) -> None:
     with UdpClient(server.address) as client:
         challenge = client.ask(build_request("lea", b"pw"))
         reply = client.ask(build_request("mo", mo.code().encode(), state=challenge.state))
-        assert reply.code == wire.ACCESS_REJECT
+        assert reply.code == ACCESS_REJECT
         # The State is used up by the attempt: lea has to start over.
-        assert client.ask(build_request("lea", lea.code().encode(), state=challenge.state)).code == wire.ACCESS_REJECT
+        assert client.ask(build_request("lea", lea.code().encode(), state=challenge.state)).code == ACCESS_REJECT
 
 
 # -- first factors -----------------------------------------------------------------------------------------------------
@@ -255,8 +262,8 @@ def test_state_is_bound_to_the_user(server: RadiusServer) -> None:
 def test_first_factor_none_takes_the_code_alone(server: RadiusServer) -> None:
     ned = server.add_user("ned", "pw")
     with UdpClient(server.address, source="127.0.0.2") as otp_only:
-        assert otp_only.ask(build_request("ned", f"pw{ned.code()}".encode())).code == wire.ACCESS_REJECT
-        assert otp_only.ask(build_request("ned", ned.code().encode())).code == wire.ACCESS_ACCEPT
+        assert otp_only.ask(build_request("ned", f"pw{ned.code()}".encode())).code == ACCESS_REJECT
+        assert otp_only.ask(build_request("ned", ned.code().encode())).code == ACCESS_ACCEPT
 
 
 def test_first_factor_pam_through_a_real_pam_stack(make_server: type[RadiusServer], tmp_path: Path) -> None:
@@ -277,11 +284,11 @@ def test_first_factor_pam_through_a_real_pam_stack(make_server: type[RadiusServe
         srv.start()
         with UdpClient(srv.address) as client:
             assert client.ask(build_request("pamuser", f"pam-secret{user.code()}".encode())).code == \
-                wire.ACCESS_ACCEPT
+                ACCESS_ACCEPT
             assert client.ask(build_request("pamuser", f"pam-secreX{user.code(time.time() + 30)}".encode())
-                              ).code == wire.ACCESS_REJECT
+                              ).code == ACCESS_REJECT
             challenge = client.ask(build_request("pamuser", b"pam-secret"))
-            assert challenge.code == wire.ACCESS_CHALLENGE
+            assert challenge.code == ACCESS_CHALLENGE
         assert [d["reason"] for d in srv.decisions("pamuser")] == ["ok", "wrong_password", "challenge"]
     finally:
         pam_file.unlink()
@@ -296,14 +303,14 @@ def test_lockout_unlock_and_audit(server: RadiusServer) -> None:
         for wrong in ("000001", "000002", "000003"):  # max_failures = 3 in this server
             if wrong in (olga.code(), olga.code(time.time() - 30), olga.code(time.time() + 30)):
                 continue
-            assert client.ask(build_request("olga", f"pw{wrong}".encode())).code == wire.ACCESS_REJECT
+            assert client.ask(build_request("olga", f"pw{wrong}".encode())).code == ACCESS_REJECT
         locked = client.ask(build_request("olga", f"pw{olga.code()}".encode()))
-        assert locked.code == wire.ACCESS_REJECT
+        assert locked.code == ACCESS_REJECT
         assert server.decisions("olga")[-1]["result"] == "locked"
         out = server.otp_admin("user", "unlock", "olga")
         assert out.returncode == 0, out.stderr
         reply = client.ask(build_request("olga", f"pw{olga.code(time.time() + 30)}".encode()))
-        assert reply.code == wire.ACCESS_ACCEPT
+        assert reply.code == ACCESS_ACCEPT
     audit = server.otp_admin("audit", "--user", "olga")
     assert audit.returncode == 0, audit.stderr
     assert "locked" in audit.stdout and "unlocked" in audit.stdout
@@ -316,7 +323,7 @@ def test_lockout_unlock_and_audit(server: RadiusServer) -> None:
 def test_sighup_reloads_clients_and_policy(make_server: type[RadiusServer]) -> None:
     srv = make_server(clients=[Client("local", "127.0.0.1")]).start()
     with UdpClient(srv.address, source="127.0.0.7") as newcomer:
-        status = build_request(None, None, code=wire.STATUS_SERVER, secret=b"new-secret")
+        status = build_request(None, None, code=STATUS_SERVER, secret=b"new-secret")
         assert newcomer.exchange(status, timeout=SILENCE_TIMEOUT) is None
         srv.clients.append(Client("newcomer", "127.0.0.7", secret="new-secret"))
         srv.policy["challenge"] = False
@@ -324,17 +331,17 @@ def test_sighup_reloads_clients_and_policy(make_server: type[RadiusServer]) -> N
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGHUP)
         srv.wait_log(r"reloaded .*2 clients")
-        assert newcomer.ask(build_request(None, None, code=wire.STATUS_SERVER, secret=b"new-secret")).code == \
-            wire.ACCESS_ACCEPT
+        assert newcomer.ask(build_request(None, None, code=STATUS_SERVER, secret=b"new-secret")).code == \
+            ACCESS_ACCEPT
     srv.add_user("pat", "pw")
     with UdpClient(srv.address) as client:  # challenge = false now: the password alone is rejected
-        assert client.ask(build_request("pat", b"pw")).code == wire.ACCESS_REJECT
+        assert client.ask(build_request("pat", b"pw")).code == ACCESS_REJECT
     # A broken file on SIGHUP keeps the running configuration.
     srv.config_path.write_text("[radius]\nworkers = 'many'\n")
     srv.proc.send_signal(signal.SIGHUP)
     srv.wait_log(r"reload failed.*radius\.workers")
     with UdpClient(srv.address) as client:
-        assert client.ask(build_request(None, None, code=wire.STATUS_SERVER)).code == wire.ACCESS_ACCEPT
+        assert client.ask(build_request(None, None, code=STATUS_SERVER)).code == ACCESS_ACCEPT
 
 
 def test_config_error_exits_2_with_one_line_naming_the_key(tmp_path: Path) -> None:

@@ -10,9 +10,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from otpbase.radius import (
+    ACCESS_ACCEPT,
+    ACCESS_CHALLENGE,
+    ACCESS_REJECT,
+    BAD_AUTHENTICATOR,
+    MALFORMED,
+    MISSING_MESSAGE_AUTHENTICATOR,
+    STATUS_SERVER,
+    UNSUPPORTED_CODE,
+)
 from otpcore.config import ClientConfig, Config, RadiusConfig
 from otpcore.decision import Decision, Reason, Verdict
-from radiusd import wire
 from radiusd.server import Worker, bind_sockets
 
 from .helpers import SECRET, UdpClient, build_request
@@ -101,7 +110,7 @@ def test_retransmission_during_evaluation_is_dropped_then_answered_from_cache(ru
         wait_for(lambda: running.worker.counters()["duplicate_in_flight"] == 1)
         running.verifier.gate.set()
         first = client.receive()
-        assert first is not None and first[0] == wire.ACCESS_ACCEPT
+        assert first is not None and first[0] == ACCESS_ACCEPT
         assert client.receive(0.2) is None  # the dropped retransmission got no second answer
         client.send(sent.raw)  # after the answer: the same bytes from the cache
         assert client.receive() == first
@@ -129,17 +138,17 @@ def test_evaluation_error_gives_no_answer_and_a_retransmission_is_evaluated_agai
 def test_challenge_state_goes_to_answer_challenge(running: Running) -> None:
     with UdpClient(running.address) as client:
         challenge = client.ask(build_request("carol", b"pw"))
-        assert challenge.code == wire.ACCESS_CHALLENGE and challenge.state == b"S" * 16
+        assert challenge.code == ACCESS_CHALLENGE and challenge.state == b"S" * 16
         assert challenge.message == "Code?"
         accept = client.ask(build_request("carol", b"123456", state=challenge.state))
-        assert accept.code == wire.ACCESS_ACCEPT
+        assert accept.code == ACCESS_ACCEPT
     assert [c[0] for c in running.verifier.calls] == ["login", "answer"]
 
 
 def test_chap_is_rejected_without_asking_the_core(running: Running) -> None:
     with UdpClient(running.address) as client:
         reply = client.ask(build_request("dave", None, extra=[(3, bytes(17))]))
-    assert reply.code == wire.ACCESS_REJECT
+    assert reply.code == ACCESS_REJECT
     assert running.verifier.calls == []
 
 
@@ -148,7 +157,7 @@ def test_status_server_is_answered_in_the_receiving_thread(running: Running) -> 
         client.send(build_request("slow", b"pw123456").raw)
         wait_for(lambda: len(running.verifier.calls) == 1)
         # The evaluating thread is blocked; Status-Server is still answered.
-        assert client.ask(build_request(None, None, code=wire.STATUS_SERVER)).code == wire.ACCESS_ACCEPT
+        assert client.ask(build_request(None, None, code=STATUS_SERVER)).code == ACCESS_ACCEPT
         running.verifier.gate.set()
 
 
@@ -162,10 +171,10 @@ def test_drops_are_counted(running: Running) -> None:
         stranger.send(build_request("x", b"pw").raw)
     wait_for(lambda: running.worker.counters()["received"] == 5)
     counters = running.worker.counters()
-    assert counters[wire.MALFORMED] == 1
-    assert counters[wire.MISSING_MESSAGE_AUTHENTICATOR] == 1
-    assert counters[wire.BAD_AUTHENTICATOR] == 1
-    assert counters[wire.UNSUPPORTED_CODE] == 1
+    assert counters[MALFORMED] == 1
+    assert counters[MISSING_MESSAGE_AUTHENTICATOR] == 1
+    assert counters[BAD_AUTHENTICATOR] == 1
+    assert counters[UNSUPPORTED_CODE] == 1
     assert counters["unknown_client"] == 1
     assert running.verifier.calls == []
 

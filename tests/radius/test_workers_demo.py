@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from radiusd import wire
+from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
 
 from .helpers import READY_TIMEOUT, Client, RadiusServer, UdpClient, build_request, free_udp_port, tool, totp
 
@@ -24,15 +24,15 @@ def test_workers_share_the_port_and_refuse_a_code_accepted_by_the_other(make_ser
     probes = [UdpClient(srv.address) for _ in range(16)]
     try:
         for probe in probes:
-            assert probe.ask(build_request(f"probe-{probe.port}", b"000000")).code == wire.ACCESS_REJECT
+            assert probe.ask(build_request(f"probe-{probe.port}", b"000000")).code == ACCESS_REJECT
         by_worker: dict[str, UdpClient] = {}
         for probe in probes:
             by_worker.setdefault(srv.decisions(f"probe-{probe.port}")[0]["worker"], probe)
         assert set(by_worker) == {"1", "2"}, "both workers should answer"
         first, second = by_worker["1"], by_worker["2"]
         code = wes.code().encode()
-        assert first.ask(build_request("wes", code)).code == wire.ACCESS_ACCEPT
-        assert second.ask(build_request("wes", code)).code == wire.ACCESS_REJECT
+        assert first.ask(build_request("wes", code)).code == ACCESS_ACCEPT
+        assert second.ask(build_request("wes", code)).code == ACCESS_REJECT
     finally:
         for probe in probes:
             probe.close()

@@ -1,13 +1,13 @@
 """The long network fuzz: a million hostile packets against a running otp-radiusd (issue 7, hostile packets).
 
-    .venv/bin/python bench/fuzz_network.py --packets 1000000 [--rate 15000] [--workers 1] [--seed N] [--keep DIR]
+    .venv/bin/python -m tests.hardening.long_fuzz --packets 1000000 [--rate 15000] [--workers 1] [--seed N] [--keep DIR]
 
-Starts a throw-away installation (tests/hardening/hostile.py: clients, users, packet families), sends the packets
-with a Status-Server round trip every 400 and a real password+code login every 5 000, then prints the figures:
+from the checkout. Starts a throw-away installation (hostile.py here: clients, users, packet families), sends the
+packets with a Status-Server round trip every 400 and a real password+code login every 5 000, then prints the figures:
 packets per family, replies, accepts (must be 0), control logins (all accepted), the server's counters and its RSS
 along the run (flat once past the ~90 s warm-up: --packets 3000000 --rate 15000 shows it). Exit status 0 when every
-check holds, 1 otherwise. The CI runs the same with 100 000 packets
-(tests/hardening/test_fuzz_network.py).
+check holds, 1 otherwise. The CI runs the same with 100 000 packets (test_fuzz_network.py here). It lives beside that
+test, not in bench/, because it is that test, longer: it shares its harness, and bench/ imports nothing from tests/.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from otpbase.radius import ACCESS_REJECT
 
-from radiusd import wire
-from tests.hardening.hostile import FAMILIES, prepare_target, run_fuzz
-from tests.hardening.kit import Store, reject_reasons
+from .hostile import FAMILIES, prepare_target, run_fuzz
+from .kit import Store, reject_reasons
 
 
 def main() -> int:
@@ -58,7 +57,7 @@ def main() -> int:
           f"accepts in the log {accepts}")
     checks = {
         "every family sent": set(report.families) == set(FAMILIES),
-        "no hostile packet accepted": not report.accepted and set(report.replies) <= {wire.ACCESS_REJECT},
+        "no hostile packet accepted": not report.accepted and set(report.replies) <= {ACCESS_REJECT},
         "server alive, no errors, clean exit": alive and rc == 0 and counters["errors"] == 0
         and counters["evaluate_errors"] == 0 and "Traceback" not in log,
         "every control login accepted": not report.control_failures
