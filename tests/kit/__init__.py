@@ -1,0 +1,1 @@
+"""Shared test kit: server harnesses (slapd, ...), throw-away certificate authorities, ports and network faults."""
