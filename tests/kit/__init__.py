@@ -1,4 +1,2 @@
-"""The shared test kit: free ports, tools and server harnesses that every suite may use.
-
-It starts with the PostgreSQL harness (postgres.py, replication.py, and the pytest fixtures in pgfixtures.py).
-"""
+"""The shared test kit: free ports, tools, server harnesses (PostgreSQL, slapd), throw-away certificate
+authorities and network faults that every suite may use."""
