@@ -46,9 +46,11 @@ class CodeChecker:
             if ctx.throttled(door, client, now):
                 return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.THROTTLED)
             row, token_rows = ctx.store.user_with_tokens(user)  # under the write lock: the state we decide on
-            if row is None:
-                pol.check_code([ctx.phantom], code, ctx.policy, now)  # the work a real user's check costs
-                ctx.count_client_failure(door, client, now)
+            if row is None:  # refused, counted and locked as a real user is, at the same cost
+                if ctx.phantom_locked(user, now):
+                    return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
+                pol.check_code([ctx.phantom], code, ctx.policy, now)
+                ctx.count_failure(None, _entry(code), door, client, now, user=user)
                 return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
             if ctx.is_locked(row, now):
                 return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)

@@ -22,6 +22,8 @@ REJECT_MESSAGE = "Authentication failed"
 WELCOME_MESSAGE = "Welcome"
 _MESSAGES = {Verdict.ACCEPT: WELCOME_MESSAGE, Verdict.CHALLENGE: CHALLENGE_MESSAGE}
 _OPENED_MAX = 200_000  # unsealed secrets kept per verifier (about 25 MB for 100 000 tokens)
+_PHANTOM_PURGE_EVERY = 600.0  # seconds between two purges of the failure states of names nobody has
+_PHANTOM_KEPT = 86_400.0  # how long such a state is kept after its lockout could last
 # The doors whose clients are throttled on failed logins: not the admin at a terminal.
 _THROTTLED_DOORS = frozenset({"radius", "pam", "web"})
 
@@ -38,6 +40,7 @@ class VerifyContext:
         # Users who do not exist are checked as if they had one 6-digit TOTP token with this secret, so that they
         # cost what a real user costs.
         self.phantom = pol.OtpToken(0, "totp", os.urandom(20), "SHA1", 6, 30, 0, 0, -1, 0, None)
+        self._next_phantom_purge = 0.0
 
     # -- the end of every decision ------------------------------------------------------------------------------------
 
@@ -57,19 +60,40 @@ class VerifyContext:
     def is_locked(self, row: UserRow, now: float) -> bool:
         return pol.is_locked(self.failures(row), self.policy, now)
 
-    def count_failure(self, row: UserRow | None, entry: bytes, door: str, client: str, now: float) -> bool:
+    def phantom_locked(self, user: str, now: float) -> bool:
+        """Whether a name nobody has is locked: it is counted and locked as a user is (otpcore.store.phantoms)."""
+        return pol.is_locked(self.store.phantom_failures(self._phantom_key(user)), self.policy, now)
+
+    def count_failure(self, row: UserRow | None, entry: bytes, door: str, client: str, now: float, *,
+                      user: str = "") -> bool:
         """A failed login: one more toward the user's lockout (the same entry again counts once) and toward the
-        client's throttle. `entry` is what was typed (kept only as a keyed fingerprint). Returns True when the user
-        is locked now."""
+        client's throttle. `entry` is what was typed (kept only as a keyed fingerprint). A name nobody has (`row`
+        None, the name in `user`) is counted the same way, at the same cost. Returns True when locked now."""
         self.count_client_failure(door, client, now)
         if row is None:
-            return False
+            key = self._phantom_key(user)
+            failures = self.store.phantom_failures(key)
+            new = pol.record_failure(failures, self.sealer.fingerprint(b"login", key, entry), self.policy, now)
+            if new != failures:
+                self.store.set_phantom_failures(key, new, now)
+                self._purge_phantoms(now)
+            return pol.is_locked(new, self.policy, now)
         failures = self.failures(row)
         new = pol.record_failure(failures, self.sealer.fingerprint(b"login", b"%d" % row.id, entry), self.policy,
                                  now)
         if new != failures:
             self.store.set_failure_state(row.id, new)
         return pol.is_locked(new, self.policy, now)
+
+    def _phantom_key(self, user: str) -> bytes:
+        return self.sealer.fingerprint(b"phantom-user", user.encode("utf-8", "surrogatepass"))
+
+    def _purge_phantoms(self, now: float) -> None:
+        """Now and then, forget the names nobody has that were not tried for a day (beyond the longest lockout)."""
+        if now >= self._next_phantom_purge:
+            self._next_phantom_purge = now + _PHANTOM_PURGE_EVERY
+            self.store.purge_phantoms(now - max(self.policy.lockout_max_seconds, self.policy.lockout_seconds)
+                                      - _PHANTOM_KEPT)
 
     def clear_failures(self, row: UserRow) -> None:
         """A successful login: the count of failures and of lockouts in a row starts again."""

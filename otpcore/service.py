@@ -229,9 +229,9 @@ class Verifier:
         ctx = self.ctx
         with ctx.store.transaction():
             row = ctx.store.user(user)  # the failure state under the write lock
-            if row is not None and ctx.is_locked(row, now):
-                return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
-            locked = ctx.count_failure(row, entry, door, client, now)
+            if ctx.phantom_locked(user, now) if row is None else ctx.is_locked(row, now):
+                return ctx.finish(user, door, client, now, Verdict.LOCKED, reason if row is None else Reason.LOCKED)
+            locked = ctx.count_failure(row, entry, door, client, now, user=user)
             return ctx.finish(user, door, client, now, Verdict.LOCKED if locked else Verdict.REJECT, reason)
 
     def _password_only(self, row: UserRow, token_rows: Sequence[TokenRow], *, door: str, client: str, now: float
@@ -332,6 +332,8 @@ class Verifier:
         assert challenge.code_hash is not None
         if not hmac.compare_digest(challenge.code_hash, self._phantom_hash(user)):
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.BAD_STATE)
+        if ctx.phantom_locked(user, now):
+            return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
         if now >= (challenge.state_expires or challenge.expires) and now < challenge.expires:
             ctx.store.add_challenge(challenge)
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.EXPIRED_STATE)
@@ -344,7 +346,8 @@ class Verifier:
         if outcome is oob.CodeOutcome.EXHAUSTED and attempts == challenge.attempts:
             ctx.store.add_challenge(challenge)
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.TOO_MANY_ATTEMPTS)
-        ctx.count_client_failure(door, client, now)
+        if ctx.count_failure(None, code.encode("utf-8", "surrogatepass"), door, client, now, user=user):
+            return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
         return self.codes.retry(challenge, attempts, outcome, user, Reason.UNKNOWN_USER, door=door, client=client,
                                 now=now)
 

@@ -203,3 +203,18 @@ def test_user_show_says_where_the_user_stands(cli_alice: Cli) -> None:
     cli_alice.ok("user", "unlock", "alice")
     shown = json.loads(cli_alice.ok("user", "show", "alice", "--json"))
     assert (shown["locked"], shown["locked_until"], shown["lockouts_in_a_row"]) == (False, None, 0)
+
+
+def test_unknown_names_are_counted_and_locked_like_users(alice: Installation) -> None:
+    """A name nobody has used to be refused without a count, so a lockout (PAM: PAM_MAXTRIES) told that a name
+    exists. Now both go the same way, and both cost a row read and a row written."""
+    v = alice.verifier(max_failures=3, lockout_seconds=0)
+
+    def run(user: str, password: bytes) -> list[Verdict]:
+        verdicts = [login(v, code(STEP + n).encode(), user=user, first_factor="none")[0] for n in (5, 6, 7, 8)]
+        verdicts.append(login(v, password + code(STEP).encode(), user=user)[0])
+        return verdicts
+
+    assert run("alice", b"password") == run("nobody", b"password") == [
+        Verdict.REJECT, Verdict.REJECT, Verdict.REJECT, Verdict.LOCKED, Verdict.LOCKED]
+    assert alice.token(1).last_step == -1

@@ -17,6 +17,7 @@ from ...errors import StoreError
 from ..audit import Audit, AuditSql
 from ..challenges import Challenges, ChallengeSql
 from ..dialect import SQLITE
+from ..phantoms import Phantoms, PhantomSql
 from ..rows import SCHEMA_VERSION
 from ..sessions import Sessions, SessionSql
 from ..sqlcore import Params
@@ -29,7 +30,7 @@ __all__ = ["BUSY_TIMEOUT_MS", "SqliteStore"]
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
+class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms):
     """A Store (otpcore.store.interface) on one SQLite connection; also Checkpointing."""
 
     dialect = SQLITE
@@ -40,6 +41,7 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
     _audit_sql = AuditSql(SQLITE)
     _session_sql = SessionSql(SQLITE)
     _throttle_sql = ThrottleSql(SQLITE)
+    _phantom_sql = PhantomSql(SQLITE)
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         super().__init__()

@@ -84,7 +84,14 @@ def _migration_audit_source(db: Any) -> None:
     db.execute("ALTER TABLE audit ADD COLUMN source TEXT")
 
 
+def _migration_phantoms(db: Any) -> None:
+    """Failed logins of names nobody has, counted and locked like a user's (otpcore.store.phantoms)."""
+    db.execute("CREATE TABLE phantoms (key BLOB PRIMARY KEY, failures INTEGER NOT NULL, last_bad BLOB, "
+               "locked_at FLOAT, lockouts INTEGER NOT NULL, updated FLOAT NOT NULL)")
+    db.execute("CREATE INDEX idx_phantoms_updated ON phantoms (updated)")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Any], None]]] = [
     (1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends), (4, _migration_hardening),
-    (5, _migration_audit_source),
+    (5, _migration_audit_source), (6, _migration_phantoms),
 ]
