@@ -193,150 +193,190 @@ def run(requests: Sequence[bytes], server: tuple[str, int], *, window: int = 64,
 
 def _loop(requests: Sequence[bytes], socks: list[socket.socket], n: int, limit: int, rate: float | None,
           timeout: float, keep_replies: bool) -> Result:
-    nsock = len(socks)
-    # Open loop: replies are timed by the kernel as they arrive (SO_TIMESTAMPNS), so the latency does not include
-    # the generator's own delay in reading them (it shares the CPUs with the server); sends by the same clock.
-    stamps = rate is not None
-    clock = time.time if stamps else time.perf_counter
-    if stamps:
-        for s in socks:
-            s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    poller = select.epoll()
-    fd_index = {}
-    for k, s in enumerate(socks):
-        poller.register(s.fileno(), select.EPOLLIN)
-        fd_index[s.fileno()] = k
-    sends = [s.send for s in socks]
-    recvs = [s.recv for s in socks]
-    recvmsgs = [s.recvmsg for s in socks]
-    # free[id]: sockets whose slot for this ID is free, in the order they will be used; slot = socket << 8 | ID.
-    # Request i leaves on socket i % nsock while nothing is late: the load is spread evenly over the source ports.
-    free = [deque((ident + k) % nsock for k in range(nsock)) for ident in range(256)]
-    sent_at = [0.0] * (nsock * 256)
-    req_of = [0] * (nsock * 256)
-    codes = bytearray(n)
-    latencies: list[float] = []
-    lat_append = latencies.append
-    replies: dict[int, bytes] = {}
-    timeouts = strays = late_sends = 0
-    max_lag = 0.0
-    outstanding = 0
-    i = 0
-    interval = 1.0 / rate if rate else 0.0
-    start = clock()
-    next_scan = start + min(0.05, timeout / 4)
-    last_event = start
-    poll = poller.poll
-    while i < n or outstanding:
-        now = clock()
-        # -- send what the window (or the schedule) allows
-        if rate is None:
-            while outstanding < limit and i < n:
-                pkt = requests[i]
-                fl = free[pkt[1]]
-                if not fl:
-                    break  # every socket still waits for this ID: wait for a reply
-                k = fl.popleft()
-                slot = (k << 8) | pkt[1]
-                req_of[slot] = i
-                sent_at[slot] = clock()
-                try:
-                    sends[k](pkt)
-                except BlockingIOError:  # send buffer full: try again after reading
-                    sent_at[slot] = 0.0
-                    fl.appendleft(k)
-                    break
-                except ConnectionRefusedError:  # ICMP from an earlier send: this one left, it will time out
-                    pass
-                i += 1
-                outstanding += 1
-            wait = timeout / 4
-        else:
-            due = start + i * interval
-            while i < n and due <= now:
-                pkt = requests[i]
-                fl = free[pkt[1]]
-                if not fl:
-                    break
-                k = fl.popleft()
-                slot = (k << 8) | pkt[1]
-                req_of[slot] = i
-                t = clock()
-                if t - due > 0.001:
-                    late_sends += 1
-                    max_lag = max(max_lag, t - due)
-                sent_at[slot] = t
-                try:
-                    sends[k](pkt)
-                except BlockingIOError:
-                    sent_at[slot] = 0.0
-                    fl.appendleft(k)
-                    break
-                except ConnectionRefusedError:
-                    pass
-                i += 1
-                outstanding += 1
-                due = start + i * interval
-            wait = max(0.0, due - clock()) if i < n else timeout / 4
-        # -- read what came back
-        for fd, _ in poll(min(wait, timeout / 4)):
-            k = fd_index[fd]
-            recv = recvs[k]
-            recvmsg = recvmsgs[k]
-            base = k << 8
-            while True:
-                try:
-                    if stamps:
-                        data, ancillary, _, _ = recvmsg(4096, 64)
-                    else:
-                        data = recv(4096)
-                except BlockingIOError:
-                    break
-                except ConnectionRefusedError:  # an ICMP error queued on the socket: not a reply
-                    continue
-                if stamps and ancillary:
-                    seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
-                    t = seconds + nanoseconds * 1e-9
-                else:
-                    t = clock()
-                if len(data) < 20:
-                    strays += 1
-                    continue
-                ident = data[1]
-                slot = base | ident
-                sent = sent_at[slot]
-                if not sent:
-                    strays += 1
-                    continue
+    state = _Run(requests, socks, n, limit, rate, timeout, keep_replies)
+    try:
+        return state.run()
+    finally:
+        state.poller.close()
+
+
+class _Run:
+    """One run of the generator. The hot paths bind what they use to locals once per batch (a batch is every
+    request the window or the schedule allows, or every reply waiting on a socket), not once per packet."""
+
+    def __init__(self, requests: Sequence[bytes], socks: list[socket.socket], n: int, limit: int,
+                 rate: float | None, timeout: float, keep_replies: bool) -> None:
+        self.requests, self.n, self.limit, self.rate, self.timeout = requests, n, limit, rate, timeout
+        self.keep_replies = keep_replies
+        self.nsock = nsock = len(socks)
+        # Open loop: replies are timed by the kernel as they arrive (SO_TIMESTAMPNS), so the latency does not include
+        # the generator's own delay in reading them (it shares the CPUs with the server); sends by the same clock.
+        self.stamps = rate is not None
+        self.clock = time.time if self.stamps else time.perf_counter
+        if self.stamps:
+            for s in socks:
+                s.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        self.poller = select.epoll()
+        self.fd_index = {}
+        for k, s in enumerate(socks):
+            self.poller.register(s.fileno(), select.EPOLLIN)
+            self.fd_index[s.fileno()] = k
+        self.sends = [s.send for s in socks]
+        self.recvs = [s.recv for s in socks]
+        self.recvmsgs = [s.recvmsg for s in socks]
+        # free[id]: sockets whose slot for this ID is free, in the order they will be used; slot = socket << 8 | ID.
+        # Request i leaves on socket i % nsock while nothing is late: the load is spread evenly over the source ports.
+        self.free = [deque((ident + k) % nsock for k in range(nsock)) for ident in range(256)]
+        self.sent_at = [0.0] * (nsock * 256)
+        self.req_of = [0] * (nsock * 256)
+        self.codes = bytearray(n)
+        self.latencies: list[float] = []
+        self.replies: dict[int, bytes] = {}
+        self.timeouts = self.strays = self.late_sends = 0
+        self.max_lag = 0.0
+        self.outstanding = 0
+        self.i = 0
+        self.interval = 1.0 / rate if rate else 0.0
+        self.start = self.clock()
+        self.next_scan = self.start + min(0.05, timeout / 4)
+        self.last_event = self.start
+        # What each hot path reads, in one tuple: one attribute lookup per batch instead of one per name.
+        self._sending = (self.requests, self.free, self.sent_at, self.req_of, self.sends, self.clock)
+        self._reading = (self.stamps, self.clock, self.sent_at, self.req_of, self.codes, self.free,
+                         self.latencies.append, keep_replies)
+
+    def run(self) -> Result:
+        poll, fd_index, quarter = self.poller.poll, self.fd_index, self.timeout / 4
+        while self.i < self.n or self.outstanding:
+            wait = self._send_window() if self.rate is None else self._send_scheduled()
+            for fd, _ in poll(min(wait, quarter)):
+                self._read(fd_index[fd])
+            self._expire()
+        return Result(sent=self.i, elapsed=max(self.last_event - self.start, 1e-9), latencies=self.latencies,
+                      codes=self.codes, timeouts=self.timeouts, strays=self.strays, late_sends=self.late_sends,
+                      max_lag=self.max_lag, replies=self.replies)
+
+    def _send_window(self) -> float:
+        """Closed loop: send while fewer than `limit` are in flight. Returns how long to wait for replies."""
+        requests, free, sent_at, req_of, sends, clock = self._sending
+        i, outstanding, n, limit = self.i, self.outstanding, self.n, self.limit
+        while outstanding < limit and i < n:
+            pkt = requests[i]
+            fl = free[pkt[1]]
+            if not fl:
+                break  # every socket still waits for this ID: wait for a reply
+            k = fl.popleft()
+            slot = (k << 8) | pkt[1]
+            req_of[slot] = i
+            sent_at[slot] = clock()
+            try:
+                sends[k](pkt)
+            except BlockingIOError:  # send buffer full: try again after reading
                 sent_at[slot] = 0.0
-                lat_append(t - sent)
-                req = req_of[slot]
-                codes[req] = data[0]
-                if keep_replies:
-                    replies[req] = data
-                free[ident].append(k)
-                outstanding -= 1
-                last_event = t
-        # -- expire what waited too long
+                fl.appendleft(k)
+                break
+            except ConnectionRefusedError:  # ICMP from an earlier send: this one left, it will time out
+                pass
+            i += 1
+            outstanding += 1
+        self.i, self.outstanding = i, outstanding
+        return self.timeout / 4
+
+    def _send_scheduled(self) -> float:
+        """Open loop: send every request whose time has come. Returns how long until the next one is due."""
+        requests, free, sent_at, req_of, sends, clock = self._sending
+        i, n, start, interval = self.i, self.n, self.start, self.interval
         now = clock()
-        if now >= next_scan:
-            next_scan = now + min(0.05, timeout / 4)
-            cutoff = now - timeout
-            for slot, sent in enumerate(sent_at):
-                if sent and sent < cutoff:
-                    sent_at[slot] = 0.0  # retired: its socket never reuses this ID in this run
-                    timeouts += 1
-                    outstanding -= 1
-                    last_event = now
-            if rate is not None or outstanding or i < n:
-                # every socket retired this ID: nothing can carry request i any more
-                while i < n and not free[requests[i][1]] and not any(
-                        sent_at[(k << 8) | requests[i][1]] for k in range(nsock)):
-                    timeouts += 1
-                    i += 1
-    poller.close()
-    return Result(sent=i, elapsed=max(last_event - start, 1e-9), latencies=latencies, codes=codes,
-                  timeouts=timeouts, strays=strays, late_sends=late_sends, max_lag=max_lag, replies=replies)
+        due = start + i * interval
+        while i < n and due <= now:
+            pkt = requests[i]
+            fl = free[pkt[1]]
+            if not fl:
+                break
+            k = fl.popleft()
+            slot = (k << 8) | pkt[1]
+            req_of[slot] = i
+            t = clock()
+            if t - due > 0.001:
+                self.late_sends += 1
+                self.max_lag = max(self.max_lag, t - due)
+            sent_at[slot] = t
+            try:
+                sends[k](pkt)
+            except BlockingIOError:
+                sent_at[slot] = 0.0
+                fl.appendleft(k)
+                break
+            except ConnectionRefusedError:
+                pass
+            i += 1
+            self.outstanding += 1
+            due = start + i * interval
+        self.i = i
+        return max(0.0, due - clock()) if i < n else self.timeout / 4
+
+    def _read(self, k: int) -> None:
+        """Every reply waiting on socket k."""
+        stamps, clock, sent_at, req_of, codes, free, lat_append, keep_replies = self._reading
+        recv, recvmsg = self.recvs[k], self.recvmsgs[k]
+        base = k << 8
+        answered = 0
+        last = 0.0
+        while True:
+            try:
+                if stamps:
+                    data, ancillary, _, _ = recvmsg(4096, 64)
+                else:
+                    data = recv(4096)
+            except BlockingIOError:
+                break
+            except ConnectionRefusedError:  # an ICMP error queued on the socket: not a reply
+                continue
+            if stamps and ancillary:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(ancillary[0][2])
+                t = seconds + nanoseconds * 1e-9
+            else:
+                t = clock()
+            ident = data[1] if len(data) >= 20 else -1
+            sent = sent_at[base | ident] if ident >= 0 else 0.0
+            if not sent:
+                self.strays += 1
+                continue
+            slot = base | ident
+            sent_at[slot] = 0.0
+            lat_append(t - sent)
+            req = req_of[slot]
+            codes[req] = data[0]
+            if keep_replies:
+                self.replies[req] = data
+            free[ident].append(k)
+            answered += 1
+            last = t
+        if answered:
+            self.outstanding -= answered
+            self.last_event = last
+
+    def _expire(self) -> None:
+        """Retire what waited too long (its slot is never reused in this run)."""
+        now = self.clock()
+        if now < self.next_scan:
+            return
+        self.next_scan = now + min(0.05, self.timeout / 4)
+        cutoff = now - self.timeout
+        sent_at = self.sent_at
+        for slot, sent in enumerate(sent_at):
+            if sent and sent < cutoff:
+                sent_at[slot] = 0.0
+                self.timeouts += 1
+                self.outstanding -= 1
+                self.last_event = now
+        if self.rate is not None or self.outstanding or self.i < self.n:
+            requests, free, nsock = self.requests, self.free, self.nsock
+            # every socket retired this ID: nothing can carry request i any more
+            while self.i < self.n and not free[requests[self.i][1]] and not any(
+                    sent_at[(k << 8) | requests[self.i][1]] for k in range(nsock)):
+                self.timeouts += 1
+                self.i += 1
 
 
 def pin_to_cpu(cpu: int) -> None:

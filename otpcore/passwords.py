@@ -22,7 +22,9 @@ ARGON2_PARAMETERS = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1, "ha
 def _hasher() -> PasswordHasher:
     from argon2 import PasswordHasher  # imported on first use: a PAM login in local mode never needs it
 
-    return PasswordHasher(**ARGON2_PARAMETERS)
+    p = ARGON2_PARAMETERS
+    return PasswordHasher(time_cost=p["time_cost"], memory_cost=p["memory_cost"], parallelism=p["parallelism"],
+                          hash_len=p["hash_len"], salt_len=p["salt_len"])
 
 
 def hash_password(password: bytes) -> str:

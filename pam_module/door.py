@@ -15,14 +15,16 @@ Only names, verdicts and reasons are logged, never a code or a password.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
 from otpbase.escape import escape
 
+from .backend_local import LocalBackend
+from .backend_radius import RadiusBackend
 from .log import ERR, NOTICE, WARNING, Log
 from .options import OptionError, Options, parse_options
+from .outcome import ACCEPT, CHALLENGE, LOCKED, REJECT, UNAVAILABLE, Outcome, Unavailable
 
 TYPE_CHECKING = False  # typing itself costs a login several milliseconds: imported for type checkers only
 if TYPE_CHECKING:
@@ -31,181 +33,13 @@ if TYPE_CHECKING:
 __all__ = ["MAX_CHALLENGES", "Outcome", "authenticate"]
 
 MAX_CHALLENGES = 3  # challenge rounds in one login, as pam_radius_auth's max_challenge
-DOOR = "pam"
-
-ACCEPT, REJECT, CHALLENGE, LOCKED, UNAVAILABLE = "accept", "reject", "challenge", "locked", "unavailable"
-
-
-class Outcome:
-    __slots__ = ("detail", "kind", "message", "state")
-
-    def __init__(self, kind: str, detail: str = "", message: str = "", state: bytes | None = None) -> None:
-        self.kind = kind
-        self.detail = detail  # for the log: a reason or the server that answered (never a code)
-        self.message = message  # challenge prompt
-        self.state = state
+Backend = LocalBackend | RadiusBackend
 
 
 class _ConversationFailed(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
-
-
-class _Unavailable(Exception):
-    """The backend cannot be used (config, key, store, secret file, all servers down)."""
-
-
-# -- backends ---------------------------------------------------------------------------------------------------------
-
-
-class _Local:
-    """Verifies against the shared store with the core."""
-
-    def __init__(self, opts: Options, client: str, clock: Callable[[], float], rhost: str | None = None) -> None:
-        self.opts = opts
-        self.client = client
-        self.clock = clock
-        self.rhost = rhost  # the audit's source of each decision
-        self.verifier: Any = None
-
-    def open(self) -> None:
-        from otpcore.errors import OtpError
-        from otpcore.service import Verifier
-
-        from .trust import Untrusted
-
-        try:
-            self.verifier = Verifier.open(_trusted_config(self.opts.config))
-        except (Untrusted, OtpError) as exc:
-            raise _Unavailable(str(exc)) from None
-        except OSError as exc:
-            raise _Unavailable(f"store: {exc}") from None
-
-    def has_token(self, user: str) -> bool | None:
-        return bool(self._guarded(self.verifier.has_active_token, user))
-
-    def check(self, user: str, entry: str) -> Outcome:
-        if self.opts.first_factor == "store":
-            return self._decide(self.verifier.login, user, entry.encode("utf-8", "surrogateescape"),
-                                first_factor="store")
-        return self._decide(self.verifier.verify_code, user, "".join(entry.split()))
-
-    def answer(self, user: str, state: bytes, answer: str) -> Outcome:
-        return self._decide(self.verifier.answer_challenge, state, user, "".join(answer.split()).encode())
-
-    def close(self) -> None:
-        if self.verifier is not None:
-            self.verifier.close()
-            self.verifier = None
-
-    def _decide(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
-        from otpcore.decision import Reason, Verdict
-
-        decision = self._guarded(call, *args, door=DOOR, client=self.client, now=self.clock(), source=self.rhost,
-                                 **kwargs)
-        reason = str(decision.reason)
-        if decision.verdict is Verdict.ACCEPT:
-            return Outcome(ACCEPT, reason)
-        if decision.verdict is Verdict.LOCKED:
-            return Outcome(LOCKED, reason)
-        if decision.verdict is Verdict.CHALLENGE and decision.state:
-            return Outcome(CHALLENGE, reason, decision.message, decision.state)
-        if decision.reason in (Reason.FIRST_FACTOR_UNAVAILABLE, Reason.DELIVERY_FAILED):
-            return Outcome(UNAVAILABLE, reason)
-        return Outcome(REJECT, reason)
-
-    @staticmethod
-    def _guarded(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        from otpcore.errors import OtpError
-        try:
-            return call(*args, **kwargs)
-        except OtpError as exc:
-            raise _Unavailable(str(exc)) from None
-
-
-def _trusted_config(path: str) -> Any:
-    """The config at `path` (never one the environment names: setuid programs keep their caller's), with the store
-    and key it names, each checked by .trust and then used by its real path. Raises Untrusted."""
-    import dataclasses
-    from pathlib import Path
-
-    from otpcore.config import load_config
-
-    from .trust import trusted_owners, trusted_path
-
-    owners = trusted_owners()
-    config = load_config(trusted_path(path, "config file", owners))
-    store = trusted_path(config.store.path, "store file", owners)
-    for suffix in ("-wal", "-shm"):  # SQLite reads these as part of the store
-        if os.path.lexists(store + suffix):
-            trusted_path(store + suffix, "store file", owners)
-    key = trusted_path(config.store.key_file, "key file", owners)
-    return dataclasses.replace(config, store=dataclasses.replace(config.store, path=Path(store), key_file=Path(key)))
-
-
-class _Radius:
-    """Asks otp-radiusd (or any RADIUS server) with the module's own small client."""
-
-    def __init__(self, opts: Options, service: str | None, rhost: str | None, log: Log) -> None:
-        self.opts = opts
-        self.rhost = rhost
-        self.log = log
-        self.nas_identifier = opts.nas_identifier or service or "pam_otp"
-        self.client: Any = None
-
-    def open(self) -> None:
-        from .radius_client import RadiusClient, RadiusError
-
-        assert self.opts.secret_file is not None
-        try:
-            with open(self.opts.secret_file, "rb") as fh:
-                secret = fh.readline().strip()
-        except OSError as exc:
-            raise _Unavailable(f"secret_file {self.opts.secret_file}: {exc.strerror}") from None
-        try:
-            self.client = RadiusClient(self.opts.servers, secret, timeout=self.opts.timeout,
-                                       retries=self.opts.retries, nas_identifier=self.nas_identifier)
-        except RadiusError as exc:
-            raise _Unavailable(str(exc)) from None
-
-    def has_token(self, user: str) -> bool | None:
-        return None  # the server decides (policy.no_token); nullok has no effect in radius mode
-
-    def check(self, user: str, entry: str) -> Outcome:
-        return self._ask(user, entry, None)
-
-    def answer(self, user: str, state: bytes, answer: str) -> Outcome:
-        return self._ask(user, answer, state)
-
-    def close(self) -> None:
-        self.client = None
-
-    def _ask(self, user: str, password: str, state: bytes | None) -> Outcome:
-        from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE
-
-        from .radius_client import RadiusError, RadiusUnavailable
-
-        try:
-            reply = self.client.authenticate(user, password.encode("utf-8", "surrogateescape"), state=state,
-                                             calling_station=self.rhost)
-        except RadiusUnavailable:
-            raise _Unavailable("; ".join(self.client.failures)) from None
-        except RadiusError as exc:  # a user name or password too long for RADIUS: refused, not a fault
-            return Outcome(REJECT, str(exc))
-        for failure in self.client.failures:
-            self.log(WARNING, f"RADIUS server {failure}, failed over")
-        where = f"server={reply.server[0]}:{reply.server[1]}"
-        if reply.code == ACCESS_ACCEPT:
-            return Outcome(ACCEPT, where)
-        if reply.code == ACCESS_CHALLENGE:
-            if not reply.state:
-                return Outcome(REJECT, f"{where} Access-Challenge without State")
-            return Outcome(CHALLENGE, where, reply.message, reply.state)
-        return Outcome(REJECT, where)
-
-
-# -- the flow ---------------------------------------------------------------------------------------------------------
 
 
 def _ask(pamh: Any, prompt: str) -> str:
@@ -226,7 +60,7 @@ def _challenge_prompt(message: str) -> str:
     return message if message.endswith((":", "?")) else message + ": "
 
 
-def _attempt(pamh: Any, opts: Options, backend: _Local | _Radius, user: str, entry: str) -> Outcome:
+def _attempt(pamh: Any, opts: Options, backend: Backend, user: str, entry: str) -> Outcome:
     if opts.forward_pass:
         split = max(0, len(entry) - opts.digits)
         entry, password = entry[split:], entry[:split]
@@ -258,15 +92,14 @@ def _user_name(pamh: Any) -> str:
     return user or ""
 
 
-def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = time.time, log: Log | None = None
-                 ) -> int:
-    """pam_sm_authenticate for one login. `argv[0]` is the module path, as pam_python passes it."""
+def _options(pamh: Any, argv: list[str], log: Log | None) -> tuple[Options, Log] | int:
+    """The PAM line's options and the log they ask for, or PAM_SERVICE_ERR for a bad line."""
     service = getattr(pamh, "service", None)
     try:
         opts = parse_options(argv[1:])
     except OptionError as exc:
         (log or Log(service))(ERR, f"bad module argument: {exc}")
-        return pamh.PAM_SERVICE_ERR
+        return int(pamh.PAM_SERVICE_ERR)
     if log is None:
         log = Log(service, opts.debug)
     else:
@@ -275,61 +108,80 @@ def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = tim
         log(WARNING, f"unknown module argument ignored: {arg.partition('=')[0]}")
     if opts.forward_pass and opts.first_factor == "store":
         log(ERR, "forward_pass and first_factor=store exclude each other")
-        return pamh.PAM_SERVICE_ERR
+        return int(pamh.PAM_SERVICE_ERR)
+    return opts, log
 
+
+def _first_entry(pamh: Any, opts: Options, log: Log, where: str) -> tuple[str, bool] | None:
+    """What the user typed, and whether it came from an earlier module; None: use_first_pass and nothing given."""
+    entry = getattr(pamh, "authtok", None) if (opts.use_first_pass or opts.try_first_pass) else None
+    if entry and opts.try_first_pass and not opts.forward_pass and not _code_shaped(entry):
+        entry = None  # the Unix password of an earlier module, not a code: do not count it as a wrong code
+    if entry:
+        return str(entry), True
+    if opts.use_first_pass:
+        log(NOTICE, f"{where}: use_first_pass and no password from an earlier module")
+        return None
+    return _ask(pamh, opts.prompt_text()), False
+
+
+def _login(pamh: Any, opts: Options, backend: Backend, user: str, log: Log, where: str) -> Outcome | int:
+    """The conversation with the user and the backend: an Outcome, or a PAM code when it ends early."""
+    backend.open()
+    if opts.nullok and backend.has_token(user) is False:
+        log.debug(f"{where}: no active token, nullok: ignored")
+        return int(pamh.PAM_IGNORE)
+    first = _first_entry(pamh, opts, log, where)
+    if first is None:
+        return int(pamh.PAM_AUTH_ERR)
+    entry, from_stack = first
+    outcome = _attempt(pamh, opts, backend, user, entry)
+    if outcome.kind == REJECT and from_stack and opts.try_first_pass:
+        log.debug(f"{where}: earlier password refused ({outcome.detail}), asking")
+        outcome = _attempt(pamh, opts, backend, user, _ask(pamh, opts.prompt_text()))
+    return outcome
+
+
+def _result(pamh: Any, outcome: Outcome, log: Log, where: str) -> int:
+    if outcome.kind == ACCEPT:
+        log.debug(f"{where}: accepted ({outcome.detail})")
+        return int(pamh.PAM_SUCCESS)
+    if outcome.kind == LOCKED:
+        log(NOTICE, f"{where}: user locked")
+        return int(pamh.PAM_MAXTRIES)
+    if outcome.kind == UNAVAILABLE:
+        log(ERR, f"{where}: authentication service unavailable ({outcome.detail})")
+        return int(pamh.PAM_AUTHINFO_UNAVAIL)
+    log(NOTICE, f"{where}: authentication failure ({outcome.detail})")
+    return int(pamh.PAM_AUTH_ERR)
+
+
+def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = time.time, log: Log | None = None
+                 ) -> int:
+    """pam_sm_authenticate for one login. `argv[0]` is the module path, as pam_python passes it."""
+    parsed = _options(pamh, argv, log)
+    if isinstance(parsed, int):
+        return parsed
+    opts, log = parsed
     try:
         user = _user_name(pamh)
     except _ConversationFailed as exc:
-        return exc.code
+        return int(exc.code)
     if not user or len(user) > 253 or any(c in user for c in "\0\n\r"):
         log(NOTICE, "no usable user name")
-        return pamh.PAM_USER_UNKNOWN
-    rhost = getattr(pamh, "rhost", None)
+        return int(pamh.PAM_USER_UNKNOWN)
+    service, rhost = getattr(pamh, "service", None), getattr(pamh, "rhost", None)
     where = f"user={escape(user, space=True)} rhost={escape(rhost or '', space=True)} mode={opts.mode}"
-
-    backend: _Local | _Radius
-    if opts.mode == "local":
-        backend = _Local(opts, _client_name(service, rhost), clock, rhost)
-    else:
-        backend = _Radius(opts, service, rhost, log)
+    backend: Backend = (LocalBackend(opts, _client_name(service, rhost), clock, rhost) if opts.mode == "local"
+                        else RadiusBackend(opts, service, rhost, log))
     try:
-        backend.open()
-        if opts.nullok and backend.has_token(user) is False:
-            log.debug(f"{where}: no active token, nullok: ignored")
-            return pamh.PAM_IGNORE
-
-        from_stack = False
-        entry = getattr(pamh, "authtok", None) if (opts.use_first_pass or opts.try_first_pass) else None
-        if entry and opts.try_first_pass and not opts.forward_pass and not _code_shaped(entry):
-            entry = None  # the Unix password of an earlier module, not a code: do not count it as a wrong code
-        if entry:
-            from_stack = True
-        elif opts.use_first_pass:
-            log(NOTICE, f"{where}: use_first_pass and no password from an earlier module")
-            return pamh.PAM_AUTH_ERR
-        else:
-            entry = _ask(pamh, opts.prompt_text())
-        outcome = _attempt(pamh, opts, backend, user, entry)
-        if outcome.kind == REJECT and from_stack and opts.try_first_pass:
-            log.debug(f"{where}: earlier password refused ({outcome.detail}), asking")
-            outcome = _attempt(pamh, opts, backend, user, _ask(pamh, opts.prompt_text()))
+        outcome = _login(pamh, opts, backend, user, log, where)
     except _ConversationFailed as exc:
         log(NOTICE, f"{where}: conversation failed")
-        return exc.code
-    except _Unavailable as exc:
+        return int(exc.code)
+    except Unavailable as exc:
         log(ERR, f"{where}: authentication service unavailable: {exc}")
-        return pamh.PAM_AUTHINFO_UNAVAIL
+        return int(pamh.PAM_AUTHINFO_UNAVAIL)
     finally:
         backend.close()
-
-    if outcome.kind == ACCEPT:
-        log.debug(f"{where}: accepted ({outcome.detail})")
-        return pamh.PAM_SUCCESS
-    if outcome.kind == LOCKED:
-        log(NOTICE, f"{where}: user locked")
-        return pamh.PAM_MAXTRIES
-    if outcome.kind == UNAVAILABLE:
-        log(ERR, f"{where}: authentication service unavailable ({outcome.detail})")
-        return pamh.PAM_AUTHINFO_UNAVAIL
-    log(NOTICE, f"{where}: authentication failure ({outcome.detail})")
-    return pamh.PAM_AUTH_ERR
+    return outcome if isinstance(outcome, int) else _result(pamh, outcome, log, where)
