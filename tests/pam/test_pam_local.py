@@ -9,8 +9,12 @@ from __future__ import annotations
 import subprocess
 
 from pam_module.pamconfig import auth_line
+from tests.kit.codes import totp_after as totp  # the PAM tests count in time steps from now
+from tests.kit.codes import wrong_totp
+from tests.kit.pamservices import PAM_D, pwdfile_with
+from tests.kit.pamtester import pamtester
 
-from .pamkit import PAM_D, OtpEnv, module_line, pamtester, pwdfile_with, totp, wrong_totp
+from .pamkit import OtpEnv, module_line
 
 
 def test_the_printed_line_is_what_otp_admin_prints(otp: OtpEnv):
