@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .tools import tool
 
-__all__ = ["OathTool", "hotp", "new_secret", "oathtool", "totp", "totp_after", "wrong_totp"]
+__all__ = ["OathTool", "new_secret", "oathtool", "totp", "totp_after", "wrong_totp"]
 
 PERIOD = 30
 
@@ -52,10 +52,6 @@ def totp(secret_b32: str, at: float | None = None, *, digits: int = 6) -> str:
 def totp_after(secret_b32: str, steps: int = 0, now: float | None = None) -> str:
     """The code of the time step `steps` steps after the one holding `now` (default: now; before it when negative)."""
     return totp(secret_b32, (time.time() if now is None else now) + PERIOD * steps)
-
-
-def hotp(secret_b32: str, counter: int, *, digits: int = 6) -> str:
-    return oathtool().hotp(secret_b32, counter, digits=digits)
 
 
 def wrong_totp(secret_b32: str, now: float | None = None) -> str:

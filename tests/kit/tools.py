@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["BIN", "OTP_ADMIN", "OTP_RADIUSD", "find_tool", "otp_admin", "tool"]
+__all__ = ["BIN", "OTP_ADMIN", "find_tool", "otp_admin", "tool"]
 
 BIN = Path(sys.executable).parent  # the console scripts of the environment under test
 OTP_ADMIN = BIN / "otp-admin"
-OTP_RADIUSD = BIN / "otp-radiusd"
 _SEARCH = os.pathsep.join([str(BIN), os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])  # sbin: not on every PATH
 
 
