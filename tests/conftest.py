@@ -1,14 +1,14 @@
-"""Suite-wide rules and fixtures.
+"""Suite-wide rules, and the kit's fixtures registered once (a session fixture imported into two conftests would be
+two fixtures, so two sessions' worth of servers).
 
 A skipped test is a failed test: CI must never go green on tests that did not run.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
-
 import pytest
+
+pytest_plugins = ["tests.kit.fixtures", "tests.kit.pgfixtures"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -23,15 +23,3 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if reporter is not None and reporter.stats.get("skipped") and session.exitstatus == 0:
         session.exitstatus = 1
 
-
-@pytest.fixture(scope="session")
-def require_tool() -> Callable[[str], str]:
-    """Returns the path of a system tool the test drives; a missing tool fails the test (it never skips)."""
-
-    def find(name: str) -> str:
-        path = shutil.which(name)
-        if path is None:
-            pytest.fail(f"required tool {name!r} is not installed (./dev test installs it)")
-        return path
-
-    return find

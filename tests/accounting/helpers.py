@@ -1,18 +1,13 @@
 """Accounting-Requests built by hand, so the tests control every octet (with the codec's HMAC-MD5 and
-authenticators, themselves checked against the RFCs' examples and pyrad in tests/codec), and a real otp-radiusd to
-send them to."""
+authenticators, themselves checked against the RFCs' examples and pyrad in tests/codec), and a NAS's socket to send
+them to a real otp-radiusd (the kit's RadiusServer) with."""
 
 from __future__ import annotations
 
 import ipaddress
-import re
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from otpbase.radius.authenticators import (
     ZERO16,
@@ -29,13 +24,7 @@ from otpbase.radius.constants import (
     NAS_IP_ADDRESS,
     USER_NAME,
 )
-from otpcore.admin import Admin, TokenSpec, UserSpec
-from otpcore.config import load_config
-from otpcore.store import SessionRow
-from otpcore.store.sqlite import SqliteStore
-
-SECRET = b"testing123"
-
+from tests.kit.radius_client import SECRET, attributes
 
 Attr = tuple[int, bytes]
 
@@ -81,16 +70,6 @@ def status_server(*, secret: bytes = SECRET, ident: int = 9, authenticator: byte
     return header + authenticator + body
 
 
-def reply_attrs(raw: bytes) -> list[Attr]:
-    out = []
-    pos = 20
-    while pos < len(raw):
-        t, n = raw[pos], raw[pos + 1]
-        out.append((t, raw[pos + 2:pos + n]))
-        pos += n
-    return out
-
-
 def check_response(request: bytes, raw: bytes, secret: bytes = SECRET) -> list[Attr]:
     """An authentic Accounting-Response to `request`: code, ID, Length, Response Authenticator (computed with the
     Request Authenticator), and a valid Message-Authenticator as the first attribute (computed with a zero
@@ -102,97 +81,7 @@ def check_response(request: bytes, raw: bytes, secret: bytes = SECRET) -> list[A
     assert authenticator_ok(raw, authenticator, secret)
     assert raw[20:22] == bytes((MESSAGE_AUTHENTICATOR, 18)), "Message-Authenticator is not the first attribute"
     assert message_authenticator_ok(raw, 20, secret, authenticator if request[0] == 12 else ZERO16)
-    return reply_attrs(raw)
-
-
-# -- a real otp-radiusd -----------------------------------------------------------------------------------------------
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """otp-radiusd on free loopback ports (auth and accounting) with the client 127.0.0.1 / testing123."""
-
-    def __init__(self, folder: Path) -> None:
-        self.dir = folder
-        self.auth_port = free_udp_port()
-        self.acct_port = free_udp_port()
-        self.config_path = folder / "otp.toml"
-        self.config_path.write_text(f"""\
-[store]
-path = "otp.sqlite"
-key_file = "otp.key"
-
-[radius]
-listen = ["127.0.0.1:{self.auth_port}"]
-accounting_listen = ["127.0.0.1:{self.acct_port}"]
-
-[[radius.clients]]
-name = "nas"
-address = "127.0.0.1"
-secret = "{SECRET.decode()}"
-""")
-        with Admin(load_config(self.config_path)) as admin:
-            admin.init()
-        self.log_path = folder / "radiusd.log"
-        binary = Path(sys.executable).with_name("otp-radiusd")
-        with open(self.log_path, "ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=out)
-        try:
-            self.wait_log(r"ready: listening")
-        except BaseException:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, pattern: str, *, count: int = 1, timeout: float = 15.0) -> list[re.Match[str]]:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            found = list(regex.finditer(self.log()))
-            if len(found) >= count:
-                return found
-            if self.proc.poll() is not None:
-                raise AssertionError(f"otp-radiusd exited with {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {pattern!r}:\n{self.log()}")
-            time.sleep(0.02)
-
-    def counters(self) -> dict[str, int]:
-        before = len(re.findall(r"counters", self.log()))
-        self.proc.send_signal(signal.SIGUSR1)
-        (match,) = self.wait_log(r"counters[^:]*: (.*)", count=before + 1)[before:]
-        return {k: int(v) for k, _, v in (item.partition("=") for item in match.group(1).split())}
-
-    def sessions(self) -> list[SessionRow]:
-        store = SqliteStore.open(self.dir / "otp.sqlite")
-        try:
-            return store.sessions()
-        finally:
-            store.close()
-
-    def add_user(self, name: str, password: bytes, secret: bytes) -> None:
-        with Admin(load_config(self.config_path)) as admin:
-            admin.add_user(UserSpec(name, password=password), now=time.time())
-            admin.add_token(name, TokenSpec(type="totp", secret=secret), now=time.time())
+    return attributes(raw)
 
 
 def radclient_acct(radclient: str, port: int, attributes: str) -> str:

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from otpcore.store import SessionEvent
 from otpcore.store.sqlite import SqliteStore
+from tests.kit.config import config_text
+from tests.kit.tools import otp_admin
 
-OTP_ADMIN = Path(sys.executable).with_name("otp-admin")
 T0 = 1_700_000_000.0
-
-
-def otp_admin(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(OTP_ADMIN), "--config", str(config), *args], capture_output=True, text=True,
-                          timeout=30)
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "otp.toml"
-    path.write_text(f'[store]\npath = "{tmp_path / "otp.sqlite"}"\nkey_file = "{tmp_path / "otp.key"}"\n')
+    path.write_text(config_text(folder=tmp_path))
     assert otp_admin(path, "init").returncode == 0
     store = SqliteStore.open(tmp_path / "otp.sqlite")
     try:

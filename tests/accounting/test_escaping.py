@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from otpbase.escape import escape
-
-from .helpers import SECRET, Server
-
-OTP_ADMIN = Path(sys.executable).with_name("otp-admin")
+from tests.kit.radius_client import SECRET
+from tests.kit.radiusd import RadiusServer
 
 # A User-Name whose second line poses as an audit row that accepted the admin.
 FORGED = "mallory\n2026-01-01T00:00:00Z  admin  radius  nas  accept  ok"
@@ -37,13 +31,6 @@ def radclient_text(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path)
-    yield srv
-    assert srv.stop() == 0, srv.log()
-
-
 def send(radclient: str, port: int, kind: str, attributes: dict[str, str]) -> str:
     lines = [f"{k} = {radclient_text(v)}" for k, v in attributes.items()] + ["Message-Authenticator = 0x00"]
     out = subprocess.run([radclient, "-x", "-r", "1", "-t", "5", f"127.0.0.1:{port}", kind, SECRET.decode()],
@@ -51,15 +38,14 @@ def send(radclient: str, port: int, kind: str, attributes: dict[str, str]) -> st
     return out.stdout + out.stderr
 
 
-def otp_admin(server: Server, *args: str) -> str:
-    out = subprocess.run([str(OTP_ADMIN), "--config", str(server.config_path), *args], capture_output=True,
-                         text=True, timeout=30)
+def otp_admin(server: RadiusServer, *args: str) -> str:
+    out = server.otp_admin(*args)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 def test_network_text_is_escaped_in_tables_and_log_and_exact_in_json(
-        server: Server, require_tool: Callable[[str], str]) -> None:
+        server: RadiusServer, require_tool: Callable[[str], str]) -> None:
     radclient = require_tool("radclient")
     for name in (FORGED, CLEAR_SCREEN):
         reply = send(radclient, server.auth_port, "auth", {"User-Name": name, "User-Password": "pw123456"})

@@ -3,9 +3,7 @@ and by FreeRADIUS's radclient."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -44,6 +42,7 @@ from otpbase.radius.constants import (
 from otpbase.radius.replies import encode_accounting_response
 from radiusd.accounting import session_event
 from radiusd.dictionary import load_dictionary
+from tests.kit.scripted import ScriptedServer
 
 from .helpers import (
     SECRET,
@@ -255,30 +254,22 @@ class Responder:
 
     def __init__(self, secret: bytes = SECRET) -> None:
         self.secret = secret
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.requests: list[AccountingRequest] = []
         self.drops: list[str] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.server = ScriptedServer(self._answer)
+        self.port = self.server.port
 
-    def _run(self) -> None:
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            try:
-                req = decode_accounting(data, self.secret)
-            except Drop as drop:
-                self.drops.append(drop.reason)
-                continue
-            self.requests.append(req)
-            self.sock.sendto(encode_accounting_response(req, self.secret), addr)
+    def _answer(self, data: bytes) -> list[bytes]:
+        try:
+            req = decode_accounting(data, self.secret)
+        except Drop as drop:
+            self.drops.append(drop.reason)
+            return []
+        self.requests.append(req)
+        return [encode_accounting_response(req, self.secret)]
 
     def close(self) -> None:
-        self.sock.close()
+        self.server.close()
 
 
 @pytest.fixture

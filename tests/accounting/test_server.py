@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,14 +19,18 @@ from otpbase.radius.constants import (
     START,
     STOP,
 )
+from otpcore.admin import Admin
+from otpcore.config import load_config
+from tests.kit.config import Client, config_text
+from tests.kit.ports import free_udp_port
+from tests.kit.radius_client import SECRET
+from tests.kit.radiusd import RadiusServer
+from tests.kit.tools import tool
 
 from .helpers import (
-    SECRET,
-    Server,
     Udp,
     accounting_request,
     check_response,
-    free_udp_port,
     integer,
     ip,
     radclient_acct,
@@ -38,7 +39,7 @@ from .helpers import (
 )
 
 
-def test_start_and_stop_are_recorded_and_answered(server: Server, nas: Udp) -> None:
+def test_start_and_stop_are_recorded_and_answered(server: RadiusServer, nas: Udp) -> None:
     start = accounting_request(session_attrs(START, "s1", extra=[(PROXY_STATE, b"px")]), ident=1)
     reply = nas.ask(start)
     assert reply is not None
@@ -53,14 +54,14 @@ def test_start_and_stop_are_recorded_and_answered(server: Server, nas: Udp) -> N
     assert "accounting user=alice client=nas" in server.log()
 
 
-def test_wrong_secret_gets_no_answer_and_is_counted(server: Server, nas: Udp) -> None:
+def test_wrong_secret_gets_no_answer_and_is_counted(server: RadiusServer, nas: Udp) -> None:
     raw = accounting_request(session_attrs(START, "forged"), secret=b"not-the-secret")
     assert nas.ask(raw, timeout=0.5) is None
     assert server.sessions() == []
     assert server.counters()["acct_bad_authenticator"] == 1
 
 
-def test_a_retransmission_is_answered_from_the_cache_and_recorded_once(server: Server, nas: Udp) -> None:
+def test_a_retransmission_is_answered_from_the_cache_and_recorded_once(server: RadiusServer, nas: Udp) -> None:
     raw = accounting_request(session_attrs(START, "r1"), ident=9)
     first = nas.ask(raw)
     second = nas.ask(raw)  # same source port, ID and authenticator: a retransmission
@@ -78,7 +79,7 @@ def test_a_retransmission_is_answered_from_the_cache_and_recorded_once(server: S
     assert "start (already recorded)" in server.log()
 
 
-def test_accounting_on_closes_the_nas_sessions(server: Server, nas: Udp) -> None:
+def test_accounting_on_closes_the_nas_sessions(server: RadiusServer, nas: Udp) -> None:
     for i, session in enumerate(("a", "b")):
         assert nas.ask(accounting_request(session_attrs(START, session), ident=i)) is not None
     on = accounting_request([(ACCT_STATUS_TYPE, integer(ACCOUNTING_ON)), (NAS_IP_ADDRESS, ip("192.0.2.1"))],
@@ -88,20 +89,20 @@ def test_accounting_on_closes_the_nas_sessions(server: Server, nas: Udp) -> None
     assert "accounting-on: 2 open session(s) closed" in server.log()
 
 
-def test_status_server_on_the_accounting_port(server: Server, nas: Udp) -> None:
+def test_status_server_on_the_accounting_port(server: RadiusServer, nas: Udp) -> None:
     raw = status_server()
     reply = nas.ask(raw)
     assert reply is not None
     check_response(raw, reply)
 
 
-def test_access_request_on_the_accounting_port_is_dropped(server: Server, nas: Udp) -> None:
+def test_access_request_on_the_accounting_port_is_dropped(server: RadiusServer, nas: Udp) -> None:
     raw = accounting_request(session_attrs(START), code=1)
     assert nas.ask(raw, timeout=0.5) is None
     assert server.counters()["acct_unsupported_code"] == 1
 
 
-def test_radclient_accounting(server: Server, require_tool: Callable[[str], str]) -> None:
+def test_radclient_accounting(server: RadiusServer, require_tool: Callable[[str], str]) -> None:
     radclient_acct(require_tool("radclient"), server.acct_port,
                    'Acct-Status-Type = Start\nAcct-Session-Id = "rc"\nUser-Name = "zoe"\n'
                    "Framed-IP-Address = 10.0.0.5\nMessage-Authenticator = 0x00\n")
@@ -109,15 +110,11 @@ def test_radclient_accounting(server: Server, require_tool: Callable[[str], str]
     assert (row.user, row.framed_ip) == ("zoe", "10.0.0.5")
 
 
-def test_openvpn_static_challenge_password_on_the_auth_port(server: Server, require_tool: Callable[[str], str]
+def test_openvpn_static_challenge_password_on_the_auth_port(server: RadiusServer, require_tool: Callable[[str], str]
                                                             ) -> None:
     """User-Password `SCRV1:<base64 password>:<base64 code>` counts as password + code."""
-    oathtool = require_tool("oathtool")
     radclient = require_tool("radclient")
-    secret = os.urandom(20)
-    server.add_user("olga", b"olga-pw", secret)
-    code = subprocess.run([oathtool, "--totp", f"--now=@{int(time.time())}", secret.hex()], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    code = server.add_user("olga", "olga-pw").code()
     password = f"SCRV1:{base64.b64encode(b'olga-pw').decode()}:{base64.b64encode(code.encode()).decode()}"
     out = subprocess.run([radclient, "-x", "-r", "1", "-t", "5", f"127.0.0.1:{server.auth_port}", "auth",
                           SECRET.decode()],
@@ -129,13 +126,10 @@ def test_openvpn_static_challenge_password_on_the_auth_port(server: Server, requ
 # -- where accounting listens -----------------------------------------------------------------------------------------
 
 
-def _config(folder: Path, radius: str) -> Path:
-    from otpcore.admin import Admin
-    from otpcore.config import load_config
-
+def _config(folder: Path, listen: str, accounting_listen: str | None = None) -> Path:
     path = folder / "otp.toml"
-    path.write_text(f'[store]\npath = "otp.sqlite"\nkey_file = "otp.key"\n\n[radius]\n{radius}\n\n'
-                    '[[radius.clients]]\nname = "nas"\naddress = "127.0.0.1"\nsecret = "testing123"\n')
+    path.write_text(config_text(listen=[listen], accounting_listen=[accounting_listen] if accounting_listen else [],
+                                clients=[Client("nas", "127.0.0.1")]))
     with Admin(load_config(path)) as admin:
         admin.init()
     return path
@@ -143,9 +137,8 @@ def _config(folder: Path, radius: str) -> Path:
 
 def _run_until_ready(config: Path, *args: str) -> tuple[int, str]:
     """Start otp-radiusd, wait for its ready line (or its exit), stop it; returns (exit status, stderr)."""
-    binary = Path(sys.executable).with_name("otp-radiusd")
     lines = []
-    with subprocess.Popen([str(binary), "--config", str(config), *args], stdin=subprocess.DEVNULL,
+    with subprocess.Popen([tool("otp-radiusd"), "--config", str(config), *args], stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -156,7 +149,7 @@ def _run_until_ready(config: Path, *args: str) -> tuple[int, str]:
 
 
 def test_a_busy_default_accounting_port_is_skipped_with_a_warning(tmp_path: Path) -> None:
-    config = _config(tmp_path, f'listen = ["127.0.0.1:{free_udp_port()}"]')  # accounting: the default, 1813
+    config = _config(tmp_path, f"127.0.0.1:{free_udp_port()}")  # accounting: the default, 1813
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         with contextlib.suppress(OSError):  # somebody else holds it already: just as busy
             holder.bind(("127.0.0.1", 1813))
@@ -169,8 +162,7 @@ def test_a_busy_configured_accounting_port_stops_the_start(tmp_path: Path) -> No
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("127.0.0.1", 0))
         busy = holder.getsockname()[1]
-        config = _config(tmp_path, f'listen = ["127.0.0.1:{free_udp_port()}"]\n'
-                                   f'accounting_listen = ["127.0.0.1:{busy}"]')
+        config = _config(tmp_path, f"127.0.0.1:{free_udp_port()}", f"127.0.0.1:{busy}")
         code, err = _run_until_ready(config)
     assert code == 1
     assert err.strip().splitlines() == [f"otp-radiusd: radius.accounting_listen: cannot listen on 127.0.0.1:{busy}: "
@@ -178,7 +170,7 @@ def test_a_busy_configured_accounting_port_stops_the_start(tmp_path: Path) -> No
 
 
 def test_listen_on_the_command_line_moves_default_accounting_to_the_port_above(tmp_path: Path) -> None:
-    config = _config(tmp_path, 'listen = ["127.0.0.1:1812"]')
+    config = _config(tmp_path, "127.0.0.1:1812")
     for _ in range(50):
         port = free_udp_port()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

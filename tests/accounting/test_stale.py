@@ -12,8 +12,9 @@ import pytest
 
 from otpcore.store import NasClosed, SessionEvent, SessionRow, SessionWrite, Store
 from otpcore.store.sqlite import SqliteStore
+from tests.kit.radiusd import RadiusServer
 
-from .helpers import Server, radclient_acct
+from .helpers import radclient_acct
 
 T0 = 1_700_000_000.0
 NAS = "192.0.2.1"
@@ -29,16 +30,16 @@ def _nas_event(status: str, when: int) -> str:
 
 
 @pytest.fixture
-def send(server: Server, require_tool: Callable[[str], str]) -> Callable[[str], str]:
+def send(server: RadiusServer, require_tool: Callable[[str], str]) -> Callable[[str], str]:
     radclient = require_tool("radclient")
     return lambda attributes: radclient_acct(radclient, server.acct_port, attributes)
 
 
-def _by_id(server: Server) -> dict[str, SessionRow]:
+def _by_id(server: RadiusServer) -> dict[str, SessionRow]:
     return {row.session_id: row for row in server.sessions()}
 
 
-def test_a_replayed_accounting_off_older_than_a_session_leaves_it_open(server: Server,
+def test_a_replayed_accounting_off_older_than_a_session_leaves_it_open(server: RadiusServer,
                                                                        send: Callable[[str], str]) -> None:
     now = int(time.time())
     send(_session("Start", "before", now - 200))
@@ -54,7 +55,7 @@ def test_a_replayed_accounting_off_older_than_a_session_leaves_it_open(server: S
     assert (_by_id(server)["live"].status, _by_id(server)["live"].stop_time) == ("closed", now + 5)
 
 
-def test_a_stop_older_than_the_session_start_is_ignored(server: Server, send: Callable[[str], str]) -> None:
+def test_a_stop_older_than_the_session_start_is_ignored(server: RadiusServer, send: Callable[[str], str]) -> None:
     now = int(time.time())
     send(_session("Start", "s", now))
     send(_session("Stop", "s", now - 1, "Acct-Input-Octets = 999\n"))
@@ -67,7 +68,7 @@ def test_a_stop_older_than_the_session_start_is_ignored(server: Server, send: Ca
     assert (row.status, row.stop_time, row.input_octets) == ("stopped", now + 30, 7)
 
 
-def test_an_earlier_sessions_stop_does_not_close_a_reused_session_id(server: Server,
+def test_an_earlier_sessions_stop_does_not_close_a_reused_session_id(server: RadiusServer,
                                                                      send: Callable[[str], str]) -> None:
     now = int(time.time())
     send(_session("Start", "reused", now - 1000))

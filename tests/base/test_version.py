@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from otpbase import version
+from tests.kit.tools import BIN
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 COMMANDS = ["otp-admin", "otp-radiusd"]
@@ -22,7 +22,7 @@ def test_every_console_script_is_covered() -> None:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_version_prints_the_name_and_the_installed_version(command: str) -> None:
     expected = tomllib.loads(PYPROJECT.read_text())["project"]["version"]
-    program = Path(sys.executable).parent / command  # the console script of the environment under test
+    program = BIN / command
     p = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=60)
     assert (p.returncode, p.stdout, p.stderr) == (0, f"{command} {expected}\n", "")
     help_text = subprocess.run([program, "--help"], capture_output=True, text=True, timeout=60).stdout

@@ -15,6 +15,7 @@ import pytest
 from bench import freeradius, loadgen
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
 from otpbase.radius.access import decode_request
+from tests.kit.ports import free_udp_port
 
 BENCH = Path(freeradius.__file__).parent
 pytestmark = pytest.mark.slow
@@ -47,7 +48,7 @@ def test_loadgen_against_freeradius():
 
 
 def test_loadgen_counts_timeouts():
-    port = freeradius.free_udp_port()  # nobody listens there
+    port = free_udp_port()  # nobody listens there
     requests = loadgen.build_requests([("u", b"p")] * 5, SECRET)
     result = loadgen.run(requests, ("127.0.0.1", port), window=2, timeout=0.2)
     assert result.timeouts == 5 and result.answered == 0

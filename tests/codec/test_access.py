@@ -14,7 +14,7 @@ from otpbase import radius
 from otpbase.radius import access, replies
 from otpbase.radius.constants import REPLY_MESSAGE
 from otpbase.radius.pap import pap_hide
-from tests.radius.helpers import SECRET, Sent, build_request, check_reply, parse_reply, sign_request
+from tests.kit.radius_client import SECRET, Sent, build_request, check_reply, parse_reply, sign_request
 
 RFC_SECRET = b"xyzzy5461"
 # RFC 2865 §7.1: User-Name "nemo", User-Password "arctangent", NAS-IP-Address 192.168.1.16, NAS-Port 3; and the

@@ -10,8 +10,9 @@ import pytest
 
 from otpcore.admin import Admin
 from otpcore.config import load_config
+from tests.kit.codes import OathTool
 
-from .helpers import Cli, Installation, OathTool, write_config
+from .helpers import Cli, Installation, write_config
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,11 @@
-"""Helpers of the core suite: configs in a temporary folder, the real `otp-admin`, `oathtool` reference codes."""
+"""Helpers of the core suite: configs in a temporary folder, the real `otp-admin` (reference codes are the kit's
+OathTool, tests/kit/codes.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +16,8 @@ from otpcore.config import Config, Policy
 from otpcore.seal import load_key_file
 from otpcore.service import Verifier
 from otpcore.store import open_store
-
-OTP_ADMIN = Path(sys.executable).with_name("otp-admin")
+from tests.kit.config import config_text
+from tests.kit.tools import OTP_ADMIN
 
 # RFC 4226 / RFC 6238 seeds.
 SEED20 = b"12345678901234567890"
@@ -27,46 +27,13 @@ SEED64 = b"1234567890123456789012345678901234567890123456789012345678901234"
 
 def write_config(folder: Path, policy: Mapping[str, Any] | None = None) -> Path:
     """A TOML config whose store and key live in `folder`, with `policy` overrides."""
-    lines = ["[store]", f'path = "{folder / "otp.sqlite"}"', f'key_file = "{folder / "otp.key"}"', "", "[policy]"]
-    for key, value in (policy or {}).items():
-        if isinstance(value, bool):
-            lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        else:
-            lines.append(f'{key} = "{value}"')
     path = folder / "otp.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(config_text(folder=folder, policy=policy))
     return path
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# -- oathtool ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OathTool:
-    """Reference codes from oath-toolkit's `oathtool` (secrets passed as hex)."""
-
-    path: str
-
-    def totp(self, secret: bytes, now: float, *, algorithm: str = "SHA1", digits: int = 6, period: int = 30,
-             t0: int = 0) -> str:
-        args = [f"--totp={algorithm.lower()}", f"--digits={digits}", f"--time-step-size={period}",
-                f"--now=@{int(now)}"]
-        if t0:
-            args.append(f"--start-time=@{t0}")
-        return self._run(*args, secret.hex())
-
-    def hotp(self, secret: bytes, counter: int, *, digits: int = 6) -> str:
-        return self._run("--hotp", f"--digits={digits}", f"--counter={counter}", secret.hex())
-
-    def _run(self, *args: str) -> str:
-        out = subprocess.run([self.path, *args], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
 
 
 # -- the real otp-admin ------------------------------------------------------------------------------------------------

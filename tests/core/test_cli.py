@@ -14,8 +14,9 @@ import pytest
 
 from otpcore import oath
 from otpcore.store.sqlite import SqliteStore
+from tests.kit.codes import OathTool
 
-from .helpers import SEED20, SEED32, SEED64, Cli, OathTool, sha256_file
+from .helpers import SEED20, SEED32, SEED64, Cli, sha256_file
 
 B32_20 = oath.encode_base32(SEED20)  # GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
 B32_32 = oath.encode_base32(SEED32)

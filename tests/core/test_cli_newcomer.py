@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from otpcore import oath
+from tests.kit.codes import OathTool
 
-from .helpers import SEED20, SEED32, SEED64, Cli, OathTool, sha256_file, write_config
+from .helpers import SEED20, SEED32, SEED64, Cli, sha256_file, write_config
 
 B32_20, B32_32, B32_64 = (oath.encode_base32(s) for s in (SEED20, SEED32, SEED64))
 CLIENTS = """

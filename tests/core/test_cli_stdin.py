@@ -8,8 +8,9 @@ import json
 import pytest
 
 from otpcore import oath
+from tests.kit.codes import OathTool
 
-from .helpers import SEED20, Cli, OathTool, sha256_file
+from .helpers import SEED20, Cli, sha256_file
 
 B32 = oath.encode_base32(SEED20)
 

@@ -6,8 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otpcore import oath
-
-from .helpers import OathTool
+from tests.kit.codes import OathTool
 
 secrets = st.binary(min_size=10, max_size=64)
 digits = st.sampled_from([6, 7, 8])

@@ -7,8 +7,9 @@ import time
 from collections import Counter
 
 from otpcore import oath
+from tests.kit.codes import OathTool
 
-from .helpers import SEED20, SEED32, Cli, Installation, OathTool, race_verify
+from .helpers import SEED20, SEED32, Cli, Installation, race_verify
 
 CONTENDERS = 8
 NOW = 1_700_000_000.0

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from otpcore import oath
+from tests.kit.codes import OathTool
 
-from .helpers import SEED20, SEED32, Cli, OathTool, sha256_file
+from .helpers import SEED20, SEED32, Cli, sha256_file
 
 B32_20 = oath.encode_base32(SEED20)
 B32_32 = oath.encode_base32(SEED32)

@@ -39,6 +39,8 @@ from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from radiusd.server import Worker
 from radiusd.storeguard import GuardedVerifier
+from tests.kit.config import Client, config_text
+from tests.kit.radius_client import attributes
 
 __all__ = ["Chooser", "FuzzFailure", "Harness"]
 
@@ -110,14 +112,12 @@ class Harness:
         self._restore_argon2 = _cheap_argon2()
         folder.mkdir(parents=True, exist_ok=True)
         self.config_path = folder / "otp.toml"
-        clients = "".join(
-            f'[[radius.clients]]\nname = "{name}"\naddress = "{ADDRESSES[name]}"\nsecret = "{SECRETS[name].decode()}"\n'
-            f'first_factor = "{ff}"\nrequire_message_authenticator = {ma}\n\n'
-            for name, ff, ma in (("otp", "none", "true"), ("legacy", "none", "false"), ("pw", "store", "true")))
-        self.config_path.write_text(f'[store]\npath = "otp.sqlite"\nkey_file = "otp.key"\n\n[radius]\n'
-                                    f'listen = ["127.0.0.1:1812"]\n\n{clients}'
-                                    "[policy]\nmax_failures = 5\nlockout_seconds = 1\nhotp_lookahead = 5\n"
-                                    "client_max_failures = 0\n")
+        clients = [Client(name, ADDRESSES[name], SECRETS[name].decode(), first_factor, ma)
+                   for name, first_factor, ma in (("otp", "none", True), ("legacy", "none", False),
+                                                  ("pw", "store", True))]
+        self.config_path.write_text(config_text(
+            listen=["127.0.0.1:1812"], clients=clients,
+            policy={"max_failures": 5, "lockout_seconds": 1, "hotp_lookahead": 5, "client_max_failures": 0}))
         config = load_config(self.config_path)
         with Admin(config) as admin:
             admin.init()
@@ -319,8 +319,6 @@ def _attr(number: int, value: bytes) -> bytes:
 
 def _attrs(raw: bytes) -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {}
-    pos = 20
-    while pos + 2 <= len(raw) and raw[pos + 1] >= 2:
-        out.setdefault(raw[pos], []).append(raw[pos + 2:pos + raw[pos + 1]])
-        pos += raw[pos + 1]
+    for number, value in attributes(raw):
+        out.setdefault(number, []).append(value)
     return out

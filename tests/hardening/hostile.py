@@ -34,9 +34,11 @@ from pathlib import Path
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REQUEST, STATUS_SERVER
 from otpbase.radius.authenticators import hmac_md5
 from otpbase.radius.pap import pap_hide
-from tests.radius.helpers import Client, build_request, check_reply
+from tests.kit.config import Client
+from tests.kit.radius_client import attribute_offsets, build_request, check_reply, sign_request
+from tests.kit.radiusd import RadiusServer
 
-from .kit import HardServer, HotpUser, add_hotp_users
+from .helpers import NO_LIMITS, HotpUser, add_hotp_users
 
 __all__ = ["FAMILIES", "FuzzReport", "FuzzTarget", "generate", "run_fuzz"]
 
@@ -90,15 +92,7 @@ def resign(raw: bytes, secret: bytes) -> bytes:
     """Recompute the Message-Authenticator of a packet whose first attribute is one (and whose Length is honest)."""
     if len(raw) < 38 or raw[20] != MA or raw[21] != 18:
         return raw
-    return raw[:22] + hmac_md5(secret, raw[:22] + bytes(16) + raw[38:]) + raw[38:]
-
-
-def _offsets(raw: bytes) -> list[int]:
-    out, pos = [], 20
-    while pos + 2 <= len(raw) and raw[pos + 1] >= 2:
-        out.append(pos)
-        pos += raw[pos + 1]
-    return out
+    return sign_request(raw, secret)
 
 
 # -- the families ------------------------------------------------------------------------------------------------------
@@ -190,7 +184,7 @@ class Hostile:
 
     def bad_attribute_length(self) -> tuple[str, bytes]:
         raw = bytearray(self.base(SECRETS["otp"]))
-        offsets = _offsets(bytes(raw))
+        offsets = attribute_offsets(bytes(raw))
         at = self.rng.choice(offsets)
         raw[at + 1] = self.rng.choice([0, 1, 2, 255, len(raw) - at + 1, self.rng.randrange(256)])
         packet = bytes(raw)
@@ -319,12 +313,12 @@ class Hostile:
             if rng.random() < 0.9:
                 b[2:4] = len(b).to_bytes(2, "big")
         elif op == 3:
-            at = rng.choice([*_offsets(bytes(b)), len(b)])
+            at = rng.choice([*attribute_offsets(bytes(b)), len(b)])
             value = rng.randbytes(rng.randrange(0, 40))
             b[at:at] = bytes([rng.randrange(256), len(value) + 2]) + value
             b[2:4] = len(b).to_bytes(2, "big")
         elif op == 4:
-            offsets = _offsets(bytes(b))
+            offsets = attribute_offsets(bytes(b))
             at = rng.choice(offsets)
             b += b[at:at + b[at + 1]]
             b[2:4] = len(b).to_bytes(2, "big")
@@ -379,7 +373,7 @@ def generate(rng: random.Random, carol: HotpUser) -> Iterator[tuple[str, str, by
 
 @dataclass
 class FuzzTarget:
-    server: HardServer
+    server: RadiusServer
     carol: HotpUser
     dave: HotpUser
 
@@ -391,9 +385,7 @@ def prepare_target(folder: Path, *, workers: int = 1, args: tuple[str, ...] = ()
                       require_message_authenticator=False),
                Client("pw", SOURCES["pw"], secret=SECRETS["pw"].decode())]
     # carol is never locked (so her wrong codes keep reaching the code check), lockouts never expire.
-    server = HardServer(folder, clients=clients, workers=workers, args=args,
-                        policy={"max_failures": 1_000_000_000, "lockout_seconds": 0,
-                                "client_max_failures": 0})
+    server = RadiusServer(folder, clients=clients, workers=workers, args=args, policy=NO_LIMITS)
     server.add_user("bob", "bob-pw")
     from otpcore.admin import Admin
     from otpcore.config import load_config

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from otpbase.radius import ACCESS_REJECT
 
+from .helpers import Store, reject_reasons
 from .hostile import FAMILIES, prepare_target, run_fuzz
-from .kit import Store, reject_reasons
 
 
 def main() -> int:

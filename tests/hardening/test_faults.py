@@ -22,11 +22,14 @@ from pathlib import Path
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
-from tests.radius.helpers import Client, Reply
+from tests.kit.config import Client
+from tests.kit.pamservices import local_pam_service
+from tests.kit.pamtester import pamtester
+from tests.kit.radius_client import Reply
+from tests.kit.radiusd import RadiusServer
 
-from .kit import (
+from .helpers import (
     NO_LIMITS,
-    HardServer,
     HotpUser,
     Store,
     add_hotp_users,
@@ -34,8 +37,6 @@ from .kit import (
     code_requests,
     ext4_image,
     mount_source,
-    pam_service,
-    pamtester,
     run,
     tmpfs,
 )
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.slow
 OTP = Client("otp", "127.0.0.1", first_factor="none")
 
 
-def ask(srv: HardServer, user: HotpUser, counter: int, *, times: int = 1, timeout: float = 3.0
+def ask(srv: RadiusServer, user: HotpUser, counter: int, *, times: int = 1, timeout: float = 3.0
         ) -> list[Reply | None]:
     """The user's code `counter`, `times` requests at once (each its own request, not a retransmission)."""
     return blast(srv.address, code_requests([(user.name, user.code(counter))] * times), timeout=timeout,
@@ -80,7 +81,7 @@ class LoadRun:
     """Round after round, every user's next code ATTEMPTS times at once, until the server stops answering; and a
     reader taking snapshots of the counters meanwhile."""
 
-    def __init__(self, srv: HardServer, users: list[HotpUser], next_code: dict[str, int]) -> None:
+    def __init__(self, srv: RadiusServer, users: list[HotpUser], next_code: dict[str, int]) -> None:
         self.srv = srv
         self.users = users
         self.counter = dict(next_code)
@@ -128,7 +129,7 @@ class LoadRun:
             time.sleep(0.05)
 
 
-def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> None:
+def test_kill9_mid_load_then_restart(make_server: Callable[..., RadiusServer]) -> None:
     srv = make_server(clients=[OTP], workers=2, policy=NO_LIMITS)
     users = add_hotp_users(srv.config_path, [f"k{i}" for i in range(KILL_USERS)])
     by_name = {u.name: u for u in users}
@@ -195,9 +196,9 @@ def test_kill9_mid_load_then_restart(make_server: Callable[..., HardServer]) -> 
 # -- the file system -------------------------------------------------------------------------------------------------
 
 
-def _server_on(folder: Path, tmp_path: Path) -> HardServer:
+def _server_on(folder: Path, tmp_path: Path) -> RadiusServer:
     folder.mkdir(parents=True, exist_ok=True)
-    srv = HardServer(folder, clients=[OTP], policy=NO_LIMITS)
+    srv = RadiusServer(folder, clients=[OTP], policy=NO_LIMITS)
     srv.log_path = tmp_path / "radiusd.log"  # the log stays writable whatever happens to the store's file system
     return srv
 
@@ -218,7 +219,7 @@ def test_store_file_system_turns_read_only_under_a_running_server(tmp_path: Path
             replies = ask(srv, user, 1, times=3)
             assert no_accept(replies), codes(replies)
             srv.wait_log(r"result=error reason=StoreError \(.*(disk I/O error|readonly|read-only)")
-            with pam_service(srv.config_path) as service:
+            with local_pam_service(srv.config_path) as service:
                 assert pamtester(service, "alice", [user.code(1)]).status == "PAM_AUTHINFO_UNAVAIL"
 
             # The admin repairs the disk: the file system is checked and mounted again where it was.
@@ -247,13 +248,10 @@ def test_store_on_a_read_only_file_system_at_start(tmp_path: Path) -> None:
         (user,) = add_hotp_users(srv.config_path, ["alice"])
         run("mount", "-o", "remount,ro", str(mnt))
         srv.start(wait=False)
-        assert srv.proc is not None
-        rc = srv.proc.wait(20)
-        srv._log_file.close()
-        srv.proc = None
+        rc = srv.wait_exit(20)
         assert rc == 1, srv.log()
         assert "otp-radiusd: cannot open store" in srv.log(), srv.log()
-        with pam_service(srv.config_path) as service:
+        with local_pam_service(srv.config_path) as service:
             assert pamtester(service, "alice", [user.code(0)]).status == "PAM_AUTHINFO_UNAVAIL"
 
         run("mount", "-o", "remount,rw", str(mnt))
@@ -287,7 +285,7 @@ def test_full_file_system(tmp_path: Path) -> None:
             replies = ask(srv, user, 1, times=3)
             assert no_accept(replies), codes(replies)
             srv.wait_log(r"result=error reason=StoreError \(.*(full|disk I/O error)")
-            with pam_service(srv.config_path) as service:
+            with local_pam_service(srv.config_path) as service:
                 assert pamtester(service, "alice", [user.code(1)]).status == "PAM_AUTHINFO_UNAVAIL"
 
             filler.unlink()
@@ -300,22 +298,19 @@ def test_full_file_system(tmp_path: Path) -> None:
 # -- the key file ----------------------------------------------------------------------------------------------------
 
 
-def _start_fails(srv: HardServer, message: str) -> None:
+def _start_fails(srv: RadiusServer, message: str) -> None:
     srv.start(wait=False)
-    assert srv.proc is not None
-    rc = srv.proc.wait(20)
-    srv._log_file.close()
-    srv.proc = None
+    rc = srv.wait_exit(20)
     assert rc == 1, srv.log()
     assert message in srv.log(), srv.log()
 
 
-def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., HardServer]) -> None:
+def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., RadiusServer]) -> None:
     srv = make_server(clients=[OTP], policy=NO_LIMITS)
     (user,) = add_hotp_users(srv.config_path, ["alice"])
     key = srv.key_path
     saved = key.read_bytes()
-    with pam_service(srv.config_path) as service:
+    with local_pam_service(srv.config_path) as service:
         # Missing.
         key.rename(key.with_suffix(".away"))
         _start_fails(srv, f"key file not found: {key}")
@@ -358,7 +353,7 @@ def test_key_file_missing_unsafe_or_wrong(make_server: Callable[..., HardServer]
 # -- the store deleted -----------------------------------------------------------------------------------------------
 
 
-def test_store_deleted_under_a_running_server(make_server: Callable[..., HardServer], tmp_path: Path) -> None:
+def test_store_deleted_under_a_running_server(make_server: Callable[..., RadiusServer], tmp_path: Path) -> None:
     srv = make_server(clients=[OTP], policy=NO_LIMITS)
     (user,) = add_hotp_users(srv.config_path, ["alice"])
     srv.start()
@@ -373,13 +368,13 @@ def test_store_deleted_under_a_running_server(make_server: Callable[..., HardSer
     assert codes(replies) == [None, None, None], codes(replies)  # no answer: the client fails over
     srv.wait_log(r"store .*otp\.sqlite was deleted or replaced under the running server")
     srv.wait_log(r"result=error reason=StoreError \(store not found: ")
-    with pam_service(srv.config_path) as service:
+    with local_pam_service(srv.config_path) as service:
         assert pamtester(service, "alice", [user.code(1)]).status == "PAM_AUTHINFO_UNAVAIL"
 
     shutil.copy(backup, srv.store_path)  # restored from the backup
     os.chmod(srv.store_path, 0o600)
     assert codes(ask(srv, user, 1)) == [ACCESS_ACCEPT]
     assert codes(ask(srv, user, 0)) == [ACCESS_REJECT]
-    with pam_service(srv.config_path) as service:
+    with local_pam_service(srv.config_path) as service:
         assert pamtester(service, "alice", [user.code(2)]).status == "PAM_SUCCESS"
     assert codes(ask(srv, user, 2)) == [ACCESS_REJECT]  # PAM and the server see the same (restored) store

@@ -21,8 +21,8 @@ from otpbase.radius import (
     UNSUPPORTED_CODE,
 )
 
+from .helpers import Store, reject_reasons
 from .hostile import FAMILIES, prepare_target, run_fuzz
-from .kit import Store, reject_reasons
 
 pytestmark = pytest.mark.slow
 

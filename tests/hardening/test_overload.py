@@ -17,9 +17,11 @@ from collections.abc import Callable
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE
-from tests.radius.helpers import Client, build_request
+from tests.kit.config import Client
+from tests.kit.radius_client import build_request
+from tests.kit.radiusd import RadiusServer
 
-from .kit import NO_LIMITS, HardServer, add_hotp_users, blast
+from .helpers import NO_LIMITS, add_hotp_users, blast
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +87,7 @@ class Flood:
             s.close()
 
 
-def test_flood_sheds_load_prefers_state_and_recovers(make_server: Callable[..., HardServer]) -> None:
+def test_flood_sheds_load_prefers_state_and_recovers(make_server: Callable[..., RadiusServer]) -> None:
     srv = make_server(clients=[Client("pw", "127.0.0.1")], policy=NO_LIMITS)
     users = add_hotp_users(srv.config_path, [f"s{i}" for i in range(STATE_USERS + 1)], password="right-pw")
     late = users.pop()

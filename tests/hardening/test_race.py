@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import secrets
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -23,9 +22,14 @@ from collections.abc import Callable
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
-from tests.radius.helpers import Client, Reply
+from tests.kit.config import Client
+from tests.kit.pamservices import local_pam_service
+from tests.kit.pamtester import finish_pamtester, start_pamtester
+from tests.kit.radius_client import Reply
+from tests.kit.radiusd import RadiusServer
+from tests.kit.tools import tool
 
-from .kit import HardServer, HotpUser, Store, add_hotp_users, blast, code_requests, pam_service, reject_reasons, tool
+from .helpers import HotpUser, Store, add_hotp_users, blast, code_requests, reject_reasons
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +57,7 @@ def _wrong_codes(user: HotpUser, n: int, rng: random.Random) -> list[str]:
     return out
 
 
-def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: Callable[..., HardServer]) -> None:
+def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: Callable[..., RadiusServer]) -> None:
     srv = make_server(clients=[Client("otp", "127.0.0.1", first_factor="none")], workers=WORKERS,
                       policy={"max_failures": 1000, "lockout_seconds": 0, "hotp_lookahead": 10,
                               "client_max_failures": 0})
@@ -95,13 +99,13 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
                 code = user.code(k)
                 first = ARRANGED.get(k)
                 replies = radius_attempts(user.name, code) if first == "radius" else []
-                procs = [_pamtester(service, user.name, code) for _ in range(PAM_PER_CODE)]
+                procs = [start_pamtester(service, user.name, [code]) for _ in range(PAM_PER_CODE)]
                 if first is None:
                     # A race: RADIUS joins in while the PAM logins start and verify (a pamtester takes 0.4-1.3 s on an
                     # idle machine while 20 of them start at once beside the RADIUS load).
                     time.sleep(local.uniform(0.0, 1.2))
                     replies = radius_attempts(user.name, code)
-                statuses = [_pam_status(_finish(p)) for p in procs]
+                statuses = [finish_pamtester(p).status for p in procs]
                 if first == "pam":
                     replies = radius_attempts(user.name, code)
                 with lock:
@@ -114,7 +118,7 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
             errors.append(exc)
 
     started = time.monotonic()
-    with pam_service(srv.config_path) as service:
+    with local_pam_service(srv.config_path) as service:
         pam_threads = [threading.Thread(target=pam_user_rounds, args=(u, service)) for u in pam_users]
         for t in pam_threads:
             t.start()
@@ -185,31 +189,6 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
     # Each door won the codes arranged for it: the door that came second with the same code was refused.
     arranged = {(u.name, k): [door] for u in pam_users for k, door in ARRANGED.items()}
     assert {key: winners[key] for key in arranged} == arranged
-
-
-def _pamtester(service: str, user: str, code: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([tool("pamtester"), service, user, "authenticate"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdin is not None
-    proc.stdin.write(code + "\n")
-    proc.stdin.close()
-    return proc
-
-
-def _pam_status(output: str) -> str:
-    for status, text in (("PAM_SUCCESS", "successfully authenticated"), ("PAM_AUTH_ERR", "Authentication failure"),
-                         ("PAM_AUTHINFO_UNAVAIL", "cannot retrieve authentication info")):
-        if text in output:
-            return status
-    return f"?{output.strip()[-200:]}"
-
-
-def _finish(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    proc.stdout.close()
-    proc.wait(120)
-    return out
 
 
 def test_wrong_codes_never_collide_with_valid_ones() -> None:

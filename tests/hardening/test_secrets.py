@@ -17,7 +17,6 @@ import re
 import socket
 import sqlite3
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,9 +29,13 @@ from otpcore import oath
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.errors import OtpError
-from tests.radius.helpers import Client, UdpClient, build_request, tool
+from tests.kit.config import Client
+from tests.kit.pamservices import local_pam_service
+from tests.kit.pamtester import pamtester
+from tests.kit.radius_client import UdpClient, build_request, check_reply
+from tests.kit.radiusd import RadiusServer
 
-from .kit import NO_LIMITS, HardServer, blast, pam_service
+from .helpers import NO_LIMITS, blast
 
 pytestmark = pytest.mark.slow
 
@@ -43,9 +46,9 @@ DEV_LOG = Path("/dev/log")
 
 
 @contextlib.contextmanager
-def syslog_capture(folder: Path) -> Iterator[tuple[Callable[[list[str]], list[str]], list[bytes]]]:
-    """Catch what the PAM module sends to /dev/log. Yields (wrap, lines): wrap(cmd) runs cmd so that its /dev/log is
-    our socket (directly when the machine has none; else in a private mount namespace, bind-mounted over it)."""
+def syslog_capture(folder: Path) -> Iterator[tuple[Path, list[bytes]]]:
+    """Catch what the PAM module sends to /dev/log. Yields (socket, lines): pamtester(dev_log=socket) logs to it (the
+    socket is /dev/log itself when the machine has none)."""
     lines: list[bytes] = []
     own = not DEV_LOG.exists()
     path = DEV_LOG if own else folder / "log.sock"
@@ -62,13 +65,8 @@ def syslog_capture(folder: Path) -> Iterator[tuple[Callable[[list[str]], list[st
     thread = threading.Thread(target=read)
     thread.start()
 
-    def wrap(cmd: list[str]) -> list[str]:
-        if own:
-            return cmd
-        return [tool("unshare"), "-m", "sh", "-c", f'mount --bind "{path}" /dev/log && exec "$@"', "sh", *cmd]
-
     try:
-        yield wrap, lines
+        yield path, lines
     finally:
         time.sleep(0.3)
         stop.set()
@@ -78,13 +76,7 @@ def syslog_capture(folder: Path) -> Iterator[tuple[Callable[[list[str]], list[st
             path.unlink(missing_ok=True)
 
 
-def pam(wrap: Callable[[list[str]], list[str]], service: str, user: str, answers: list[str]) -> str:
-    p = subprocess.run(wrap([tool("pamtester"), service, user, "authenticate"]),
-                       input="".join(a + "\n" for a in answers), capture_output=True, text=True, timeout=60)
-    return p.stdout + p.stderr
-
-
-def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., HardServer], tmp_path: Path) -> None:
+def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., RadiusServer], tmp_path: Path) -> None:
     srv = make_server(clients=[Client("pw", "127.0.0.1", secret=SHARED["pw"]),
                                Client("otp", "127.0.0.2", secret=SHARED["otp"], first_factor="none")],
                       policy={"max_failures": 4, "lockout_seconds": 0}, args=["--log-level", "debug"])
@@ -123,8 +115,6 @@ def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., Ha
             raw = c.exchange(sent, timeout=10)
         if raw is None:
             return None, None
-        from tests.radius.helpers import check_reply
-
         reply = check_reply(sent, raw)
         return reply.code, reply.state
 
@@ -162,24 +152,24 @@ def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., Ha
         c.send(bytes(bad))
 
     # PAM, local mode with debug, password + code and code alone.
-    with syslog_capture(tmp_path) as (wrap, syslog), \
-            pam_service(srv.config_path, "debug", "first_factor=store") as both, \
-            pam_service(srv.config_path, "debug") as code_only:
-        outputs.append(pam(wrap, both, "alice", [a + hotp(3)]))
+    with syslog_capture(tmp_path) as (log, syslog), \
+            local_pam_service(srv.config_path, "debug", "first_factor=store") as both, \
+            local_pam_service(srv.config_path, "debug") as code_only:
+        outputs.append(pamtester(both, "alice", [a + hotp(3)], dev_log=log).output)
         assert "successfully authenticated" in outputs[-1], outputs[-1]
-        outputs.append(pam(wrap, both, "alice", [WRONG_PASSWORD + hotp(4)]))
-        outputs.append(pam(wrap, both, "ghost", [a + wrong()]))
-        outputs.append(pam(wrap, code_only, "alice", [hotp(4)]))
+        outputs.append(pamtester(both, "alice", [WRONG_PASSWORD + hotp(4)], dev_log=log).output)
+        outputs.append(pamtester(both, "ghost", [a + wrong()], dev_log=log).output)
+        outputs.append(pamtester(code_only, "alice", [hotp(4)], dev_log=log).output)
         assert "successfully authenticated" in outputs[-1], outputs[-1]
-        outputs.append(pam(wrap, code_only, "alice", [hotp(4)]))  # replay
-        outputs.append(pam(wrap, both, "alice", [a]))  # the password alone: a challenge, answered wrong
+        outputs.append(pamtester(code_only, "alice", [hotp(4)], dev_log=log).output)  # replay
+        # The password alone: a challenge, answered wrong.
+        outputs.append(pamtester(both, "alice", [a], dev_log=log).output)
         time.sleep(0.3)
     assert syslog, "the PAM module logged nothing with debug on"
 
     # otp-admin: verify, refused operations, listings.
     def admin(*args: str, stdin: str | None = None) -> None:
-        p = subprocess.run([tool("otp-admin"), "--config", str(srv.config_path), *args], input=stdin,
-                           capture_output=True, text=True, timeout=60)
+        p = srv.otp_admin(*args, stdin=stdin)
         outputs.append(p.stdout + p.stderr)
 
     admin("token", "verify", "alice", hotp(5))
@@ -274,7 +264,7 @@ def test_no_secret_anywhere_after_a_full_debug_run(make_server: Callable[..., Ha
 SAMPLES = 30
 
 
-def test_wrong_password_unknown_user_and_tokenless_user_look_the_same(make_server: Callable[..., HardServer]) -> None:
+def test_wrong_password_unknown_user_and_tokenless_user_look_the_same(make_server: Callable[..., RadiusServer]) -> None:
     srv = make_server(clients=[Client("pw", "127.0.0.1")], policy=NO_LIMITS)
     srv.add_user("alice", "alice-pw")  # a TOTP token
     srv.add_user("bob", "bob-pw")

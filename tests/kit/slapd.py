@@ -28,6 +28,7 @@ from pathlib import Path
 from tests.kit.certs import make_ca
 from tests.kit.directory import DirectoryUser, Flavour, Layout, TlsFiles, config_ldif, data_ldif, layout_for
 from tests.kit.netfaults import HOST, free_tcp_port
+from tests.kit.tools import find_tool
 
 __all__ = ["Slapd", "SlapdError", "running_slapd", "tool"]
 
@@ -43,7 +44,7 @@ class SlapdError(RuntimeError):
 
 def tool(name: str) -> str:
     """The path of a required program; missing means the suite was not set up by ./dev test, which is a failure."""
-    path = SLAPD if name == "slapd" else shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    path = SLAPD if name == "slapd" else find_tool(name)
     if path is None or not Path(path).exists():
         raise SlapdError(f"required tool {name!r} is not installed (./dev test installs slapd and ldap-utils)")
     return path

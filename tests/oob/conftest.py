@@ -3,10 +3,7 @@ provider, servers that refuse or never answer, and installations whose config po
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -20,24 +17,19 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import Config, load_config
 from otpcore.service import Verifier
+from tests.kit.certs import make_ca
+from tests.kit.config import config_text
+from tests.kit.netfaults import closed_port as refusing_port
+from tests.kit.netfaults import silent_server
+from tests.kit.ports import free_tcp_port
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "mail-secret"
 SMS_TOKEN = "gateway-token-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- TLS --------------------------------------------------------------------------------------------------------------
@@ -45,7 +37,8 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Certs:
-    cert: Path
+    ca: Path  # what a client trusts
+    cert: Path  # the server's, issued by the CA for localhost / 127.0.0.1
     key: Path
 
     def server_context(self) -> ssl.SSLContext:
@@ -56,25 +49,10 @@ class Certs:
 
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    """A self-signed certificate for localhost / 127.0.0.1, made here with `cryptography`."""
     folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    paths = Certs(folder / "cert.pem", folder / "key.pem")
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
+    ca = make_ca("otp-server test mail and SMS CA")
+    paths = Certs(ca.write_cert(folder / "ca.pem"), folder / "cert.pem", folder / "key.pem")
+    ca.issue_server().write(paths.cert, paths.key)
     return paths
 
 
@@ -129,7 +107,7 @@ def smtp_server() -> Iterator[Callable[..., Mailbox]]:
     controllers: list[Controller] = []
 
     def start(mode: str = "plain", certs: Certs | None = None) -> Mailbox:
-        box = Mailbox(free_port())
+        box = Mailbox(free_tcp_port())
         kwargs: dict[str, Any] = {}
         if mode == "starttls":
             assert certs is not None
@@ -152,18 +130,17 @@ def smtp_server() -> Iterator[Callable[..., Mailbox]]:
 
 
 @pytest.fixture
-def closed_port() -> int:
+def closed_port() -> Iterator[int]:
     """A loopback port nobody listens on: connections are refused."""
-    return free_port()
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture
 def silent_port() -> Iterator[int]:
-    """A server that accepts connections (the kernel does, from the backlog) and never says a word."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield int(listener.getsockname()[1])
+    """A server that accepts connections and never says a word."""
+    with silent_server() as port:
+        yield port
 
 
 # -- the SMS provider -------------------------------------------------------------------------------------------------
@@ -263,10 +240,8 @@ def site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     def make(delivery: str = "", **policy: Any) -> Site:
         folder = tmp_path / f"site{len(sites)}"
         folder.mkdir()
-        lines = ["[store]", 'path = "otp.sqlite"', 'key_file = "otp.key"', "", "[policy]"]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in policy.items()]
         path = folder / "otp.toml"
-        path.write_text("\n".join(lines) + "\n\n" + delivery + "\n")
+        path.write_text(config_text(policy=policy, extra=delivery))
         config = load_config(path)
         with Admin(config) as admin:
             admin.init()

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from tests.kit.tools import otp_admin
 
 from .conftest import Mailbox, Site, SmsGateway, sms_table, smtp_table
 
-OTP_ADMIN = Path(sys.executable).parent / "otp-admin"
-
 
 def run(s: Site, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(OTP_ADMIN), "--config", str(s.config_path), *args], capture_output=True, text=True,
-                          timeout=60)
+    return otp_admin(s.config_path, *args)
 
 
 def ok(s: Site, *args: str) -> str:

@@ -49,7 +49,7 @@ def test_plain_smtp_with_templates(smtp_server: Callable[..., Mailbox]) -> None:
 def test_starttls_with_auth_and_a_trusted_ca(smtp_server: Callable[..., Mailbox], certs: Certs) -> None:
     box = smtp_server("starttls", certs)
     s = sender({"smtp": smtp(box.port, starttls=True, username=SMTP_USER, password=SMTP_PASSWORD,
-                             ca_file=str(certs.cert))})
+                             ca_file=str(certs.ca))})
     s.send(EMAIL)
     assert box.logins == [SMTP_USER]
     assert box.tls == [True]
@@ -61,7 +61,7 @@ def test_implicit_tls_with_auth_and_password_file(smtp_server: Callable[..., Mai
     box = smtp_server("ssl", certs)
     (tmp_path / "smtp.pw").write_text(SMTP_PASSWORD + "\n")
     s = sender({"smtp": smtp(box.port, ssl=True, username=SMTP_USER, password_file="smtp.pw",
-                             ca_file=str(certs.cert))}, base=tmp_path)
+                             ca_file=str(certs.ca))}, base=tmp_path)
     s.send(EMAIL)
     assert box.logins == [SMTP_USER] and box.tls == [True]
 
@@ -69,7 +69,7 @@ def test_implicit_tls_with_auth_and_password_file(smtp_server: Callable[..., Mai
 def test_wrong_smtp_password_is_a_delivery_error(smtp_server: Callable[..., Mailbox], certs: Certs) -> None:
     box = smtp_server("starttls", certs)
     s = sender({"smtp": smtp(box.port, starttls=True, username=SMTP_USER, password="wrong",
-                             ca_file=str(certs.cert))})
+                             ca_file=str(certs.ca))})
     with pytest.raises(DeliveryError, match="login refused"):
         s.send(EMAIL)
     assert box.messages == []
@@ -88,7 +88,7 @@ def test_untrusted_certificate_is_refused(smtp_server: Callable[..., Mailbox], c
 def test_server_requiring_auth_refuses_anonymous_mail(smtp_server: Callable[..., Mailbox], certs: Certs) -> None:
     box = smtp_server("starttls", certs)
     with pytest.raises(DeliveryError, match=r"mail server 127\.0\.0\.1:\d+: 530"):
-        sender({"smtp": smtp(box.port, starttls=True, ca_file=str(certs.cert))}).send(EMAIL)
+        sender({"smtp": smtp(box.port, starttls=True, ca_file=str(certs.ca))}).send(EMAIL)
 
 
 def test_mail_server_down_or_silent_fails_fast(closed_port: int, silent_port: int) -> None:
@@ -236,7 +236,7 @@ def test_https_gateway_with_a_trusted_ca(certs: Certs) -> None:
     thread.start()
     try:
         url = f"https://localhost:{server.server_address[1]}/send"
-        sender({"sms": {"url": url, "ca_file": str(certs.cert)}}).send(SMS)
+        sender({"sms": {"url": url, "ca_file": str(certs.ca)}}).send(SMS)
         assert len(bodies) == 1 and b"654321" in bodies[0]
         with pytest.raises(DeliveryError, match="certificate not trusted"):
             sender({"sms": {"url": url}}).send(SMS)

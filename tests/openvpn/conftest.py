@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import OpenVpnClient, OpenVpnServer, OtpRadiusd, ensure_tun, need, need_plugin
+from tests.kit.tools import tool
+
+from .helpers import OpenVpnClient, OpenVpnServer, OtpRadiusd, ensure_tun, need_plugin
 
 
 @dataclass
@@ -31,8 +34,8 @@ class Vpn:
 
 @pytest.fixture(scope="module")
 def vpn() -> Iterator[Vpn]:
-    for tool in ("openvpn", "oathtool", "otp-radiusd", "otp-admin"):
-        need(tool)
+    for name in ("openvpn", "oathtool", "otp-radiusd", "otp-admin"):
+        tool(name)
     need_plugin()
     ensure_tun()
     # Short paths: the RADIUS plugin copies config values into 50-octet buffers.
@@ -45,7 +48,7 @@ def vpn() -> Iterator[Vpn]:
         vpn = Vpn(folder, radiusd, server)
         yield vpn
     finally:
-        errors: list[AssertionError] = []
+        errors: list[Exception] = []
         for client in vpn.clients if vpn else []:
             _collect(errors, client.stop)
         if server is not None and server.process is not None:
@@ -56,11 +59,11 @@ def vpn() -> Iterator[Vpn]:
             raise errors[0]
 
 
-def _collect(errors: list[AssertionError], stop: Callable[[], int], expect: int | None = None) -> None:
+def _collect(errors: list[Exception], stop: Callable[[], int], expect: int | None = None) -> None:
     """Stop everything even when one of them fails; report the first failure."""
     try:
         code = stop()
-    except AssertionError as exc:
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
         errors.append(exc)
         return
     if expect is not None and code != expect:

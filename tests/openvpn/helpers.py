@@ -1,51 +1,35 @@
 """A real OpenVPN server with Debian's RADIUS plugin in front of a real otp-radiusd, and real OpenVPN clients.
 
 Everything runs on 127.0.0.1. The server has a tun device but configures nothing (`ifconfig-noexec`, `route-noexec`);
-the clients use `dev null`. Certificates are made here with `cryptography`; clients present none
-(`verify-client-cert none`): the user name and password (+ one-time code) are the credentials.
+the clients use `dev null`. The server's certificate comes from a throw-away CA (tests/kit/certs.py); clients present
+none (`verify-client-cert none`): the user name and password (+ one-time code) are the credentials.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import pty
-import random
 import re
-import shutil
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.kit.certs import make_ca
+from tests.kit.config import Client
+from tests.kit.ports import free_udp_port
+from tests.kit.radiusd import RadiusServer, User
+from tests.kit.tools import tool
 
-from otpcore.admin import Admin, TokenSpec, UserSpec
-from otpcore.config import load_config
-
-BIN = Path(sys.executable).parent
 RADIUS_PLUGIN = Path("/usr/lib/openvpn/radiusplugin.so")
 VPN_SECRET = "vpn-shared-secret"
 VPN_NETWORK = "10.213.7.0"
 CHALLENGE_TEXT = "Enter your one-time password"
 TIMEOUT = 20.0
-
-
-def need(name: str) -> str:
-    """A program the tests drive for real: missing is a failure, never a skip."""
-    path = shutil.which(name, path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    assert path, f"{name} is required (Debian packages openvpn, openvpn-auth-radius, oathtool; ./dev test)"
-    return path
 
 
 def need_plugin() -> Path:
@@ -66,64 +50,11 @@ def ensure_tun() -> None:
                              "or give the container the tun device") from None
 
 
-def free_udp_port(*, below: int = 65536) -> int:
-    """A free UDP port on 127.0.0.1. Debian's radiusplugin reads at most four digits of a port: `below=10000`."""
-    if below >= 65536:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-    for port in random.sample(range(2000, below), 200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError(f"no free UDP port below {below}")
-
-
-def totp(secret_hex: str, at: float) -> str:
-    """The reference code (oathtool) of the time step holding `at`."""
-    out = subprocess.run([need("oathtool"), "--totp", f"--now=@{int(at)}", secret_hex], check=True,
-                         capture_output=True, text=True)
-    return out.stdout.strip()
-
-
 def make_certificates(folder: Path) -> None:
-    """ca.crt, server.crt and server.key (P-256, a day long)."""
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    def usage(*, ca: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=not ca,
-                             data_encipherment=False, key_agreement=not ca, key_cert_sign=ca, crl_sign=ca,
-                             encipher_only=False, decipher_only=False)
-
-    def builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
-        return (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1)))
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (builder("otp-server test CA", "otp-server test CA", ca_key)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(usage(ca=True), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (builder("vpn.test", "otp-server test CA", key)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(usage(ca=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    (folder / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path = folder / "server.key"
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
+    """ca.crt, server.crt and server.key."""
+    ca = make_ca("otp-server test VPN CA")
+    ca.write_cert(folder / "ca.crt")
+    ca.issue_server(dns_names=("vpn.test",)).write(folder / "server.crt", folder / "server.key")
 
 
 class Process:
@@ -169,85 +100,33 @@ class Process:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-@dataclass
-class User:
-    name: str
-    password: str
-    secret_hex: str
-
-    def code(self) -> str:
-        return totp(self.secret_hex, time.time())
-
-    def wrong_code(self) -> str:
-        """A well-formed code that no time step near now has."""
-        now = time.time()
-        near = {totp(self.secret_hex, now + 30 * k) for k in range(-3, 4)}
-        return next(c for c in (f"{n:06d}" for n in range(0, 10**6, 7919)) if c not in near)
-
-
 class OtpRadiusd:
-    """otp-radiusd with one client (the OpenVPN server on 127.0.0.1), auth and accounting on ports below 10000."""
+    """The kit's otp-radiusd as the OpenVPN tests look at it: one client (the OpenVPN server on 127.0.0.1), ports
+    below 10000, sessions read with `otp-admin sessions --json`, decisions as log lines."""
 
     def __init__(self, folder: Path) -> None:
-        self.dir = folder
-        self.auth_port = free_udp_port(below=10000)
-        self.acct_port = free_udp_port(below=10000)
-        while self.acct_port == self.auth_port:
-            self.acct_port = free_udp_port(below=10000)
-        self.config_path = folder / "otp.toml"
-        self.config_path.write_text(f"""\
-[store]
-path = "otp.sqlite"
-key_file = "otp.key"
-
-[radius]
-listen = ["127.0.0.1:{self.auth_port}"]
-accounting_listen = ["127.0.0.1:{self.acct_port}"]
-
-[[radius.clients]]
-name = "openvpn"
-address = "127.0.0.1"
-secret = "{VPN_SECRET}"
-require_message_authenticator = false   # radiusplugin sends none
-
-[policy]
-max_failures = 10
-""")
-        with Admin(load_config(self.config_path)) as admin:
-            admin.init()
-        self.process: Process | None = None
+        # radiusplugin sends no Message-Authenticator and reads at most four digits of a port.
+        self.server = RadiusServer(folder, clients=[Client("openvpn", "127.0.0.1", secret=VPN_SECRET,
+                                                           require_message_authenticator=False)],
+                                   policy={"max_failures": 10}, port_below=10000)
+        self.auth_port = self.server.auth_port
+        self.acct_port = self.server.acct_port
 
     def start(self) -> OtpRadiusd:
-        self.process = Process([need("otp-radiusd"), "--config", str(self.config_path)], self.dir / "radiusd.log",
-                               cwd=self.dir)
-        try:
-            self.process.wait_log(r"ready: listening on .* \(accounting ")
-        except BaseException:
-            self.process.stop()
-            raise
+        self.server.start(ready=r"ready: listening on .* \(accounting ")
         return self
 
     def stop(self) -> int:
-        assert self.process is not None
-        return self.process.stop()
+        return self.server.stop()
 
     def log(self) -> str:
-        assert self.process is not None
-        return self.process.log()
+        return self.server.log()
 
     def add_user(self, name: str, password: str) -> User:
-        secret = os.urandom(20)
-        with Admin(load_config(self.config_path)) as admin:
-            admin.add_user(UserSpec(name, password=password.encode()), now=time.time())
-            admin.add_token(name, TokenSpec(type="totp", secret=secret), now=time.time())
-        return User(name, password, secret.hex())
-
-    def otp_admin(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([need("otp-admin"), "--config", str(self.config_path), *args], capture_output=True,
-                              text=True, timeout=30)
+        return self.server.add_user(name, password)
 
     def sessions(self, *args: str) -> list[dict[str, Any]]:
-        out = self.otp_admin("sessions", "--json", *args)
+        out = self.server.otp_admin("sessions", "--json", *args)
         assert out.returncode == 0, out.stderr
         return list(json.loads(out.stdout))
 
@@ -262,7 +141,7 @@ max_failures = 10
             time.sleep(0.1)
 
     def decisions(self, user: str) -> list[str]:
-        return [line for line in self.log().splitlines() if f"decision user={user} " in line]
+        return self.server.decision_lines(user)
 
 
 class OpenVpnServer:
@@ -319,7 +198,7 @@ verb 4
         self.process: Process | None = None
 
     def start(self) -> OpenVpnServer:
-        self.process = Process([need("openvpn"), "--config", str(self.config_path)], self.dir / "server.log",
+        self.process = Process([tool("openvpn"), "--config", str(self.config_path)], self.dir / "server.log",
                                cwd=self.dir)
         try:
             self.process.wait_log(r"Initialization Sequence Completed")
@@ -362,7 +241,7 @@ class OpenVpnClient:
         if static_challenge is not None:
             # OpenVPN asks for the response on a terminal: give it one, as a user at a console would have.
             self._pty, stdin = pty.openpty()
-        self.process = Process([need("openvpn"), "--config", str(config)], folder / f"{label}.log", cwd=folder,
+        self.process = Process([tool("openvpn"), "--config", str(config)], folder / f"{label}.log", cwd=folder,
                                stdin=stdin)
         if stdin is not None:
             os.close(stdin)

@@ -13,8 +13,10 @@ import pytest
 from otpbase.radius.constants import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT, REPLY_MESSAGE, STATE
 from pam_module.door import authenticate
 from pam_module.log import DEBUG, Log
+from tests.kit.codes import totp_after as totp  # the PAM tests count in time steps from now
+from tests.kit.radius_client import attributes
 
-from .pamkit import FakePamh, OtpEnv, make_reply, totp
+from .pamkit import FakePamh, OtpEnv, make_reply
 
 NOW = float(int(time.time()) // 30 * 30 + 7)
 MODULE = "/x/pam_module/pam_otp.py"
@@ -211,11 +213,8 @@ def radius_opts(tmp_path, *ports, secret="testing123"):
 
 
 def attrs_of(packet):
-    out, pos = {}, 20
-    while pos < len(packet):
-        out.setdefault(packet[pos], packet[pos + 2:pos + packet[pos + 1]])
-        pos += packet[pos + 1]
-    return out
+    """Each attribute's first value, by type."""
+    return dict(reversed(attributes(packet)))
 
 
 def test_radius_accept_reject(tmp_path, scripted_server):

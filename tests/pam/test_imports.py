@@ -8,8 +8,9 @@ import sysconfig
 from pathlib import Path
 
 from pam_module.pamconfig import auth_line
+from tests.kit.ports import free_udp_port
 
-from .pamkit import OtpEnv, free_port, split_pam_args
+from .pamkit import OtpEnv, split_pam_args
 
 PROBE = r'''
 import json, sys
@@ -68,7 +69,7 @@ def test_local_login_imports(otp: OtpEnv):
 def test_radius_login_imports_only_the_standard_library(tmp_path: Path):
     secret = tmp_path / "s"
     secret.write_text("x\n")
-    line = auth_line("radius", [f"127.0.0.1:{free_port()}"], secret, options=["timeout=0.2", "retries=0"])
+    line = auth_line("radius", [f"127.0.0.1:{free_udp_port()}"], secret, options=["timeout=0.2", "retries=0"])
     result = probe(line)
     assert result["rc"] == 9  # nobody listens: unavailable
     mods = roots(result["modules"])

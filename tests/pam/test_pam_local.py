@@ -9,8 +9,13 @@ from __future__ import annotations
 import subprocess
 
 from pam_module.pamconfig import auth_line
+from tests.kit.codes import totp_after as totp  # the PAM tests count in time steps from now
+from tests.kit.codes import wrong_totp
+from tests.kit.pamservices import PAM_D, pwdfile_with
+from tests.kit.pamtester import pamtester
+from tests.kit.tools import tool
 
-from .pamkit import PAM_D, OtpEnv, module_line, pamtester, pwdfile_with, totp, wrong_totp
+from .pamkit import OtpEnv, module_line
 
 
 def test_the_printed_line_is_what_otp_admin_prints(otp: OtpEnv):
@@ -117,6 +122,6 @@ def test_setcred_and_account_do_not_get_in_the_way(otp: OtpEnv, pam_service):
     line = module_line("local", config=otp.config)
     rest = line.removeprefix("auth required ")
     service = pam_service([line, f"account required {rest}", "account required pam_permit.so"])
-    p = subprocess.run(["pamtester", service, "alice", "authenticate", "setcred", "acct_mgmt"],
+    p = subprocess.run([tool("pamtester"), service, "alice", "authenticate", "setcred", "acct_mgmt"],
                        input=totp(secret) + "\n", capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr

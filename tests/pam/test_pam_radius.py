@@ -11,17 +11,14 @@ from pathlib import Path
 
 import otpbase
 import pam_module
+from tests.kit.codes import totp_after as totp  # the PAM tests count in time steps from now
+from tests.kit.codes import wrong_totp
+from tests.kit.config import Client
+from tests.kit.pamtester import pamtester
+from tests.kit.ports import free_udp_port
+from tests.kit.radius_client import SECRET
 
-from .pamkit import (
-    SECRET,
-    OtpEnv,
-    RadiusClientSpec,
-    free_port,
-    module_line,
-    pamtester,
-    totp,
-    wrong_totp,
-)
+from .pamkit import OtpEnv, module_line
 
 
 def radius_line(otp: OtpEnv, secret_file, *options: str, ports: list[int] | None = None) -> str:
@@ -59,7 +56,7 @@ def test_right_wrong_replayed_locked(otp: OtpEnv, radiusd, pam_service, secret_f
 def test_failover_when_the_first_server_is_down(otp: OtpEnv, radiusd, pam_service, secret_file):
     secret = otp.add_user("alice")
     radiusd()
-    closed = free_port()  # nothing listens: ICMP port unreachable, next server at once
+    closed = free_udp_port()  # nothing listens: ICMP port unreachable, next server at once
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blackhole:  # reads and never answers: a timeout
         blackhole.bind(("127.0.0.1", 0))
         silent = blackhole.getsockname()[1]
@@ -71,7 +68,7 @@ def test_failover_when_the_first_server_is_down(otp: OtpEnv, radiusd, pam_servic
 
 def test_all_servers_down_is_unavailable(otp: OtpEnv, pam_service, secret_file):
     otp.add_user("alice")
-    service = pam_service([radius_line(otp, secret_file, ports=[free_port(), free_port()]),
+    service = pam_service([radius_line(otp, secret_file, ports=[free_udp_port(), free_udp_port()]),
                            "auth optional pam_permit.so"])
     assert pamtester(service, "alice", ["123456"]).status == "PAM_AUTHINFO_UNAVAIL"
 
@@ -87,7 +84,7 @@ def test_wrong_shared_secret_is_unavailable(otp: OtpEnv, radiusd, pam_service, t
 
 def test_challenge_round_trip(otp: OtpEnv, radiusd, pam_service, secret_file):
     """Server checks the store password: the password alone gets a challenge, relayed as a second prompt."""
-    otp.clients[0] = RadiusClientSpec(first_factor="store")
+    otp.clients[0] = Client("pam", "127.0.0.1", first_factor="store")
     secret = otp.add_user("carol", password="store-pw")
     radiusd()
     service = pam_service([radius_line(otp, secret_file, "prompt=Password: ")])
@@ -125,14 +122,14 @@ def test_code_used_through_radiusd_is_refused_by_local_pam(otp: OtpEnv, radiusd,
 
 def pam_radius_auth_service(otp: OtpEnv, pam_service, tmp_path, *extra: str) -> str:
     conf = tmp_path / "pam_radius_auth.conf"
-    conf.write_text(f"127.0.0.1:{otp.auth_port} {SECRET} 3\n")
+    conf.write_text(f"127.0.0.1:{otp.auth_port} {SECRET.decode()} 3\n")
     conf.chmod(0o600)
     return pam_service([" ".join(["auth required pam_radius_auth.so", f"conf={conf}", *extra])])
 
 
 def test_pam_radius_auth_password_and_code_in_one_prompt(otp: OtpEnv, radiusd, pam_service, tmp_path):
     # pam_radius_auth 2.0 sends no Message-Authenticator: its client entry must not require one
-    otp.clients[0] = RadiusClientSpec(first_factor="store", require_message_authenticator=False)
+    otp.clients[0] = Client("pam", "127.0.0.1", first_factor="store", require_message_authenticator=False)
     secret = otp.add_user("carol", password="store-pw")
     radiusd()
     service = pam_radius_auth_service(otp, pam_service, tmp_path)
@@ -143,7 +140,7 @@ def test_pam_radius_auth_password_and_code_in_one_prompt(otp: OtpEnv, radiusd, p
 
 
 def test_pam_radius_auth_challenge_round_trip(otp: OtpEnv, radiusd, pam_service, tmp_path):
-    otp.clients[0] = RadiusClientSpec(first_factor="store", require_message_authenticator=False)
+    otp.clients[0] = Client("pam", "127.0.0.1", first_factor="store", require_message_authenticator=False)
     secret = otp.add_user("carol", password="store-pw")
     radiusd()
     service = pam_radius_auth_service(otp, pam_service, tmp_path)
@@ -156,7 +153,7 @@ def test_pam_radius_auth_challenge_round_trip(otp: OtpEnv, radiusd, pam_service,
 
 def test_pam_radius_auth_code_only_after_pam_unix_style_password(otp: OtpEnv, radiusd, pam_service, tmp_path):
     """first_factor = "none": the whole User-Password is the code (the password is another module's job)."""
-    otp.clients[0] = RadiusClientSpec(first_factor="none", require_message_authenticator=False)
+    otp.clients[0] = Client("pam", "127.0.0.1", first_factor="none", require_message_authenticator=False)
     secret = otp.add_user("alice")
     radiusd()
     service = pam_radius_auth_service(otp, pam_service, tmp_path, "[prompt=One-time password]")

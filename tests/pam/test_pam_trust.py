@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from .pamkit import OtpEnv, free_port, log_lines, module_line, pamtester, totp
+from tests.kit.codes import totp_after as totp  # the PAM tests count in time steps from now
+from tests.kit.pamtester import log_lines, pamtester
+from tests.kit.ports import free_udp_port
+
+from .pamkit import OtpEnv, module_line
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 
@@ -20,7 +24,7 @@ NOBODY = pwd.getpwnam("nobody").pw_uid
 def user_made_store(folder: Path) -> tuple[OtpEnv, str]:
     """What a local user makes with otp-admin in their own folder: config, store, key and a token they hold."""
     folder.mkdir()
-    env = OtpEnv(folder, auth_port=free_port(), acct_port=free_port())
+    env = OtpEnv(folder, auth_port=free_udp_port(), acct_port=free_udp_port())
     env.write_config()
     env.admin("init")
     secret = env.add_user("alice")

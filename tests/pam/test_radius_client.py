@@ -24,18 +24,12 @@ from otpbase.radius.constants import (
 )
 from pam_module.radius_client import RadiusClient, RadiusError, RadiusUnavailable, build_access_request
 from radiusd.dictionary import load_dictionary
+from tests.kit.ports import free_udp_port
+from tests.kit.radius_client import attributes
 
-from .pamkit import free_port, make_reply
+from .pamkit import make_reply
 
 SECRET = b"testing123"
-
-
-def attributes(packet: bytes) -> list[tuple[int, bytes]]:
-    out, pos = [], 20
-    while pos < len(packet):
-        out.append((packet[pos], packet[pos + 2:pos + packet[pos + 1]]))
-        pos += packet[pos + 1]
-    return out
 
 
 def reply_or_drop(data: bytes, request: bytes, secret: bytes) -> Reply | str:
@@ -142,7 +136,7 @@ def test_failover_on_timeout(scripted_server):
 
 def test_failover_on_port_unreachable_is_immediate(scripted_server):
     live = scripted_server(lambda req: [make_reply(req, ACCESS_ACCEPT, SECRET)])
-    client = RadiusClient([("127.0.0.1", free_port()), ("127.0.0.1", live.port)], SECRET, timeout=5)
+    client = RadiusClient([("127.0.0.1", free_udp_port()), ("127.0.0.1", live.port)], SECRET, timeout=5)
     start = time.monotonic()
     assert client.authenticate("alice", b"123456").code == ACCESS_ACCEPT
     assert time.monotonic() - start < 1
@@ -163,7 +157,7 @@ def test_state_is_sent_back(scripted_server):
 
 def test_all_servers_down(scripted_server):
     silent = scripted_server(lambda req: [])
-    client = RadiusClient([("127.0.0.1", free_port()), ("127.0.0.1", silent.port)], SECRET, timeout=0.2, retries=0)
+    client = RadiusClient([("127.0.0.1", free_udp_port()), ("127.0.0.1", silent.port)], SECRET, timeout=0.2, retries=0)
     with pytest.raises(RadiusUnavailable):
         client.authenticate("alice", b"123456")
     assert len(client.failures) == 2

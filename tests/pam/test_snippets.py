@@ -9,8 +9,12 @@ import pytest
 
 from pam_module.options import parse_options
 from pam_module.pamconfig import auth_line
+from tests.kit.codes import totp_after as totp  # the PAM tests count in time steps from now
+from tests.kit.codes import wrong_totp
+from tests.kit.pamservices import pwdfile_with
+from tests.kit.pamtester import pamtester
 
-from .pamkit import OtpEnv, pamtester, pwdfile_with, split_pam_args, totp, wrong_totp
+from .pamkit import OtpEnv, split_pam_args
 
 SNIPPETS = Path(__file__).resolve().parents[2] / "packaging" / "pam.d"
 PACKAGED = "/usr/lib/otp-server/lib/python3.11/site-packages/pam_module/pam_otp.py"

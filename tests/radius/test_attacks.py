@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
-
-from .helpers import Client, RadiusServer, UdpClient, build_request, check_reply
+from tests.kit.config import Client
+from tests.kit.radius_client import UdpClient, build_request, check_reply
+from tests.kit.radiusd import RadiusServer
 
 
 @pytest.fixture

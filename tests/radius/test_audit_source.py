@@ -8,8 +8,9 @@ import re
 import signal
 
 from otpbase.radius import constants as wire
-
-from .helpers import Client, RadiusServer, UdpClient, build_request
+from tests.kit.config import Client
+from tests.kit.radius_client import UdpClient, build_request
+from tests.kit.radiusd import RadiusServer
 
 
 def test_no_password_and_the_source_address_reach_the_log_and_the_audit(make_server: type[RadiusServer]) -> None:

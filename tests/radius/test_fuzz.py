@@ -14,22 +14,15 @@ from otpbase.radius import (
     STATUS_SERVER,
     UNSUPPORTED_CODE,
 )
-
-from .helpers import Client, RadiusServer, Sent, UdpClient, build_request, sign_request
+from tests.kit.config import Client
+from tests.kit.radius_client import Sent, UdpClient, attribute_offsets, build_request, sign_request
+from tests.kit.radiusd import RadiusServer
 
 FUZZ_PACKETS = 100_000
 BATCH = 500  # fuzz packets between two Status-Server round trips (flow control: the server's queue is FIFO)
 RESIGN_RATE = 0.005  # mutated packets given a valid Message-Authenticator again, to reach the core
 OTP_SECRET = b"otp-only-secret"
 LEGACY_SECRET = b"legacy-secret"
-
-
-def _attribute_offsets(raw: bytes) -> list[int]:
-    offsets, pos = [], 20
-    while pos + 2 <= len(raw) and raw[pos + 1] >= 2:
-        offsets.append(pos)
-        pos += raw[pos + 1]
-    return offsets
 
 
 def _fix_length(b: bytearray) -> None:
@@ -55,17 +48,17 @@ def mutate(rng: random.Random, raw: bytes) -> bytes:
     elif op == 4:  # any Length
         b[2:4] = rng.randrange(5000).to_bytes(2, "big")
     elif op == 5:  # a wrong attribute length
-        offsets = _attribute_offsets(raw)
+        offsets = attribute_offsets(raw)
         if offsets:
             b[rng.choice(offsets) + 1] = rng.randrange(256)
     elif op == 6:  # an extra attribute anywhere
-        offsets = [*_attribute_offsets(raw), len(raw)]
+        offsets = [*attribute_offsets(raw), len(raw)]
         at = rng.choice(offsets)
         value = rng.randbytes(rng.randrange(0, 40))
         b[at:at] = bytes([rng.randrange(256), len(value) + 2]) + value
         _fix_length(b)
     elif op == 7:  # a repeated attribute (User-Password, State, Message-Authenticator ...)
-        offsets = _attribute_offsets(raw)
+        offsets = attribute_offsets(raw)
         if offsets:
             at = rng.choice(offsets)
             b += raw[at:at + raw[at + 1]]

@@ -28,8 +28,10 @@ from radiusd import logsink
 from radiusd.admission import EMPTY, Admission
 from radiusd.server import PRECHECK_MIN, Worker
 from radiusd.storeguard import GuardedVerifier
-
-from .helpers import Client, RadiusServer, Sent, build_request, check_reply, totp
+from tests.kit.codes import totp
+from tests.kit.config import Client
+from tests.kit.radius_client import Sent, build_request, check_reply
+from tests.kit.radiusd import RadiusServer
 
 OTP_SECRET = b"otp-only-secret"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import os
 import re
 import signal
 import subprocess
@@ -23,19 +22,12 @@ from otpbase.radius import (
     MISSING_MESSAGE_AUTHENTICATOR,
     STATUS_SERVER,
 )
-
-from .helpers import (
-    SECRET,
-    SILENCE_TIMEOUT,
-    Client,
-    RadiusServer,
-    UdpClient,
-    build_request,
-    free_udp_port,
-    pyrad_client,
-    pyrad_login,
-    tool,
-)
+from tests.kit.config import Client
+from tests.kit.pamservices import pam_service_file, pwdfile_with
+from tests.kit.ports import free_udp_port
+from tests.kit.radius_client import SECRET, SILENCE_TIMEOUT, UdpClient, build_request, pyrad_client, pyrad_login
+from tests.kit.radiusd import RadiusServer
+from tests.kit.tools import tool
 
 CLIENTS = [
     Client("wide", "127.0.0.0/24", secret="wide-secret"),
@@ -50,7 +42,7 @@ CLIENTS = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadiusServer]:
     tmp = tmp_path_factory.mktemp("radius")
     srv = RadiusServer(tmp, clients=CLIENTS)
-    srv.listen.append(f"[::1]:{srv.port}")
+    srv.listen.append(f"[::1]:{srv.auth_port}")
     srv.write_config()
     srv.start()
     yield srv
@@ -63,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadiusServer]:
 
 def radclient(server: RadiusServer, attrs: str, command: str = "auth", secret: str = SECRET.decode(),
               host: str = "127.0.0.1") -> subprocess.CompletedProcess[str]:
-    target = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+    target = f"[{host}]:{server.auth_port}" if ":" in host else f"{host}:{server.auth_port}"
     return subprocess.run([tool("radclient"), "-x", "-t", "1", "-r", "1", target, command, secret],
                           input=attrs, capture_output=True, text=True, timeout=30)
 
@@ -86,7 +78,7 @@ def test_accept_with_radclient_and_radtest(server: RadiusServer) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Received Access-Accept" in out.stdout
     code = bob.code(time.time() + 30)  # the next step: the current one is used
-    out = subprocess.run([tool("radtest"), "bob", f"bob-pw{code}", f"127.0.0.1:{server.port}", "0", "testing123"],
+    out = subprocess.run([tool("radtest"), "bob", f"bob-pw{code}", f"127.0.0.1:{server.auth_port}", "0", "testing123"],
                          capture_output=True, text=True, timeout=30)
     assert "Received Access-Accept" in out.stdout, out.stdout + out.stderr
 
@@ -208,7 +200,7 @@ def test_proxy_state_is_echoed_in_order(server: RadiusServer) -> None:
 
 def test_ipv6_listen_and_client(server: RadiusServer) -> None:
     ivy = server.add_user("ivy", "pw")
-    with UdpClient(("::1", server.port), source="::1") as client:
+    with UdpClient(("::1", server.auth_port), source="::1") as client:
         assert client.ask(build_request("ivy", f"pw{ivy.code()}".encode())).code == ACCESS_ACCEPT
     out = radclient(server, "Message-Authenticator = 0x00", command="status", host="::1")
     assert "Received Access-Accept" in out.stdout, out.stdout + out.stderr
@@ -269,15 +261,10 @@ def test_first_factor_none_takes_the_code_alone(server: RadiusServer) -> None:
 def test_first_factor_pam_through_a_real_pam_stack(make_server: type[RadiusServer], tmp_path: Path) -> None:
     assert glob.glob("/usr/lib/*/security/pam_pwdfile.so") or glob.glob("/lib/*/security/pam_pwdfile.so"), \
         "libpam-pwdfile is required (./dev test installs it)"
-    service = f"otp-test-{os.urandom(4).hex()}"
-    pwdfile = tmp_path / "passwd"
-    crypt = subprocess.run([tool("openssl"), "passwd", "-6", "pam-secret"], capture_output=True, text=True,
-                           check=True).stdout.strip()
-    pwdfile.write_text(f"pamuser:{crypt}\n")
-    pam_file = Path("/etc/pam.d") / service
+    pwdfile = pwdfile_with(tmp_path, "pamuser", "pam-secret")
     # nodelay: PAM's failure delay (2 s) would stall this worker's evaluating thread for every wrong password.
-    pam_file.write_text(f"auth required pam_pwdfile.so pwdfile={pwdfile} nodelay\naccount required pam_permit.so\n")
-    try:
+    with pam_service_file([f"auth required pam_pwdfile.so pwdfile={pwdfile} nodelay",
+                           "account required pam_permit.so"]) as service:
         srv = make_server(clients=[Client("pam", "127.0.0.1", first_factor="pam")],
                           policy={"pam_service": service})
         user = srv.add_user("pamuser", None)  # no password in the store: PAM checks it
@@ -290,8 +277,6 @@ def test_first_factor_pam_through_a_real_pam_stack(make_server: type[RadiusServe
             challenge = client.ask(build_request("pamuser", b"pam-secret"))
             assert challenge.code == ACCESS_CHALLENGE
         assert [d["reason"] for d in srv.decisions("pamuser")] == ["ok", "wrong_password", "challenge"]
-    finally:
-        pam_file.unlink()
 
 
 # -- lockout -----------------------------------------------------------------------------------------------------------

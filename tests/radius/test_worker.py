@@ -23,8 +23,7 @@ from otpbase.radius import (
 from otpcore.config import ClientConfig, Config, RadiusConfig
 from otpcore.decision import Decision, Reason, Verdict
 from radiusd.server import Worker, bind_sockets
-
-from .helpers import SECRET, UdpClient, build_request
+from tests.kit.radius_client import SECRET, UdpClient, build_request
 
 
 @dataclass

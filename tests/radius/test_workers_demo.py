@@ -10,8 +10,12 @@ import time
 from pathlib import Path
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
-
-from .helpers import READY_TIMEOUT, Client, RadiusServer, UdpClient, build_request, free_udp_port, tool, totp
+from tests.kit.codes import totp
+from tests.kit.config import Client
+from tests.kit.ports import free_udp_port
+from tests.kit.radius_client import UdpClient, build_request
+from tests.kit.radiusd import READY_TIMEOUT, RadiusServer
+from tests.kit.tools import tool
 
 
 def test_workers_share_the_port_and_refuse_a_code_accepted_by_the_other(make_server: type[RadiusServer]) -> None:

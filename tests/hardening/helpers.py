@@ -1,6 +1,5 @@
-"""Helpers for the hardening suite: a real otp-radiusd (tests.radius.helpers.RadiusServer, with kill -9 and extra
-arguments), HOTP users provisioned in bulk, a many-socket RADIUS client with retransmissions, store inspection,
-pamtester runs, and throw-away /etc/pam.d services.
+"""Helpers for the hardening suite (the server, pamtester and PAM services are the kit's, tests/kit): HOTP users
+provisioned in bulk, a many-socket RADIUS client with retransmissions, store inspection, file systems that fail.
 
 HOTP tokens make races deterministic: code k of a user is valid until it is accepted once, whatever the clock.
 """
@@ -10,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import select
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -25,15 +22,13 @@ from otpcore import oath
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
 from otpcore.oath import encode_base32
-from pam_module.pamconfig import auth_line
-from tests.radius.helpers import SECRET, RadiusServer, Reply, Sent, build_request, check_reply, tool
+from tests.kit.radius_client import SECRET, Reply, Sent, build_request, check_reply
 
 __all__ = [
-    "HardServer", "HotpUser", "PamResult", "Store", "add_hotp_users", "blast", "code_requests", "ext4_image",
-    "mount_source", "pam_service", "pamtester", "reject_reasons", "run", "tmpfs",
+    "NO_LIMITS", "HotpUser", "Store", "add_hotp_users", "blast", "code_requests", "ext4_image", "mount_source",
+    "reject_reasons", "run", "tmpfs",
 ]
 
-PAM_D = Path("/etc/pam.d")
 # A policy for floods of failures on purpose: no lockout, no per-client throttle.
 NO_LIMITS: dict[str, object] = {"max_failures": 1_000_000_000, "lockout_seconds": 0, "client_max_failures": 0}
 
@@ -74,62 +69,6 @@ def _distinct_secret(first: int, counters: int = 1024) -> bytes:
         secret = os.urandom(20)
         if len({oath.hotp(secret, k) for k in range(first, first + counters)}) == counters:
             return secret
-
-
-class HardServer(RadiusServer):
-    """RadiusServer with extra command-line arguments, kill -9 of every process, and a restart on the same store."""
-
-    def __init__(self, tmp: Path, *, args: Sequence[str] = (), **kwargs: object) -> None:
-        super().__init__(tmp, **kwargs)  # type: ignore[arg-type]
-        self.args = list(args)
-        self.store_path = tmp / "otp.sqlite"
-        self.key_path = tmp / "otp.key"
-        self._readies = 0  # "ready" lines in the log so far (the log is appended to across restarts)
-
-    def start(self, *, wait: bool = True) -> HardServer:
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([tool("otp-radiusd"), "--config", str(self.config_path), *self.args],
-                                     stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file)
-        if wait:
-            self._readies += self.workers
-            self.wait_log(r"ready: listening", count=self._readies)
-        return self
-
-    def pids(self) -> list[int]:
-        assert self.proc is not None
-        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-        return [self.proc.pid, *map(int, children)]
-
-    def kill9(self) -> None:
-        """SIGKILL to the supervisor and every worker at once (as systemd's KillMode=control-group would)."""
-        pids = self.pids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        assert self.proc is not None
-        self.proc.wait(10)
-        for pid in pids[1:]:
-            for _ in range(500):
-                if not Path(f"/proc/{pid}").exists() or "Z" in _state(pid):
-                    break
-                time.sleep(0.01)
-        self._log_file.close()
-        self.proc = None
-
-    def total_rss_kib(self) -> int:
-        total = 0
-        for pid in self.pids():
-            with contextlib.suppress(FileNotFoundError):
-                m = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
-                total += int(m.group(1)) if m else 0
-        return total
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return "Z"
 
 
 # -- many requests at once ------------------------------------------------------------------------------------------
@@ -232,49 +171,6 @@ class Store:
 
     def integrity(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-# -- PAM ---------------------------------------------------------------------------------------------------------------
-
-PAM_TEXT = {
-    "successfully authenticated": "PAM_SUCCESS",
-    "Authentication failure": "PAM_AUTH_ERR",
-    "Have exhausted maximum number of retries for service": "PAM_MAXTRIES",
-    "Authentication service cannot retrieve authentication info": "PAM_AUTHINFO_UNAVAIL",
-    "User not known to the underlying authentication module": "PAM_USER_UNKNOWN",
-    "Error in service module": "PAM_SERVICE_ERR",
-    "System error": "PAM_SYSTEM_ERR",
-}
-
-
-@dataclass
-class PamResult:
-    rc: int
-    output: str
-
-    @property
-    def status(self) -> str:
-        found = re.findall(r"pamtester: (.+)", self.output)
-        text = found[-1].strip() if found else self.output.strip()
-        return PAM_TEXT.get(text, f"?{text}")
-
-
-def pamtester(service: str, user: str, answers: Sequence[str] = (), *, timeout: float = 60) -> PamResult:
-    p = subprocess.run([tool("pamtester"), service, user, "authenticate"], input="".join(a + "\n" for a in answers),
-                       capture_output=True, text=True, timeout=timeout)
-    return PamResult(p.returncode, p.stdout + p.stderr)
-
-
-@contextlib.contextmanager
-def pam_service(config: Path, *options: str) -> Iterator[str]:
-    """A /etc/pam.d/otp-hard-<random> service with the local-mode module line otp-admin prints; removed after."""
-    name = f"otp-hard-{secrets.token_hex(6)}"
-    path = PAM_D / name
-    path.write_text(auth_line("local", config=config, options=options) + "\n")
-    try:
-        yield name
-    finally:
-        path.unlink(missing_ok=True)
 
 
 # -- file systems ------------------------------------------------------------------------------------------------------
