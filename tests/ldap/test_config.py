@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +80,17 @@ def test_a_client_with_first_factor_ldap_needs_the_table(tmp_path: Path):
         parse_config({"radius": {"clients": [client]}})
     config = parse_config({"radius": {"clients": [client]}, "ldap": table(tmp_path)}, base=tmp_path)
     assert config.radius.clients[0].first_factor == "ldap"
+
+
+def test_the_readme_examples_are_accepted(tmp_path: Path):
+    """The AD and OpenLDAP examples of the README's section "Users from Active Directory or LDAP", with their files."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("## Users from Active Directory or LDAP")
+    blocks = re.findall(r"^```toml\n(.*?)^```$", text[start:text.index("\n## ", start)], re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        for path in set(re.findall(r'"(/etc/otp/[^"]+)"', block)):
+            (tmp_path / Path(path).name).write_text("s3cret\n")
+            block = block.replace(path, str(tmp_path / Path(path).name))
+        ldap = parse_config(tomllib.loads(block)).ldap
+        assert ldap is not None and ldap.bind_password == "s3cret" and "{user}" in ldap.user_filter
