@@ -285,6 +285,7 @@ class Directory:
 
         server = self._servers[url]
         server.connect_timeout = deadline.left()
+        server.reset_availability()  # ldap3 would skip an address that failed lately, at once: URLs are ours to order
         # receive_timeout bounds the TLS handshake; ldap3 needs whole seconds (it packs them into SO_RCVTIMEO)
         connection = Connection(server, user=user, password=password, client_strategy=SAFE_SYNC,
                                 receive_timeout=max(1, math.ceil(deadline.left())), auto_referrals=False,
