@@ -38,7 +38,8 @@ def register(token: Any) -> None:
 
 
 def _register_add(token: Any) -> None:
-    s = token.add_parser("add", help="add a token; prints the otpauth:// URI and QR code")
+    s = token.add_parser("add", help="add a token; prints the otpauth:// URI and QR code (a user of the directory "
+                                     "the store does not have yet is added to it)")
     s.add_argument("name")
     s.add_argument("--type", required=True, choices=["totp", "hotp", "email", "sms"],
                    help="totp/hotp: an authenticator app; email/sms: a code sent to the user's --email/--phone")
@@ -130,8 +131,8 @@ def _add_oob(args: argparse.Namespace, config: Config, options: dict[str, Any]) 
     spec = TokenSpec(type=args.type, issuer=args.issuer, options=options).validated()
     with Admin(config) as admin:
         new = admin.add_token(args.name, spec, now=time.time())
-        user = admin.user(args.name)
-    address = user.email if args.type == "email" else user.phone
+        email, phone = admin.contacts(args.name)
+    address = email if args.type == "email" else phone
     if args.json:
         print(json.dumps({"id": new.id, "user": new.user, "type": new.type, "address": address,
                           "options": dict(spec.options)}))

@@ -88,7 +88,7 @@ def list_users(args: argparse.Namespace, config: Config) -> int:
         for token, owner in admin.tokens():
             counts[owner] = counts.get(owner, 0) + int(token.active)
     rows = [user_json(u, config, counts.get(u.name, 0)) for u in users]
-    emit(args, rows, ["name", "email", "phone", "password", "active_tokens", "failures", "locked"])
+    emit(args, rows, ["name", "directory", "email", "phone", "password", "active_tokens", "failures", "locked"])
     return 0
 
 
@@ -138,7 +138,8 @@ def user_json(u: UserRow, config: Config, active_tokens: int) -> dict[str, Any]:
     state = pol.effective(pol.FailureState(u.failures, u.last_bad, u.locked_at, u.lockouts), config.policy, now)
     until = pol.locked_until(state, config.policy)
     next_lockout = pol.lockout_duration(state.lockouts + 1, config.policy)
-    return {"name": u.name, "email": u.email, "phone": u.phone, "password": u.password_hash is not None,
+    return {"name": u.name, "directory": bool(u.directory), "email": u.email, "phone": u.phone,
+            "password": u.password_hash is not None,
             "active_tokens": active_tokens, "failures": state.failures, "locked": until is not None and now < until,
             "locked_until": None if until is None else ("until unlocked" if until == float("inf") else iso(until)),
             "lockouts_in_a_row": state.lockouts,

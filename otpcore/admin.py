@@ -10,11 +10,11 @@ import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import oob
 from .config import Config
-from .errors import InputError, OtpError, SealError, StoreError
+from .errors import ConfigError, InputError, NotFoundError, OtpError, SealError, StoreError
 from .oath import encode_base32
 from .passwords import hash_password
 from .policy import CLEAR
@@ -23,6 +23,9 @@ from .seal import Sealer, create_key_file, load_key_file
 from .specs import OTP_TOKEN_TYPES, TokenSpec, UserSpec, validate_user_name
 from .store import Store, TokenRow, UserRow, open_store
 from .uri import otpauth_uri
+
+if TYPE_CHECKING:
+    from .firstfactor.ldap import Directory, Entry
 
 # TokenSpec, UserSpec and validate_user_name live in otpcore.specs (the importers need them without a store); they
 # are named here too, as the arguments of Admin's methods.
@@ -50,6 +53,7 @@ class Admin:
         self.config = config
         self._store: Store | None = None
         self._sealer: Sealer | None = None
+        self._directory: Directory | None = None
 
     def __enter__(self) -> Admin:
         return self
@@ -58,6 +62,9 @@ class Admin:
         self.close()
 
     def close(self) -> None:
+        if self._directory is not None:
+            self._directory.close()
+            self._directory = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -75,6 +82,16 @@ class Admin:
         if self._sealer is None:
             self._sealer = load_key_file(self.config.store.key_file)
         return self._sealer
+
+    @property
+    def directory(self) -> Directory:
+        if self._directory is None:
+            if self.config.ldap is None:
+                raise ConfigError("directory users need an [ldap] table in the config")
+            from .firstfactor.ldap import Directory
+
+            self._directory = Directory(self.config.ldap)
+        return self._directory
 
     # -- set-up -------------------------------------------------------------------------------------------------------
 
@@ -135,6 +152,9 @@ class Admin:
         user sends its codes to is not cleared: delete the token first. Returns the user as it is now."""
         with self.store.transaction():
             row = self.store.require_user(name)
+            if row.directory:
+                raise InputError(f"{name} is a directory user: the e-mail address and phone number are the "
+                                 "directory's (ldap.email_attribute, ldap.phone_attribute)")
             for cleared, channel in ((clear_email, "email"), (clear_phone, "sms")):
                 held = [t.id for t in self.store.tokens(row.id) if t.type == channel] if cleared else []
                 if held:
@@ -155,12 +175,38 @@ class Admin:
     # -- tokens -------------------------------------------------------------------------------------------------------
 
     def add_token(self, user: str, spec: TokenSpec, *, now: float) -> NewToken:
+        """A user the store does not have but the directory does is added to the store first, as a directory user."""
         spec = spec.validated()
+        entry = self._directory_entry(user, spec)  # the network before the write lock
         with self.store.transaction():
-            row = self.store.require_user(user)
-            new = self._insert_token(row, spec, now)
+            row = self.store.user(user)
+            if row is None:
+                if entry is None:
+                    where = " (neither in the store nor in the directory)" if self.config.ldap else ""
+                    raise NotFoundError(f"no such user: {user}{where}")
+                self.store.add_user(user, email=None, phone=None, password_hash=None, now=now, directory=True)
+                row = self.store.require_user(user)
+                self._audit(user, "directory_user_added", now)
+            new = self._insert_token(row, spec, now, entry)
             self._audit(user, "token_added", now)
         return new
+
+    def contacts(self, name: str) -> tuple[str | None, str | None]:
+        """The user's e-mail address and phone number: the directory's for a directory user."""
+        row = self.store.require_user(name)
+        if not row.directory:
+            return row.email, row.phone
+        entry = self.directory.find(name)
+        return (entry.email, entry.phone) if entry is not None else (None, None)
+
+    def _directory_entry(self, user: str, spec: TokenSpec) -> Entry | None:
+        """The directory's entry of a user that token add needs it for: one the store does not have (to add it), or
+        a directory user given an email/sms token (the address must be there)."""
+        row = self.store.user(user)
+        if self.config.ldap is None or (row is not None and not (row.directory and spec.type in oob.CHANNELS)):
+            return None
+        validate_user_name(user)
+        return self.directory.find(user)
 
     def tokens(self, user: str | None = None) -> list[tuple[TokenRow, str]]:
         """Tokens with their owner's name."""
@@ -232,9 +278,9 @@ class Admin:
 
     # -- helpers ------------------------------------------------------------------------------------------------------
 
-    def _insert_token(self, row: UserRow, spec: TokenSpec, now: float) -> NewToken:
+    def _insert_token(self, row: UserRow, spec: TokenSpec, now: float, entry: Entry | None = None) -> NewToken:
         if spec.type in oob.CHANNELS:
-            return self._insert_oob_token(row, spec, now)
+            return self._insert_oob_token(row, spec, now, entry)
         secret = spec.secret if spec.secret is not None else os.urandom(20)
         fields = {
             "type": spec.type, "algorithm": spec.algorithm, "digits": spec.digits, "period": spec.period,
@@ -275,13 +321,21 @@ class Admin:
             raise StoreError(f"token {token.id} has no secret")
         return self.sealer.open(token.secret, row_identity(token))
 
-    def _insert_oob_token(self, row: UserRow, spec: TokenSpec, now: float) -> NewToken:
-        """An email or sms token: no secret, the code is made and sent at each login, to the profile's address."""
-        current = self.store.user_by_id(row.id) or row  # an import may have just set the address
-        address = current.email if spec.type == "email" else current.phone
+    def _insert_oob_token(self, row: UserRow, spec: TokenSpec, now: float, entry: Entry | None) -> NewToken:
+        """An email or sms token: no secret, the code is made and sent at each login, to the profile's address (the
+        directory's, for a directory user)."""
+        email = spec.type == "email"
+        if row.directory:
+            address = (entry.email if email else entry.phone) if entry is not None else None
+            attribute = "ldap.email_attribute" if email else "ldap.phone_attribute"
+            missing = f"the directory has no {attribute} of {row.name}"
+        else:
+            current = self.store.user_by_id(row.id) or row  # an import may have just set the address
+            address = current.email if email else current.phone
+            missing = f"user {row.name} has no " + (
+                "e-mail address (user add --email)" if email else "phone number (user add --phone)")
         if not address:
-            what = "e-mail address (user add --email)" if spec.type == "email" else "phone number (user add --phone)"
-            raise InputError(f"user {row.name} has no {what} for an {spec.type} token")
+            raise InputError(f"{missing} for an {spec.type} token")
         fields = {"type": spec.type, "digits": spec.digits, "active": 1, "issuer": spec.issuer,
                   "options": oob.dump_options(spec.options)}
         token_id = self.store.add_token(row.id, fields, now)

@@ -18,6 +18,7 @@ from otpbase.hostport import parse_hostport
 from . import tomlkeys as keys
 from .delivery_config import DeliveryConfig, parse_delivery
 from .errors import ConfigError
+from .ldap_config import LdapConfig, parse_ldap
 from .oob import ALPHABETS, OPTION_BOUNDS
 from .policy import Policy
 
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ClientConfig",
     "Config",
+    "LdapConfig",
     "Policy",
     "RadiusConfig",
     "StoreConfig",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/otp/otp.toml")
-FIRST_FACTORS = ("store", "pam", "none")
+FIRST_FACTORS = ("store", "pam", "ldap", "none")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     # [delivery.smtp] / [delivery.sms]: how email and sms codes are sent (otpcore.delivery_config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    ldap: LdapConfig | None = None  # [ldap]: the directory of first_factor "ldap" (otpcore.ldap_config)
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -94,12 +97,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 def parse_config(data: Mapping[str, Any], *, base: Path = Path("."), path: Path | None = None) -> Config:
-    keys.known_keys(data, "", {"store", "radius", "policy", "delivery"})
+    keys.known_keys(data, "", {"store", "radius", "policy", "delivery", "ldap"})
     store = _parse_store(keys.subtable(data, "", "store"), base)
     radius = _parse_radius(keys.subtable(data, "", "radius"), base)
     policy = _parse_policy(keys.subtable(data, "", "policy"))
     delivery = parse_delivery(keys.subtable(data, "", "delivery"), base)
-    return Config(path=path, store=store, radius=radius, policy=policy, delivery=delivery)
+    ldap = parse_ldap(keys.subtable(data, "", "ldap"), base)
+    if ldap is None:
+        for i, client in enumerate(radius.clients):
+            if client.first_factor == "ldap":
+                raise ConfigError(f"radius.clients[{i}].first_factor: ldap needs an [ldap] table (the directory)")
+    return Config(path=path, store=store, radius=radius, policy=policy, delivery=delivery, ldap=ldap)
 
 
 def parse_address(text: str, default_port: int, key: str) -> tuple[str, int]:

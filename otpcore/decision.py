@@ -36,6 +36,7 @@ class Reason(enum.StrEnum):
     SEND_LIMIT = "send_limit"  # no code sent: the user had policy.oob_max_per_hour / oob_max_per_day already
     THROTTLED = "throttled"  # the client caused too many failed logins lately (policy.client_max_failures)
     NO_PASSWORD = "no_password"  # first factor "store" and the user has no password in the store
+    NOT_IN_GROUP = "not_in_group"  # first factor "ldap": the password is right, the entry is not in ldap.group_dn
     RESYNC = "resync"  # accepted: two consecutive codes moved the token's counter or clock drift (token resync)
 
 

@@ -2,7 +2,8 @@
 
 Normal outcomes (accept, wrong code, replay, locked) are values, not exceptions."""
 
-__all__ = ["ConfigError", "DeliveryError", "InputError", "NotFoundError", "OtpError", "SealError", "StoreError"]
+__all__ = ["ConfigError", "DeliveryError", "DirectoryError", "InputError", "NotFoundError", "OtpError", "SealError",
+           "StoreError"]
 
 
 class OtpError(Exception):
@@ -31,3 +32,7 @@ class SealError(OtpError):
 
 class DeliveryError(OtpError):
     """A code could not be sent (mail server or SMS gateway down, slow, or refusing). Never contains the code."""
+
+
+class DirectoryError(OtpError):
+    """No URL of the directory ([ldap]) answered within its timeout, or none would let the service account search."""

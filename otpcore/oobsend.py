@@ -4,6 +4,8 @@ A code is made when the user passed the first factor (or asked with an empty cod
 elsewhere), stored only as a keyed hash in a challenge row (expiry = the code's validity, attempts = wrong answers so
 far, or oob.USED once accepted), sent outside any transaction, and accepted once: with the State of its challenge, or
 without it (password+code, `otp-admin token verify`). How often a user is sent codes is capped (otpcore.oob.send_wait).
+The addresses are the user's in the store, or for a directory user (UserRow.directory) the directory's, read at send
+time (never copied into the store).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import oob
 from .context import VerifyContext
 from .decision import Reason
+from .errors import OtpError
 from .store import ChallengeRow, TokenRow, UserRow
+
+if TYPE_CHECKING:
+    from .firstfactor.ldap import Directory
 
 __all__ = ["CodeSender", "SendResult"]
 
@@ -36,9 +42,11 @@ class SendResult(NamedTuple):
 
 
 class CodeSender:
-    def __init__(self, ctx: VerifyContext, deliverer: Callable[[], oob.Deliverer | None]) -> None:
+    def __init__(self, ctx: VerifyContext, deliverer: Callable[[], oob.Deliverer | None],
+                 directory: Callable[[], Directory]) -> None:
         self.ctx = ctx
         self._deliverer = deliverer
+        self._directory = directory
 
     def send(self, row: UserRow, *, door: str, client: str, now: float, force: bool = False,
              move_pending: bool = True) -> SendResult:
@@ -52,7 +60,7 @@ class CodeSender:
         if not tokens:
             return SendResult(Reason.NO_TOKEN)
         primary, settings = tokens[0]  # the first token's knobs make the code; every token gets it (email + sms)
-        targets = _addresses(row, tokens)
+        targets = self._addresses(row, tokens)
         if not targets:
             return SendResult(Reason.DELIVERY_FAILED)
         code = oob.generate_code(settings)
@@ -109,6 +117,27 @@ class CodeSender:
             return SendResult(Reason.RESEND_TOO_SOON, state, token_id=pending.token_id)
         return SendResult(Reason.SEND_LIMIT if capped else Reason.RESEND_TOO_SOON)
 
+    def _addresses(self, row: UserRow, tokens: Sequence[tuple[TokenRow, oob.OobSettings]]
+                   ) -> list[tuple[TokenRow, str]]:
+        email, phone, where = row.email, row.phone, "the user's profile"
+        if row.directory:
+            where = "the directory"
+            try:
+                entry = self._directory().find(row.name)
+            except OtpError as exc:  # no [ldap], or the directory did not answer: no code goes out
+                log.warning("user=%s: the directory gives no address: %s", row.name, exc)
+                return []
+            email, phone = (entry.email, entry.phone) if entry is not None else (None, None)
+        targets = []
+        for t, _ in tokens:
+            address = email if t.type == "email" else phone
+            if address:
+                targets.append((t, address))
+            else:
+                log.warning("user=%s token=%d: no %s in %s", row.name, t.id,
+                            "e-mail address" if t.type == "email" else "phone number", where)
+        return targets
+
     def _deliver(self, messages: Sequence[oob.Outgoing]) -> list[str | None]:
         delivery = self._deliverer()
         if delivery is None:
@@ -119,15 +148,3 @@ class CodeSender:
         except Exception as exc:  # a broken sender must not break the login: the code was not sent
             log.exception("user=%s: delivery failed", messages[0].user)
             return [f"delivery failed: {type(exc).__name__}"] * len(messages)
-
-
-def _addresses(row: UserRow, tokens: Sequence[tuple[TokenRow, oob.OobSettings]]) -> list[tuple[TokenRow, str]]:
-    targets = []
-    for t, _ in tokens:
-        address = row.email if t.type == "email" else row.phone
-        if address:
-            targets.append((t, address))
-        else:
-            log.warning("user=%s token=%d: no %s in the user's profile", row.name, t.id,
-                        "e-mail address" if t.type == "email" else "phone number")
-    return targets

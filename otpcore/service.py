@@ -1,10 +1,11 @@
 """The verification service every door calls: first factor, code, lockout, challenge, audit.
 
 Each call reads the state, decides with the sans-I/O policy and commits the change and its audit row in one
-transaction. The slow first-factor check (argon2, PAM) runs before that transaction, never inside it, and exactly once
-per login whatever the outcome, so the time an answer takes tells nothing about which part of a login was wrong:
-where the code ends in `password + code` is found first, by checking the user's codes (HMACs), not by trying splits
-against the password. Every failed login counts toward the user's lockout and the client's throttle.
+transaction. The slow first-factor check (argon2, PAM, the directory) runs before that transaction, never inside it,
+and exactly once per login whatever the outcome, so the time an answer takes tells nothing about which part of a
+login was wrong: where the code ends in `password + code` is found first, by checking the user's codes (HMACs), not
+by trying splits against the password. Every failed login counts toward the user's lockout and the client's
+throttle.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from . import oob
 from . import policy as pol
@@ -21,11 +23,16 @@ from .config import Config
 from .context import CHALLENGE_MESSAGE, REJECT_MESSAGE, VerifyContext
 from .decision import Decision, Reason, Verdict
 from .delivery_config import DeliveryConfig
+from .errors import ConfigError
 from .firstfactor import FirstFactor, first_factor
+from .ldap_config import LdapConfig
 from .oobsend import CodeSender, SendResult
 from .reseal import reseal_legacy_tokens
 from .seal import Sealer, load_key_file
 from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
+
+if TYPE_CHECKING:
+    from .firstfactor.ldap import Directory
 
 __all__ = ["CHALLENGE_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE", "RETRY_MESSAGE",
            "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier"]
@@ -40,13 +47,15 @@ SENT_REJECT_MESSAGE = "A code has been sent to you, log in again with it"
 
 class Verifier:
     def __init__(self, store: Store, sealer: Sealer, policy: pol.Policy, *, delivery: oob.Deliverer | None = None,
-                 delivery_config: DeliveryConfig | None = None) -> None:
+                 delivery_config: DeliveryConfig | None = None, ldap: LdapConfig | None = None) -> None:
         self.ctx = VerifyContext(store, sealer, policy)
         self.codes = CodeChecker(self.ctx)
-        self.sender = CodeSender(self.ctx, self._deliverer)
+        self.sender = CodeSender(self.ctx, self._deliverer, self.directory)
         self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
         self._delivery_config = delivery_config
         self._first_factors: dict[str, FirstFactor] = {}
+        self._ldap = ldap
+        self._directory: Directory | None = None  # its connections, opened when first used, kept for the next login
 
     @classmethod
     def open(cls, config: Config) -> Verifier:
@@ -57,7 +66,7 @@ class Verifier:
         except BaseException:
             store.close()
             raise
-        return cls(store, sealer, config.policy, delivery_config=config.delivery)
+        return cls(store, sealer, config.policy, delivery_config=config.delivery, ldap=config.ldap)
 
     @property
     def store(self) -> Store:
@@ -72,7 +81,19 @@ class Verifier:
         return self.ctx.policy
 
     def close(self) -> None:
+        if self._directory is not None:
+            self._directory.close()
         self.store.close()
+
+    def directory(self) -> Directory:
+        """The directory of [ldap] (first_factor "ldap", directory users' addresses); ConfigError without one."""
+        if self._directory is None:
+            if self._ldap is None:
+                raise ConfigError("first_factor ldap and directory users need an [ldap] table in the config")
+            from .firstfactor.ldap import Directory  # ldap3: only for the deployments that have a directory
+
+            self._directory = Directory(self._ldap)
+        return self._directory
 
     # -- group commit -------------------------------------------------------------------------------------------------
 
@@ -196,6 +217,10 @@ class Verifier:
         verdict = factor.check(user, row, password_part)  # the one slow check, on every path
         if verdict is Reason.FIRST_FACTOR_UNAVAILABLE:
             return ctx.finish(user, door, client, now, Verdict.REJECT, verdict)
+        if row is None and verdict is Reason.OK:  # a directory user the store does not know yet: no token
+            if ctx.phantom_locked(user, now):
+                return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
+            return self._without_token(user, door=door, client=client, now=now)
         if row is None or verdict is not Reason.OK or ctx.is_locked(row, now):
             if verdict is Reason.WRONG_PASSWORD and code is None and code_shaped:
                 verdict = Reason.WRONG_CODE  # no code of the user's ends the entry: the code is wrong for sure
@@ -241,9 +266,7 @@ class Verifier:
             sent = self.sender.send(row, door=door, client=client, now=now, move_pending=ctx.policy.challenge)
             return self._sent_decision(user, sent, door=door, client=client, now=now, challenge=ctx.policy.challenge)
         if not any(t.type in pol.OTP_TYPES for t in token_rows):
-            if ctx.policy.no_token == "accept":
-                return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED)
-            return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
+            return self._without_token(user, door=door, client=client, now=now)
         if not ctx.policy.challenge:
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
         state = os.urandom(16)
@@ -254,6 +277,11 @@ class Verifier:
                                                  code_hash=None, attempts=0))
             decision = ctx.finish(user, door, client, now, Verdict.CHALLENGE, Reason.CHALLENGE_SENT)
         return decision._replace(state=state, message=CHALLENGE_MESSAGE)
+
+    def _without_token(self, user: str, *, door: str, client: str, now: float) -> Decision:
+        if self.ctx.policy.no_token == "accept":
+            return self.ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED)
+        return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
 
     def _sent_decision(self, user: str, sent: SendResult, *, door: str, client: str, now: float, challenge: bool
                        ) -> Decision:
@@ -356,7 +384,7 @@ class Verifier:
     def _first_factor(self, kind: str) -> FirstFactor:
         factor = self._first_factors.get(kind)
         if factor is None:
-            factor = self._first_factors[kind] = first_factor(kind, self.policy)
+            factor = self._first_factors[kind] = first_factor(kind, self.policy, self.directory)
         return factor
 
     def _deliverer(self) -> oob.Deliverer | None:

@@ -43,9 +43,9 @@ class LocalBackend:
         return bool(self._guarded(self.verifier.has_active_token, user))
 
     def check(self, user: str, entry: str) -> Outcome:
-        if self.opts.first_factor == "store":
+        if self.opts.first_factor != "none":  # store or ldap: password and code in one entry
             return self._decide(self.verifier.login, user, entry.encode("utf-8", "surrogateescape"),
-                                first_factor="store")
+                                first_factor=self.opts.first_factor)
         return self._decide(self.verifier.verify_code, user, "".join(entry.split()))
 
     def answer(self, user: str, state: bytes, answer: str) -> Outcome:
@@ -82,8 +82,8 @@ class LocalBackend:
 
 
 def _trusted_config(path: str) -> Any:
-    """The config at `path` (never one the environment names: setuid programs keep their caller's), with the store
-    and key it names, each checked by .trust and then used by its real path. Raises Untrusted."""
+    """The config at `path` (never one the environment names: setuid programs keep their caller's), with the store,
+    key and directory CA file it names, each checked by .trust and then used by its real path. Raises Untrusted."""
     import dataclasses
     from pathlib import Path
 
@@ -98,4 +98,8 @@ def _trusted_config(path: str) -> Any:
         if os.path.lexists(store + suffix):
             trusted_path(store + suffix, "store file", owners)
     key = trusted_path(config.store.key_file, "key file", owners)
-    return dataclasses.replace(config, store=dataclasses.replace(config.store, path=Path(store), key_file=Path(key)))
+    ldap = config.ldap
+    if ldap is not None and ldap.ca_file is not None:  # whoever can write it can stand in for the directory
+        ldap = dataclasses.replace(ldap, ca_file=Path(trusted_path(ldap.ca_file, "directory CA file", owners)))
+    return dataclasses.replace(config, store=dataclasses.replace(config.store, path=Path(store), key_file=Path(key)),
+                               ldap=ldap)

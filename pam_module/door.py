@@ -5,8 +5,9 @@
   PAM_AUTH_ERR         wrong, replayed or expired code, wrong password, unknown user, user without a token
                        (all alike, after the same prompt: no account probing)
   PAM_MAXTRIES         local mode: the user is locked (too many wrong codes); the application should stop asking
-  PAM_AUTHINFO_UNAVAIL no RADIUS server answered, or the store / config / key cannot be used or could have been
-                       written by someone other than root or the service user (pam_module.trust): never success
+  PAM_AUTHINFO_UNAVAIL no RADIUS server answered, no URL of the directory did (local mode, first_factor=ldap), or
+                       the store / config / key cannot be used or could have been written by someone other than root
+                       or the service user (pam_module.trust): never success
   PAM_IGNORE           nullok and the user has no active token (local mode): the module does not take part
   PAM_SERVICE_ERR      a bad option on the PAM line
   PAM_CONV_ERR         the application could not ask the user
@@ -106,8 +107,8 @@ def _options(pamh: Any, argv: list[str], log: Log | None) -> tuple[Options, Log]
         log.debug_enabled = opts.debug
     for arg in opts.unknown:
         log(WARNING, f"unknown module argument ignored: {arg.partition('=')[0]}")
-    if opts.forward_pass and opts.first_factor == "store":
-        log(ERR, "forward_pass and first_factor=store exclude each other")
+    if opts.forward_pass and opts.first_factor != "none":
+        log(ERR, f"forward_pass and first_factor={opts.first_factor} exclude each other")
         return int(pamh.PAM_SERVICE_ERR)
     return opts, log
 

@@ -38,7 +38,7 @@ class Options:
         self.nas_identifier: str | None = None  # None = the PAM service name, as pam_radius_auth does
         self.prompt: str | None = None  # None = DEFAULT_PROMPT, or FORWARD_PROMPT when password and code come together
         self.digits = 6  # forward_pass: how many trailing characters are the code
-        self.first_factor = "none"  # local: "store" checks password+code against the store's password
+        self.first_factor = "none"  # local: "store" / "ldap" check password+code (the store's password / the directory)
         self.pythonpath: list[str] = []
         self.use_first_pass = False
         self.try_first_pass = False
@@ -50,7 +50,7 @@ class Options:
     @property
     def combined(self) -> bool:
         """True when the user types password and code in one answer."""
-        return self.forward_pass or self.first_factor == "store"
+        return self.forward_pass or self.first_factor != "none"
 
     def prompt_text(self) -> str:
         if self.prompt is not None:
@@ -92,8 +92,8 @@ def parse_options(args: Sequence[str]) -> Options:
         elif key == "digits":
             o.digits = _int(key, value, 4, 10)
         elif key == "first_factor":
-            if value not in ("none", "store"):
-                raise OptionError(f"first_factor: must be none or store, got {value!r}")
+            if value not in ("none", "store", "ldap"):
+                raise OptionError(f"first_factor: must be none, store or ldap, got {value!r}")
             o.first_factor = value
         elif key == "pythonpath":
             o.pythonpath.extend(p for p in value.split(":") if p)
@@ -109,7 +109,8 @@ def parse_options(args: Sequence[str]) -> Options:
         if not o.secret_file:
             raise OptionError("mode=radius needs secret_file=PATH")
         if o.first_factor != "none":
-            raise OptionError("first_factor=store is for mode=local (in radius mode the server's client decides)")
+            raise OptionError(f"first_factor={o.first_factor} is for mode=local (in radius mode the server's client "
+                              "decides)")
     return o
 
 

@@ -10,7 +10,7 @@ __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "SessionEv
            "TokenRow", "UserRow"]
 
 # The version of the schema these rows are read from: every backend migrates its database up to it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class UserRow(NamedTuple):
@@ -25,6 +25,7 @@ class UserRow(NamedTuple):
     created: float
     lockouts: int  # lockouts in a row since the last success or unlock (policy: each lasts twice the one before)
     oob_sends: str | None  # JSON list of the times email/sms codes were sent to the user in the last day
+    directory: bool  # a user of the directory ([ldap], schema 7): its e-mail address and phone number are read there
 
 
 class TokenRow(NamedTuple):

@@ -16,7 +16,7 @@ from .tokens import TOKEN_COLUMNS, token_row
 __all__ = ["UserSql", "Users"]
 
 _COLUMNS = ("id", "name", "email", "phone", "password_hash", "failures", "last_bad", "locked_at", "created",
-            "lockouts", "oob_sends")
+            "lockouts", "oob_sends", "directory")
 _COLS = ", ".join(_COLUMNS)
 _SPLIT = len(_COLUMNS)  # where a joined row's token columns begin
 
@@ -36,8 +36,8 @@ class UserSql:
         self.with_tokens = q(f"{joined} WHERE u.name = ? ORDER BY t.id{d.lock_users}")
         self.many_with_tokens = q(f"{joined} WHERE {d.any_of.format(column='u.name')} ORDER BY u.id, t.id"
                                   f"{d.lock_users}")
-        self.insert = q("INSERT INTO users (name, email, phone, password_hash, failures, created) "
-                        "VALUES (?, ?, ?, ?, 0, ?) RETURNING id")
+        self.insert = q("INSERT INTO users (name, email, phone, password_hash, failures, created, directory) "
+                        "VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING id")
         self.set_contact = q("UPDATE users SET email = coalesce(?, email), phone = coalesce(?, phone) WHERE id = ?")
         self.replace_contact = q("UPDATE users SET email = ?, phone = ? WHERE id = ?")
         self.set_password_hash = q("UPDATE users SET password_hash = ? WHERE id = ?")
@@ -115,12 +115,13 @@ class Users(SqlStore):
         return [UserRow._make(r) for r in self._all(self._user_sql.every)]
 
     def add_user(
-        self, name: str, *, email: str | None, phone: str | None, password_hash: str | None, now: float
+        self, name: str, *, email: str | None, phone: str | None, password_hash: str | None, now: float,
+        directory: bool = False,
     ) -> int:
         if self.user(name) is not None:
             raise StoreError(f"user already exists: {name}")
         self._prefetched.pop(name, None)  # prefetched as unknown
-        rows = self._all(self._user_sql.insert, (name, email, phone, password_hash, now))
+        rows = self._all(self._user_sql.insert, (name, email, phone, password_hash, now, int(directory)))
         return int(rows[0][0])
 
     def update_user_contact(self, user_id: int, *, email: str | None, phone: str | None) -> None:

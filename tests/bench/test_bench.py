@@ -69,3 +69,14 @@ def test_run_quick(tmp_path):
     assert all(c.startswith("check ok") for c in figures["checks"])
     assert figures["rss"]["workers_mb"]
     assert "accept path / FreeRADIUS" in proc.stdout
+
+
+def test_ldap_login_quick(tmp_path):
+    out = tmp_path / "ldap.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "ldap_login.py"), "--requests", "3", "--fault-logins", "2",
+                           "--json", str(out)], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    figures = json.loads(out.read_text())
+    assert set(figures["medians_ms"]) == {"store: password + code", "store: wrong password", "ldap: password + code",
+                                          "ldap: wrong password", "none: the code alone"}
+    assert figures["faults_s"]["both URLs down (unanswered, silent)"][1] >= 4.0  # every login waits 2 x 2 s

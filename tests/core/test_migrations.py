@@ -105,3 +105,19 @@ def test_a_schema_4_audit_gets_a_source_column_and_keeps_its_rows(tmp_path: Path
     finally:
         opened.close()
     assert rows == [(1, "radius", None, "ok"), (2, "pam", "10.0.0.9", "wrong_code")]
+
+
+def test_users_of_a_schema_6_store_are_not_directory_users(tmp_path: Path) -> None:
+    path = tmp_path / "otp.sqlite"
+    conn = old_store(path, 6)
+    conn.execute("INSERT INTO users (id, name, email, failures, created) VALUES (1, 'alice', 'a@example.org', 0, 0)")
+    conn.close()
+    store = SqliteStore.open(path)
+    try:
+        alice = store.require_user("alice")
+        assert (alice.email, alice.directory) == ("a@example.org", 0)
+        with store.transaction():
+            store.add_user("bob", email=None, phone=None, password_hash=None, now=0, directory=True)
+        assert store.require_user("bob").directory == 1
+    finally:
+        store.close()

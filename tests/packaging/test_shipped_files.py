@@ -11,6 +11,7 @@ from pathlib import Path
 
 from otpcore.config import ClientConfig, Policy, RadiusConfig, StoreConfig, parse_config
 from otpcore.delivery_config import SmsConfig, SmtpConfig
+from otpcore.ldap_config import LdapConfig
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 EXAMPLE = PACKAGING / "otp.toml.example"
@@ -19,13 +20,14 @@ COMMENTED = re.compile(r"^#(?=\[|[a-z_]+ = )", re.MULTILINE)
 # An alternative to the key above it (both cannot be on at once): "# or: key = value".
 ALTERNATIVE = re.compile(r"^# or: ([a-z_]+) = ", re.MULTILINE)
 # Config fields named differently in the file.
-FILE_KEYS = {"sender": {"from"}, "password": {"password", "password_file"}, "token": {"token_file"}}
+FILE_KEYS = {"sender": {"from"}, "password": {"password", "password_file"}, "token": {"token_file"},
+             "bind_password": {"bind_password_file"}}
 
 
 def uncommented(tmp_path: Path) -> dict:
     """The example with every commented-out key and table switched on (secret files pointed at a real file)."""
     text = COMMENTED.sub("", EXAMPLE.read_text())
-    for name in ("localhost.secret", "sms.token"):
+    for name in ("localhost.secret", "sms.token", "ldap.password"):
         (tmp_path / name).write_text("s3cret\n")
         text = text.replace(f'"/etc/otp/{name}"', f'"{tmp_path / name}"')
     return tomllib.loads(text)
@@ -37,7 +39,9 @@ def section_keys(data: dict, table: str) -> set[str]:
     start = text.index(f"#[{table}]")
     end = text.find("\n#[", start + 1)
     block = text[start:] if end < 0 else text[start:end]
-    return set(data["delivery"][table.rpartition(".")[2]]) | set(ALTERNATIVE.findall(block))
+    for name in table.split("."):
+        data = data[name]
+    return set(data) | set(ALTERNATIVE.findall(block))
 
 
 def file_keys(cls: type) -> set[str]:
@@ -77,6 +81,10 @@ def test_every_key_is_documented_with_its_default(tmp_path):
     sms = config.delivery.sms
     assert sms is not None and sms.url == "http://127.0.0.1:8080/send" and sms.token == "s3cret"
     assert dataclasses.replace(sms, url=None, token=None) == SmsConfig()
+    assert section_keys(data, "ldap") == file_keys(LdapConfig)
+    ldap = config.ldap
+    assert ldap is not None and ldap.bind_password == "s3cret"
+    assert ldap == LdapConfig(urls=ldap.urls, bind_dn=ldap.bind_dn, bind_password="s3cret", base_dn=ldap.base_dn)
 
 
 def test_the_unit_runs_the_server_as_otp_with_the_shipped_config(unit):

@@ -91,7 +91,13 @@ def _migration_phantoms(db: Any) -> None:
     db.execute("CREATE INDEX idx_phantoms_updated ON phantoms (updated)")
 
 
+def _migration_directory_users(db: Any) -> None:
+    """Users of the directory ([ldap]): rows made by `token add` for a name the directory has; their addresses are
+    read from the directory when a code is sent, never copied here."""
+    db.execute("ALTER TABLE users ADD COLUMN directory INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Any], None]]] = [
     (1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends), (4, _migration_hardening),
-    (5, _migration_audit_source), (6, _migration_phantoms),
+    (5, _migration_audit_source), (6, _migration_phantoms), (7, _migration_directory_users),
 ]
