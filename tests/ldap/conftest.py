@@ -11,7 +11,6 @@ import pytest
 
 from tests.kit.slapd import Slapd, running_slapd
 from tests.oob.conftest import Mailbox, smtp_server  # noqa: F401 - the real SMTP server fixture, shared
-from tests.pam.conftest import pam_service  # noqa: F401 - /etc/pam.d services, made and removed
 
 from .kit import Site, ldap_table
 

@@ -7,42 +7,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
 from otpcore import oath
+from tests.kit.config import Client
 from tests.kit.netfaults import HOST, closed_port, silent_server, unanswered_port
+from tests.kit.pamtester import pamtester
+from tests.kit.ports import free_udp_port as free_port
+from tests.kit.radius_client import UdpClient, build_request, check_reply
+from tests.kit.radiusd import RadiusServer
 from tests.kit.slapd import Slapd
-from tests.pam.pamkit import OtpEnv, free_port, module_line, pamtester
-from tests.radius.helpers import Client, RadiusServer, UdpClient, build_request, check_reply
+from tests.pam.pamkit import OtpEnv, module_line
 
 from .kit import SEED, SLACK, TIMEOUT, ldap_table
 
 
-class LdapRadiusServer(RadiusServer):
-    """otp-radiusd whose config has an [ldap] table."""
-
-    def __init__(self, tmp: Path, ldap: str, **kwargs: Any) -> None:
-        self.ldap = ldap
-        super().__init__(tmp, **kwargs)
-
-    def write_config(self) -> None:
-        super().write_config()
-        with self.config_path.open("a") as fh:
-            fh.write("\n" + self.ldap)
-
-
 @pytest.fixture
-def radius_server(tmp_path: Path) -> Iterator[Callable[..., LdapRadiusServer]]:
-    started: list[LdapRadiusServer] = []
+def radius_server(tmp_path: Path) -> Iterator[Callable[..., RadiusServer]]:
+    """make(directory, urls) -> otp-radiusd whose config has an [ldap] table for that directory."""
+    started: list[RadiusServer] = []
 
-    def make(directory: Slapd, urls: Sequence[str] | None = None) -> LdapRadiusServer:
+    def make(directory: Slapd, urls: Sequence[str] | None = None) -> RadiusServer:
         folder = tmp_path / f"radiusd{len(started)}"
         folder.mkdir()
         clients = [Client("vpn", "127.0.0.1", first_factor="ldap"), Client("otp", "127.0.0.2", first_factor="none")]
-        server = LdapRadiusServer(folder, ldap_table(directory, folder, urls=urls), clients=clients)
+        server = RadiusServer(folder, clients=clients, extra_config=ldap_table(directory, folder, urls=urls))
         started.append(server)
         return server
 
@@ -52,7 +43,7 @@ def radius_server(tmp_path: Path) -> Iterator[Callable[..., LdapRadiusServer]]:
             assert server.stop() == 0, server.log()
 
 
-def test_radius_password_and_code(radius_server: Callable[..., LdapRadiusServer], directory: Slapd):
+def test_radius_password_and_code(radius_server: Callable[..., RadiusServer], directory: Slapd):
     server = radius_server(directory)
     assert server.otp_admin("token", "add", "alice", "--type", "totp", "--secret", oath.encode_base32(SEED),
                             "--qr", "none").returncode == 0
@@ -72,7 +63,7 @@ def test_radius_password_and_code(radius_server: Callable[..., LdapRadiusServer]
 
 
 def test_radius_directory_down_is_a_reject_within_the_bound_and_others_are_answered(
-        radius_server: Callable[..., LdapRadiusServer], openldap: Slapd):
+        radius_server: Callable[..., RadiusServer], openldap: Slapd):
     """Two URLs, one unanswered and one silent: the Reject comes after about 2 x timeout; a code-only client is
     answered meanwhile (the receiving thread decides code checks; the directory check waits elsewhere)."""
     with unanswered_port() as first, silent_server() as second:
