@@ -57,8 +57,8 @@ class GuardedVerifier:
               source: str | None = None) -> Decision:
         verifier = self._ensure()
         try:
-            decision = verifier.login(user, password, first_factor=first_factor, door=door, client=client,
-                                            now=now, source=source)
+            decision = verifier.login(user, password, first_factor=first_factor, door=door, client=client, now=now,
+                                      source=source)
         except StoreError as exc:
             raise self._faulted(exc) from None
         self._recovered()
@@ -68,8 +68,7 @@ class GuardedVerifier:
                          source: str | None = None) -> Decision:
         verifier = self._ensure()
         try:
-            decision = verifier.answer_challenge(state, user, code, door=door, client=client, now=now,
-                                                       source=source)
+            decision = verifier.answer_challenge(state, user, code, door=door, client=client, now=now, source=source)
         except StoreError as exc:
             raise self._faulted(exc) from None
         self._recovered()
