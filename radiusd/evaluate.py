@@ -36,6 +36,7 @@ __all__ = ["STALLED_AFTER", "Evaluators"]
 log = logging.getLogger("otp.radiusd")
 
 STALLED_AFTER = 0.2  # seconds on one request (or opening the store) after which a thread counts as held up
+RETRY_AFTER = 5.0  # seconds before another thread is tried after one could not open the store
 _ENDED = -math.inf
 
 
@@ -59,6 +60,7 @@ class Evaluators:
         self._factory = factory
         self._config = config
         self._generation = 0  # of the configuration; a thread whose verifier is older reopens it
+        self._not_before = 0.0  # no thread is started before this time (monotonic): the last one could not open
         # Grown by the receiving thread only.
         self._threads: list[threading.Thread] = []
         self._slots: list[_Slot] = []
@@ -72,7 +74,7 @@ class Evaluators:
     def check(self, now: float) -> None:
         """From the receiving thread while requests wait: another thread if every running one is held up."""
         running = [slot.since for slot in self._slots if slot.since != _ENDED]
-        if len(running) < self._limit and len(self._admission) and \
+        if len(running) < self._limit and now >= self._not_before and len(self._admission) and \
                 all(since is not None and now - since > STALLED_AFTER for since in running):
             self._start_thread(None, now)
 
@@ -106,6 +108,7 @@ class Evaluators:
                     verifier, _ = open_verifier(self._factory, self._config)
                 except Exception as exc:  # the running threads go on; a later hold-up tries again
                     log.error("cannot open the store for another evaluating thread: %s%s", exc, self._shared.label)
+                    self._not_before = time.monotonic() + RETRY_AFTER
                     return
             self._serve(verifier, generation, slot, counters)
         finally:

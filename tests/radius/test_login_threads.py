@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
 from otpcore.config import ClientConfig, Config, RadiusConfig
 from otpcore.decision import Decision, Reason, Verdict
+from otpcore.errors import StoreError
 from radiusd.server import Worker, bind_sockets
 
 from .helpers import SECRET, SILENCE_TIMEOUT, Client, RadiusServer, UdpClient, build_request
@@ -81,13 +83,16 @@ class Running:
         return verifier
 
 
-def _running(login_threads: int) -> Iterator[Running]:
+def _running(login_threads: int, opens: int | None = None) -> Iterator[Running]:
+    """A worker on a free port; with `opens`, opening a verifier fails after that many."""
     sockets = bind_sockets([("127.0.0.1", 0)], 1)[0]
     gates = {name: threading.Event() for name in ("slow1", "slow2", "slow3", "slow4")}
     opened: list[GatedVerifier] = []
     reload_to: list[Config] = []
 
     def factory(config: Config) -> GatedVerifier:
+        if opens is not None and len(opened) >= opens:
+            raise StoreError("store on fire")
         opened.append(GatedVerifier(gates, config))
         return opened[-1]
 
@@ -116,6 +121,11 @@ def four() -> Iterator[Running]:
 @pytest.fixture
 def two() -> Iterator[Running]:
     yield from _running(2)
+
+
+@pytest.fixture
+def no_more_opens() -> Iterator[Running]:
+    yield from _running(4, opens=2)  # the receiving thread's verifier and the first evaluating thread's
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = HELD_TIMEOUT) -> None:
@@ -183,6 +193,27 @@ def test_a_reload_reaches_every_evaluating_thread(two: Running) -> None:
         two.gates["slow3"].set()
         two.gates["slow4"].set()
         assert held.receive() is not None and other.receive() is not None
+
+
+def test_a_thread_that_cannot_open_the_store_leaves_the_others_running(no_more_opens: Running,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="otp.radiusd")
+    running = no_more_opens
+    with UdpClient(running.address) as held, UdpClient(running.address) as other:
+        held.send(build_request("slow1", b"pw123456").raw)
+        wait_for(lambda: any("slow1" in v.calls for v in running.opened))
+        sent = build_request("ann", b"pw123456")
+        other.send(sent.raw)
+        wait_for(lambda: "cannot open the store" in caplog.text)  # the thread started for ann
+        assert other.receive(SILENCE_TIMEOUT) is None  # waits for the running thread
+        running.gates["slow1"].set()
+        assert held.receive() is not None
+        reply = other.receive()
+        assert reply is not None and reply[0] == ACCESS_ACCEPT
+    failures = [r for r in caplog.records if "cannot open the store for another evaluating thread" in r.getMessage()]
+    assert len(failures) == 1 and "store on fire" in failures[0].getMessage()  # tried again only after a while
+    counters = running.worker.counters()
+    assert (counters["accept"], counters["evaluate_errors"]) == (2, 0)
 
 
 # -- through a real server and a real PAM stack -----------------------------------------------------------------------
