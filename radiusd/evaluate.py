@@ -6,11 +6,12 @@ from the worker's admission queue (its rules, admission.py: bounded, States firs
 under a backlog) and answers it with a verifier of its own (its own store connection). Code checks never come here:
 the receiving thread decides them in groups (decide.py).
 
-One thread runs from the start. When requests wait and every running thread has been held by its current request
-for more than STALLED_AFTER seconds, another one is started (up to the limit), and it stays: so one slow check holds
-up the request it is for, not the other users'. Checks that are only busy (argon2 takes some 25 ms of CPU) start no
-thread: more of them would not answer sooner on the same cores, and each thread that has run argon2 keeps its
-19 MiB (the allocator keeps an arena per thread).
+One thread runs from the start. When requests wait and every running thread is held up, another one is started (up
+to the limit), and it stays: so a check that waits for something slow (a PAM module, a directory, a mail server)
+holds up the request it is for, not the other users'. A thread is held up when it has been on its current request for
+more than STALLED_AFTER seconds while using less than WAITING_SHARE of a core for it. A thread that is computing
+(argon2 takes some 25 ms of CPU, longer when the cores are busy) is not: more threads would not answer sooner on the
+same cores, and each thread that has run argon2 keeps its 19 MiB (the allocator keeps an arena per thread).
 
 A reload gives each thread a new verifier before its next request (the running one if the store cannot be opened).
 """
@@ -35,19 +36,32 @@ __all__ = ["STALLED_AFTER", "Evaluators"]
 
 log = logging.getLogger("otp.radiusd")
 
-STALLED_AFTER = 0.2  # seconds on one request (or opening the store) after which a thread counts as held up
+STALLED_AFTER = 0.2  # seconds on one request after which a thread that is not computing counts as held up
+WAITING_SHARE = 0.1  # of a core: a thread using less than this on its current request waits for something
 RETRY_AFTER = 5.0  # seconds before another thread is tried after one could not open the store
 _ENDED = -math.inf
 
 
 class _Slot:
-    """One thread's state, written by that thread: `since` is when it took its current request (or began to open its
-    verifier), None while it waits for one, _ENDED once it has ended."""
+    """One thread's state, written by that thread: `since` is when it took its current request, None while it waits
+    for one (or opens its verifier), _ENDED once it has ended; `cpu`, the CPU time it had used by then, on its CPU
+    clock `clock`."""
 
-    __slots__ = ("since",)
+    __slots__ = ("clock", "cpu", "since")
 
-    def __init__(self, since: float | None) -> None:
-        self.since = since
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.cpu = 0.0
+        self.clock: int | None = None
+
+    def held_up(self, now: float) -> bool:
+        since, clock = self.since, self.clock  # `since` first: the thread writes `cpu` before it
+        if since is None or clock is None or now - since <= STALLED_AFTER:
+            return False
+        try:
+            return time.clock_gettime(clock) - self.cpu < (now - since) * WAITING_SHARE
+        except OSError:  # the thread has just ended: it takes no more requests either
+            return True
 
 
 class Evaluators:
@@ -69,14 +83,14 @@ class Evaluators:
     def start(self) -> None:
         """The first thread, its verifier opened here: raises what opening the store failed with."""
         verifier, _ = open_verifier(self._factory, self._config)
-        self._start_thread(verifier, None)
+        self._start_thread(verifier)
 
     def check(self, now: float) -> None:
         """From the receiving thread while requests wait: another thread if every running one is held up."""
-        running = [slot.since for slot in self._slots if slot.since != _ENDED]
+        running = [slot for slot in self._slots if slot.since != _ENDED]
         if len(running) < self._limit and now >= self._not_before and len(self._admission) and \
-                all(since is not None and now - since > STALLED_AFTER for since in running):
-            self._start_thread(None, now)
+                all(slot.held_up(now) for slot in running):
+            self._start_thread(None)
 
     def reload(self, config: Config) -> None:
         """From the receiving thread: each thread reopens its verifier with `config` before its next request."""
@@ -90,8 +104,8 @@ class Evaluators:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in self._threads)
 
-    def _start_thread(self, verifier: VerifierLike | None, since: float | None) -> None:
-        slot = _Slot(since)
+    def _start_thread(self, verifier: VerifierLike | None) -> None:
+        slot = _Slot()
         counters = dict.fromkeys(EVALUATE_COUNTERS + ACCOUNTING_EVALUATE_COUNTERS, 0)
         thread = threading.Thread(target=self._run, args=(verifier, slot, counters), daemon=True,
                                   name=f"evaluate-{len(self._threads) + 1}")
@@ -102,6 +116,7 @@ class Evaluators:
 
     def _run(self, verifier: VerifierLike | None, slot: _Slot, counters: Counters) -> None:
         generation = self._generation
+        slot.clock = time.pthread_getcpuclockid(threading.get_ident())
         try:
             if verifier is None:
                 try:
@@ -120,6 +135,7 @@ class Evaluators:
             while True:
                 slot.since = None
                 job = get()
+                slot.cpu = time.thread_time()
                 slot.since = time.monotonic()
                 if job is CLOSED:
                     break

@@ -43,6 +43,10 @@ class GatedVerifier:
         self.calls.append(user)
         if user in self.gates:
             assert self.gates[user].wait(HELD_TIMEOUT)
+        if user.startswith("busy"):  # computing, like argon2: 0.4 s of CPU
+            end = time.thread_time() + 0.4
+            while time.thread_time() < end:
+                pass
         if password == b"pw123456":
             return Decision(Verdict.ACCEPT, Reason.OK, user)
         return Decision(Verdict.REJECT, Reason.WRONG_PASSWORD, user)
@@ -149,6 +153,18 @@ def test_a_held_check_holds_up_only_its_own_request(four: Running) -> None:
     counters = four.worker.counters()
     assert (counters["accept"], counters["reject"], counters["evaluate_errors"], counters["overload_stale"]) == \
         (2, 1, 0, 0)
+
+
+def test_a_check_that_computes_starts_no_thread(four: Running) -> None:
+    """More threads would not compute sooner on the same cores (and each would keep argon2's memory)."""
+    with UdpClient(four.address) as busy, UdpClient(four.address) as other:
+        busy.send(build_request("busy1", b"pw123456").raw)
+        wait_for(lambda: any("busy1" in v.calls for v in four.opened))
+        assert other.ask(build_request("ann", b"pw123456")).code == ACCESS_ACCEPT  # after busy1, by the same thread
+        reply = busy.receive()
+        assert reply is not None and reply[0] == ACCESS_ACCEPT
+    assert four.verifier_of("ann") is four.verifier_of("busy1")
+    assert len(four.opened) == 2  # the receiving thread's verifier and the first evaluating thread's
 
 
 def test_login_threads_is_the_limit(two: Running) -> None:
