@@ -60,6 +60,7 @@ class RadiusConfig:
     listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 1812),)
     accounting_listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 1813),)
     workers: int = 1
+    login_threads: int = 4  # per worker: the password logins (and other slow requests) checked at the same time
     clients: tuple[ClientConfig, ...] = ()
 
 
@@ -164,13 +165,14 @@ def _parse_oob_policy(t: Mapping[str, Any], d: Policy) -> dict[str, Any]:
 
 
 def _parse_radius(t: Mapping[str, Any], base: Path) -> RadiusConfig:
-    keys.known_keys(t, "radius", {"listen", "accounting_listen", "workers", "clients"})
+    keys.known_keys(t, "radius", {"listen", "accounting_listen", "workers", "login_threads", "clients"})
     listen = _addresses(t, "radius.listen", t.get("listen", ["127.0.0.1:1812"]), 1812)
     if "accounting_listen" in t:
         acct = _addresses(t, "radius.accounting_listen", t["accounting_listen"], 1813)
     else:
         acct = tuple((host, 1813) for host, _ in listen)
     workers = keys.integer(t, "radius", "workers", 1, minimum=1)
+    login_threads = keys.integer(t, "radius", "login_threads", RadiusConfig.login_threads, minimum=1, maximum=64)
     raw_clients = t.get("clients", [])
     if not isinstance(raw_clients, list):
         raise ConfigError("radius.clients: must be an array of tables ([[radius.clients]])")
@@ -179,7 +181,8 @@ def _parse_radius(t: Mapping[str, Any], base: Path) -> RadiusConfig:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"radius.clients: duplicate client name {name!r}")
-    return RadiusConfig(listen=listen, accounting_listen=acct, workers=workers, clients=clients)
+    return RadiusConfig(listen=listen, accounting_listen=acct, workers=workers, login_threads=login_threads,
+                        clients=clients)
 
 
 def _parse_client(t: Any, key: str, base: Path) -> ClientConfig:

@@ -1,17 +1,55 @@
-"""RADIUS accounting (RFC 2866) in the server: what an authenticated Accounting-Request says, written to the store.
+"""RADIUS accounting (RFC 2866) in the server: what an authenticated Accounting-Request says, written to the store
+by an evaluating thread, then answered.
 
 The packets themselves (decoding, authenticating, the Accounting-Response) are the codec's
-(`otpbase.radius.accounting`, `otpbase.radius.replies`). An Accounting-Response is only sent once the request is
-recorded (RFC 2866 §2: a server that cannot record a request must not answer it).
+(`otpbase.radius.accounting`, `otpbase.radius.replies`); the receiving thread checks them (receive.py). An
+Accounting-Response is only sent once the request is recorded (RFC 2866 §2: a server that cannot record a request
+must not answer it).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+
+from otpbase.escape import escape
 from otpbase.radius.accounting import AccountingRequest
 from otpbase.radius.constants import ACCOUNTING_OFF, ACCOUNTING_ON, INTERIM_UPDATE, START, STATUS_SERVER, STOP
+from otpbase.radius.replies import encode_accounting_response
 from otpcore.store import SessionEvent, SessionWrite, Store
 
-__all__ = ["record", "session_event"]
+from .jobs import AccountingJob, Counters, Shared, error_detail
+from .udp import format_address, send
+from .verifier import VerifierLike
+
+__all__ = ["ACCOUNTING_EVALUATE_COUNTERS", "answer", "record", "session_event"]
+
+log = logging.getLogger("otp.radiusd")
+
+ACCOUNTING_EVALUATE_COUNTERS = ("acct_recorded", "acct_errors")
+
+
+def answer(shared: Shared, verifier: VerifierLike, job: AccountingJob, counters: Counters) -> None:
+    """Record, then answer: a request that could not be recorded gets no answer (RFC 2866 §2), so the NAS sends it
+    again. `counters`: the calling thread's own."""
+    request = job.request
+    try:
+        outcome = record(verifier.store, request, client=job.client.name, source=job.addr[0], now=time.time())
+        reply = encode_accounting_response(request, job.client.secret)
+    except Exception as exc:
+        shared.cache.abandon(job.key)
+        counters["acct_errors"] += 1
+        log.error("accounting user=%s client=%s from=%s result=error reason=%s%s%s",
+                  escape(request.user or "-", space=True), job.client.name, format_address(job.addr),
+                  type(exc).__name__, shared.label, error_detail(exc))
+        return
+    shared.cache.finish(job.key, reply, time.monotonic())
+    counters["acct_recorded"] += 1
+    if shared.info is not None:
+        user, session = escape(request.user or "-", space=True), escape(request.session_id or "-", space=True)
+        shared.info(f"accounting user={user} client={job.client.name} from={format_address(job.addr)} "
+                    f"session={session} {outcome}{shared.label}")
+    send(job.sock, reply, job.addr)
 
 
 def session_event(request: AccountingRequest, client: str, source: str, now: float) -> SessionEvent:

@@ -1,7 +1,7 @@
-"""Admission control between a worker's receiving thread and its evaluating thread: load shedding under overload.
+"""Admission control between a worker's receiving thread and its evaluating threads: load shedding under overload.
 
-The receiving thread decodes and authenticates packets far faster than the evaluating thread can verify them (argon2,
-SQLite, PAM), so under a flood something must give. This queue drops rather than grows:
+The receiving thread decodes and authenticates packets far faster than the evaluating threads can verify them
+(argon2, SQLite, PAM), so under a flood something must give. This queue drops rather than grows:
 
 - at most `capacity` requests wait; when the queue is full, the oldest ordinary request is dropped unanswered to make
   room (its client has retransmitted or failed over to another server, which is what RADIUS clients do with a silent
@@ -18,9 +18,11 @@ SQLite, PAM), so under a flood something must give. This queue drops rather than
 
 Control items (a reloaded configuration) are never dropped and go first; `close()` ends the queue after what it holds.
 
-Threading: one producer (`offer`, `put_control`, `close`) and one consumer (`get`). The deques are thread-safe for
-appends and pops at either end; a wake-up token per item in a SimpleQueue lets the consumer block. An item shed by
-the producer leaves a spare token behind, which the consumer skips.
+Threading: one producer (`offer`, `put_control`, `close`) and any number of consumers (`get`: a worker's evaluating
+threads). The deques are thread-safe for appends and pops at either end; a wake-up token per item in a SimpleQueue
+lets a consumer block. An item shed by the producer leaves a spare token behind, which a consumer skips. Consumers
+choose and take their items under a lock of their own (the producer never waits for it), and each of them gets
+CLOSED once the queue is closed and empty.
 
 `IssuedStates` remembers the States this worker sent in its Access-Challenges, so the receiving thread can tell a
 valid State (an answer to a real challenge, unforgeable: 16 random octets) from an arbitrary one without the store.
@@ -30,29 +32,34 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final, Generic, TypeVar
 
 __all__ = ["CLOSED", "EMPTY", "Admission", "IssuedStates"]
 
 CLOSED: Final = object()  # get()'s answer once the queue is closed and empty
 EMPTY: Final = object()  # get(block=False)'s answer when nothing is waiting
+_NOTHING: Final = object()
+
+T = TypeVar("T")
 
 
-class Admission:
+class Admission(Generic[T]):
     def __init__(self, capacity: int, *, max_wait: float = 5.0, lifo_after: float = 1.0,
-                 on_stale: Callable[[Any], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 on_stale: Callable[[T], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = capacity
         self.max_wait = max_wait
         self.lifo_after = lifo_after
         self._on_stale = on_stale
         self._clock = clock
-        self._urgent: deque[tuple[float, Any]] = deque()
-        self._normal: deque[tuple[float, Any]] = deque()
-        self._control: deque[Any] = deque()
+        self._urgent: deque[tuple[float, T]] = deque()
+        self._normal: deque[tuple[float, T]] = deque()
+        self._control: deque[T] = deque()
         self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._consumers = threading.Lock()  # taken by get() only
         self._closed = False
 
     def __len__(self) -> int:
@@ -60,7 +67,7 @@ class Admission:
 
     # -- producer -----------------------------------------------------------------------------------------------------
 
-    def offer(self, item: Any, *, urgent: bool = False) -> tuple[bool, Any]:
+    def offer(self, item: T, *, urgent: bool = False) -> tuple[bool, T | None]:
         """Queue a request. Returns (admitted, shed): `shed` is the ordinary request dropped to make room (the caller
         forgets it as if it had never been queued), else None."""
         shed = None
@@ -74,7 +81,7 @@ class Admission:
         self._tokens.put(None)
         return True, shed
 
-    def put_control(self, item: Any) -> None:
+    def put_control(self, item: T) -> None:
         self._control.append(item)
         self._tokens.put(None)
 
@@ -84,8 +91,9 @@ class Admission:
 
     # -- consumer -----------------------------------------------------------------------------------------------------
 
-    def get(self, block: bool = True) -> Any:
-        """The next item to evaluate (blocking), or CLOSED; with block=False, EMPTY when nothing is waiting."""
+    def get(self, block: bool = True) -> T | object:
+        """The next item to evaluate (blocking), or CLOSED; with block=False, EMPTY when nothing is waiting.
+        `on_stale` is called here, under the consumers' lock."""
         while True:
             if block:
                 self._tokens.get()
@@ -94,24 +102,31 @@ class Admission:
                     self._tokens.get_nowait()
                 except queue.Empty:
                     return EMPTY
-            if self._control:
-                return self._control.popleft()
-            now = self._clock()
-            self._drop_stale(self._urgent, now)
-            self._drop_stale(self._normal, now)
-            if self._urgent:
-                return self._urgent.popleft()[1]
-            normal = self._normal
-            try:
-                if now - normal[0][0] > self.lifo_after or 2 * len(normal) > self.capacity:
-                    return normal.pop()[1]
-                return normal.popleft()[1]
-            except IndexError:  # empty: a spare token (its item was shed), or the last one was just shed
-                pass
+            with self._consumers:
+                item = self._take()
+            if item is not _NOTHING:
+                return item
             if self._closed and not self._urgent and not self._normal and not self._control:
+                self._tokens.put(None)  # for the next consumer: it is closed for everyone
                 return CLOSED
 
-    def _drop_stale(self, items: deque[tuple[float, Any]], now: float) -> None:
+    def _take(self) -> T | object:
+        if self._control:
+            return self._control.popleft()
+        now = self._clock()
+        self._drop_stale(self._urgent, now)
+        self._drop_stale(self._normal, now)
+        if self._urgent:
+            return self._urgent.popleft()[1]
+        normal = self._normal
+        try:
+            if now - normal[0][0] > self.lifo_after or 2 * len(normal) > self.capacity:
+                return normal.pop()[1]
+            return normal.popleft()[1]
+        except IndexError:  # empty: a spare token (its item was shed), or the last one was just shed
+            return _NOTHING
+
+    def _drop_stale(self, items: deque[tuple[float, T]], now: float) -> None:
         limit = now - self.max_wait
         while True:
             try:
@@ -128,7 +143,7 @@ class Admission:
 class IssuedStates:
     """The States of this worker's Access-Challenges still open, bounded (the oldest are forgotten first).
 
-    `add` and `discard` from the evaluating thread, `valid` and `expire` from the receiving thread: single dict
+    `add` and `discard` from the threads that decide, `valid` and `expire` from the receiving thread: single dict
     operations, atomic under the GIL."""
 
     def __init__(self, ttl: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:

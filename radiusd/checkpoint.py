@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from otpcore.config import StoreConfig
 from otpcore.store import Checkpointing, Store, open_store
@@ -78,10 +78,15 @@ def _close(store: Store) -> None:
         store.close()
 
 
-def no_autocheckpoint(verifier: Any) -> bool:
+class _WithStore(Protocol):
+    @property
+    def store(self) -> Store: ...
+
+
+def no_autocheckpoint(verifier: _WithStore) -> bool:
     """The verifier's connection leaves checkpoints to the Checkpointer; False if its store has none."""
     try:
-        store = getattr(verifier, "store", None)
+        store = verifier.store
         if not isinstance(store, Checkpointing):
             return False
         store.set_wal_autocheckpoint(0)

@@ -4,9 +4,10 @@ A request is identified by (client address, client port, ID, Request Authenticat
 is *in flight* and a retransmission is dropped; once answered, a retransmission within `ttl` seconds gets the same
 reply bytes and is never evaluated again (a valid code must not turn into a replay reject).
 
-Threading: one receiving thread calls `lookup`, `begin` and `expire`; one evaluating thread calls `finish` and
-`abandon`. Each step is a single dict or set operation (atomic under the GIL), ordered so that the receiver always
-sees a request as in flight or answered, never neither: `finish` stores the reply before it clears the in-flight mark.
+Threading: one receiving thread calls `lookup`, `begin` and `expire`; the threads that decide (the receiving thread
+for code checks, the evaluating threads) call `finish` and `abandon`. Each step is a single dict or set operation
+(atomic under the GIL), ordered so that the receiver always sees a request as in flight or answered, never neither:
+`finish` stores the reply before it clears the in-flight mark.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class ReplyCache:
     def __init__(self, ttl: float = 30.0, max_entries: int = 1_000_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        # Insertion order is expiry order: only the evaluating thread inserts, with a monotonic clock.
+        # Insertion order is expiry order (one ttl, a monotonic clock; threads finishing at the same time may swap
+        # two neighbours, which only keeps one of them a moment longer).
         self._replies: dict[Key, tuple[float, bytes]] = {}
         self._in_flight: set[Key] = set()
 

@@ -25,7 +25,7 @@ _JOURNAL_FORMAT = "%(levelname)s %(message)s"
 _FORMAT_TAIL = _FORMAT.removeprefix("%(asctime)s").removesuffix("%(message)s")
 
 
-class _HeldStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _HeldStreamHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self.holds = 0
@@ -44,7 +44,7 @@ def install(level: int, *, journal: bool) -> None:
     inside `held()`."""
     global _handler, _journal
     # The logging module's documented optimisations: our format shows no source position, thread or process name.
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
     fmt = _JOURNAL_FORMAT if journal else _FORMAT
@@ -123,18 +123,18 @@ class _LineWriter:
 
     def __call__(self, message: str) -> None:
         handler = self._handler
-        if self._journal:
-            line = _JOURNAL_FORMAT % {"levelname": "INFO", "message": message} + "\n"
-        else:
-            now = time.time()
-            second = int(now)
-            if second != self._second:
-                self._second = second
-                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-                self._tail = _FORMAT_TAIL % {"process": os.getpid(), "levelname": "INFO"}
-            line = f"{self._stamp},{int((now - second) * 1000):03d}{self._tail}{message}\n"
-        handler.acquire()
+        handler.acquire()  # around the time stamp too: the threads of a worker share this writer
         try:
+            if self._journal:
+                line = _JOURNAL_FORMAT % {"levelname": "INFO", "message": message} + "\n"
+            else:
+                now = time.time()
+                second = int(now)
+                if second != self._second:
+                    self._second = second
+                    self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+                    self._tail = _FORMAT_TAIL % {"process": os.getpid(), "levelname": "INFO"}
+                line = f"{self._stamp},{int((now - second) * 1000):03d}{self._tail}{message}\n"
             handler.stream.write(line)
             handler.flush()
         except Exception:  # as logging does: reported on stderr (logging.raiseExceptions), the record dropped

@@ -18,11 +18,15 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from otpcore.config import Config
 from otpcore.decision import Decision
 from otpcore.errors import OtpError, StoreError
+from otpcore.store import Store
+
+if TYPE_CHECKING:
+    from otpcore.service import Verifier
 
 __all__ = ["GuardedVerifier"]
 
@@ -30,7 +34,7 @@ log = logging.getLogger("otp.radiusd")
 
 
 class GuardedVerifier:
-    def __init__(self, config: Config, opener: Callable[[Config], Any] | None = None) -> None:
+    def __init__(self, config: Config, opener: Callable[[Config], Verifier] | None = None) -> None:
         if opener is None:
             from otpcore.service import Verifier
 
@@ -38,7 +42,7 @@ class GuardedVerifier:
         self._config = config
         self._opener = opener
         self._path = Path(config.store.path)
-        self._verifier: Any = None
+        self._verifier: Verifier | None = None
         self._identity: tuple[int, int] | None = None
         self._faulty = False  # a store fault was reported and no call has succeeded since
         self._batching = False  # inside batch(): the connection stays as it is until the batch ends
@@ -46,22 +50,15 @@ class GuardedVerifier:
         self._open()  # at start-up a missing store or key is the caller's error to report
 
     @property
-    def store(self) -> Any:
-        self._ensure()
-        return self._verifier.store
-
-    def __getattr__(self, name: str) -> Any:  # anything else of Verifier (policy, sealer ...)
-        if name.startswith("_"):
-            raise AttributeError(name)
-        self._ensure()
-        return getattr(self._verifier, name)
+    def store(self) -> Store:
+        return self._ensure().store
 
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
               source: str | None = None) -> Decision:
-        self._ensure()
+        verifier = self._ensure()
         try:
-            decision = self._verifier.login(user, password, first_factor=first_factor, door=door, client=client,
-                                            now=now, source=source)
+            decision = verifier.login(user, password, first_factor=first_factor, door=door, client=client, now=now,
+                                      source=source)
         except StoreError as exc:
             raise self._faulted(exc) from None
         self._recovered()
@@ -69,10 +66,9 @@ class GuardedVerifier:
 
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
                          source: str | None = None) -> Decision:
-        self._ensure()
+        verifier = self._ensure()
         try:
-            decision = self._verifier.answer_challenge(state, user, code, door=door, client=client, now=now,
-                                                       source=source)
+            decision = verifier.answer_challenge(state, user, code, door=door, client=client, now=now, source=source)
         except StoreError as exc:
             raise self._faulted(exc) from None
         self._recovered()
@@ -92,18 +88,18 @@ class GuardedVerifier:
                             type(exc).__name__, exc)
 
     def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
-        check = getattr(self._verifier, "batchable", None)
-        return check is not None and bool(check(password, first_factor, state))
+        """Nothing while the store is dropped after a fault: each request then reopens it by itself."""
+        return self._verifier is not None and self._verifier.batchable(password, first_factor, state)
 
     @contextlib.contextmanager
     def batch(self, users: Sequence[str] = ()) -> Iterator[None]:
         """The verifier's batch() (one transaction around several calls). The store is checked once, at the start:
         the calls inside share the connection, so it is neither reopened nor dropped before the end; a store fault
         inside ends the batch (rolled back) and then drops the connection."""
-        self._ensure()
+        verifier = self._ensure()
         self._batching = True
         try:
-            with self._verifier.batch(users):
+            with verifier.batch(users):
                 yield
         except StoreError as exc:
             self._batching = False  # before the fault is seen: the rolled-back connection is dropped
@@ -121,7 +117,7 @@ class GuardedVerifier:
         self._fault()
         return exc
 
-    def _open(self) -> None:
+    def _open(self) -> Verifier:
         verifier = self._opener(self._config)
         try:
             st = os.stat(self._path)
@@ -130,6 +126,7 @@ class GuardedVerifier:
             raise StoreError(f"store {self._path}: {exc.strerror}") from None
         self._verifier = verifier
         self._identity = (st.st_dev, st.st_ino)
+        return verifier
 
     def _fault(self) -> None:
         self._faulty = True
@@ -147,21 +144,23 @@ class GuardedVerifier:
                 self._verifier.close()
             self._verifier = None
 
-    def _ensure(self) -> None:
-        if self._batching:
-            return  # checked when the batch began
-        if self._verifier is not None:
+    def _ensure(self) -> Verifier:
+        """The verifier to call, reopened if the store was deleted or replaced, or dropped after a fault."""
+        verifier = self._verifier
+        if verifier is not None:
+            if self._batching:
+                return verifier  # checked when the batch began
             try:
                 st = os.stat(self._path)
                 same = (st.st_dev, st.st_ino) == self._identity
             except OSError:
                 same = False
             if same:
-                return
+                return verifier
             log.error("store %s was deleted or replaced under the running server: reopening it", self._path)
             self._fault()
         try:
-            self._open()
+            return self._open()
         except OtpError:
             self._faulty = True
             raise

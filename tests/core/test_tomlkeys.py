@@ -16,6 +16,8 @@ from otpcore.errors import ConfigError
     ({"policy": {"totp_window": 101}}, "policy.totp_window: must be an integer from 0 to 100"),
     ({"policy": {"oob_length": 11}}, "policy.oob_length: must be an integer from 4 to 10"),
     ({"radius": {"workers": 0}}, "radius.workers: must be at least 1"),
+    ({"radius": {"login_threads": 0}}, "radius.login_threads: must be an integer from 1 to 64"),
+    ({"radius": {"login_threads": "4"}}, "radius.login_threads: must be an integer from 1 to 64"),
     ({"delivery": {"smtp": {"port": "25"}}}, "delivery.smtp.port: must be an integer from 1 to 65535"),
     ({"delivery": {"smtp": {"port": 0}}}, "delivery.smtp.port: must be an integer from 1 to 65535"),
     ({"policy": {"challenge": "yes"}}, "policy.challenge: must be true or false"),
@@ -45,3 +47,8 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Any) -> None
     assert config.store.path == tmp_path / "otp.sqlite"
     assert str(config.store.key_file) == "/etc/otp/otp.key"
     assert config.delivery.smtp is not None and config.delivery.smtp.ca_file == tmp_path / "ca.pem"
+
+
+def test_login_threads_default_and_set() -> None:
+    assert parse_config({}).radius.login_threads == 4
+    assert parse_config({"radius": {"login_threads": 1}}).radius.login_threads == 1

@@ -5,8 +5,8 @@ One input is a short sequence of packets. Each packet is either raw fuzzer bytes
 one, or a request assembled from the fuzzer's choices (client, code, user, password template — among them alice's
 valid codes and her password, so the accept and challenge paths are reachable —, State, extra attributes,
 Proxy-States, Message-Authenticator right / missing / wrong), then optionally mutated octet by octet and re-signed.
-The packet goes through `Worker._handle` (what the receiving thread does) and the queued job through
-`Worker._answer` (what the evaluating thread does), synchronously.
+The packet goes through the worker's `Receiver.access` (what the receiving thread does) and the queued job through
+its `Decider.answer` (what an evaluating thread does), synchronously.
 
 The oracle, after every packet:
 - nothing raises, and nothing is logged as an unexpected error (`log.exception`);
@@ -37,6 +37,7 @@ from otpbase.radius.pap import pap_hide
 from otpcore import oath
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import load_config
+from radiusd.decide import EVALUATE_COUNTERS
 from radiusd.server import Worker
 from radiusd.storeguard import GuardedVerifier
 from tests.kit.config import Client, config_text
@@ -130,6 +131,7 @@ class Harness:
         self.store_path = config.store.path
         self.verifier = GuardedVerifier(config)
         self.worker = Worker(config, [], verifier_factory=lambda _c: self.verifier)
+        self.evaluated = dict.fromkeys(EVALUATE_COUNTERS, 0)  # the counters of the evaluating "thread"
         self.watch = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
         self.unexpected = _Unexpected()
         # Quiet for the fuzz, restored by close(): other tests in this process read these loggers.
@@ -239,19 +241,19 @@ class Harness:
         self.stats.packets += 1
         worker = self.worker
         if self.stats.packets % 1000 == 0:  # the receive loop's housekeeping
-            worker._cache.expire(time.monotonic())
-            worker._states.expire()
+            worker._shared.cache.expire(time.monotonic())
+            worker._shared.states.expire()
         sock = _FakeSocket()
         self._port += 1  # a new source port per request (a fake address: never wraps within the cache's 30 s)
         retransmission = self.previous is not None and self.previous[1] == raw and self.previous[0] == client
         addr = (ADDRESSES[client], self._port if not retransmission else self._previous_port)
         before = self.counter
         try:
-            worker._handle(sock, raw, addr)  # type: ignore[arg-type]
+            worker._receiver.access(sock, raw, addr)  # type: ignore[arg-type]
             depth = 1 if sock.sent else 0
             while len(worker._admission):
                 job = worker._admission.get()
-                worker._answer(self.verifier, job)
+                worker._decider.answer(self.verifier, job, self.evaluated)
                 depth = max(depth, 2)
         except Exception as exc:
             raise FuzzFailure(f"the worker raised on {raw.hex()}: {exc!r}") from exc

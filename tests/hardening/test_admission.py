@@ -4,7 +4,9 @@ stress run in which no admitted request is ever lost or handed out twice."""
 from __future__ import annotations
 
 import random
+import sys
 import threading
+import time
 
 from radiusd.admission import CLOSED, Admission, IssuedStates
 
@@ -95,6 +97,102 @@ def test_two_threads_lose_nothing() -> None:
     assert not consumer.is_alive()
     assert len(got) == len(set(got)), "an item was handed out twice"
     assert set(got) | shed == admitted and not set(got) & shed, "an admitted item was lost"
+
+
+def test_several_consumers_lose_nothing_and_all_see_closed() -> None:
+    """The evaluating threads of a worker share one queue: each item is handed out once, stale ones are reported
+    once, and every consumer ends with CLOSED."""
+    clock_lock = threading.Lock()
+    ticks = [0.0]
+
+    def clock() -> float:
+        with clock_lock:
+            ticks[0] += 0.001
+            return ticks[0]
+
+    stale: list[int] = []
+    q: Admission[int] = Admission(64, max_wait=0.5, lifo_after=0.05, on_stale=stale.append, clock=clock)
+    got: list[list[int]] = [[] for _ in range(4)]
+    ended: list[object] = []
+
+    def consume(mine: list[int]) -> None:
+        while True:
+            item = q.get()
+            if item is CLOSED:
+                ended.append(item)
+                return
+            assert isinstance(item, int)
+            mine.append(item)
+
+    consumers = [threading.Thread(target=consume, args=(mine,)) for mine in got]
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # thread switches everywhere, in the middle of taking an item too
+    try:
+        for consumer in consumers:
+            consumer.start()
+        rng = random.Random(7)
+        admitted: set[int] = set()
+        shed: set[int] = set()
+        for i in range(100_000):
+            ok, pushed_out = q.offer(i, urgent=rng.random() < 0.1)
+            if ok:
+                admitted.add(i)
+            if pushed_out is not None:
+                shed.add(pushed_out)
+        q.close()
+        for consumer in consumers:
+            consumer.join(60)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert not any(consumer.is_alive() for consumer in consumers) and len(ended) == len(consumers)
+    handed_out = [item for mine in got for item in mine]
+    assert len(handed_out) == len(set(handed_out)), "an item was handed out twice"
+    assert len(stale) == len(set(stale)) and not set(stale) & set(handed_out), "a stale item was handed out"
+    assert set(handed_out) | shed | set(stale) == admitted, "an admitted item was lost"
+    assert not (set(handed_out) | set(stale)) & shed
+    assert stale and all(got), "every consumer took items, and some were stale"
+
+
+def test_stale_items_are_dropped_once_by_several_consumers() -> None:
+    """Consumers dropping a run of stale items at the same time (switching threads in the middle of it) report each
+    once and lose none."""
+    clock = Clock()
+    stale: list[int] = []
+
+    def on_stale(item: int) -> None:
+        stale.append(item)
+        time.sleep(0)  # let another consumer in
+
+    q: Admission[int] = Admission(20_000, max_wait=5.0, on_stale=on_stale, clock=clock)
+    for i in range(20_000):
+        q.offer(i, urgent=i % 7 == 0)
+    clock.now += 6
+    q.close()
+    got: list[object] = []
+    consumers = [threading.Thread(target=lambda: got.append(q.get())) for _ in range(4)]
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for consumer in consumers:
+            consumer.start()
+        for consumer in consumers:
+            consumer.join(60)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert got == [CLOSED] * 4
+    assert sorted(stale) == list(range(20_000))
+
+
+def test_every_waiting_consumer_gets_closed() -> None:
+    q: Admission[str] = Admission(4)
+    ended: list[object] = []
+    consumers = [threading.Thread(target=lambda: ended.append(q.get())) for _ in range(3)]
+    for consumer in consumers:
+        consumer.start()
+    q.close()
+    for consumer in consumers:
+        consumer.join(10)
+    assert ended == [CLOSED] * 3
 
 
 def test_issued_states() -> None:

@@ -26,7 +26,8 @@ from otpcore.store.sqlite import SqliteStore
 from otpcore.store.sqlite.turn import FlockTurn
 from radiusd import logsink
 from radiusd.admission import EMPTY, Admission
-from radiusd.server import PRECHECK_MIN, Worker
+from radiusd.decide import PRECHECK_MIN
+from radiusd.server import Worker
 from radiusd.storeguard import GuardedVerifier
 from tests.kit.codes import totp
 from tests.kit.config import Client
@@ -161,7 +162,8 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
     worker = Worker(config, [out], verifier_factory=GuardedVerifier)
     worker.start()
     other = FlockTurn(config.store.path, shared=True)
-    guarded = worker._fast_verifier
+    group = worker._receiver.group
+    guarded = group.verifier
     prechecked: list[int] = []  # the size of each precheck
     real_precheck = guarded.precheck
     guarded.precheck = lambda logins, now: (prechecked.append(len(logins)), real_precheck(logins, now=now))
@@ -171,14 +173,13 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
             sent = [build_request(f"w{i}", totp(encode_base32(sec), now).encode(), secret=OTP_SECRET, ident=i)
                     for i, sec in enumerate(secrets)]
             for req in sent:
-                worker._handle(out, req.raw, sink.getsockname())
-            jobs, worker._fast = worker._fast, []
-            assert len(jobs) == len(secrets)
+                worker._receiver.access(out, req.raw, sink.getsockname())
+            assert len(group.pending) == len(secrets)
             assert other.try_take()  # the other worker has the turn ...
             releaser = threading.Timer(0.3, other.__exit__, (None, None, None))  # ... and gives it back soon
             releaser.start()
             prechecked.clear()
-            worker._guarded(worker._answer_group, guarded, jobs, worker._fast_turn, worker._decided_here)
+            group.decide()
             releaser.join()
             assert prechecked == [len(secrets)]
             codes = sorted(check_reply(sent[raw[1]], raw).code for raw in (sink.recv(4096) for _ in sent))
@@ -190,11 +191,7 @@ def test_a_worker_checks_codes_ahead_while_the_other_has_the_turn(tmp_path: Path
         assert sorted(r.result for r in rows) == ["accept"] * len(secrets) + ["reject"] * len(secrets)
     finally:
         other.close()
-        worker._admission.close()
-        worker._thread.join(5)
-        guarded.close()
-        if worker._checkpointer is not None:
-            worker._checkpointer.stop()
+        worker._shut_down()  # what serve() does when it ends: the verifiers closed, the threads joined
         out.close()
         sink.close()
 
@@ -369,12 +366,12 @@ def test_an_scrv1_password_that_joins_to_nothing_is_not_batched() -> None:
     """`SCRV1::` decodes to an empty password, which may send an email/SMS code: never inside a group commit."""
     from types import SimpleNamespace
 
-    from radiusd.server import _batchable
+    from radiusd.decide import batchable
 
     def job(password: bytes) -> SimpleNamespace:
         return SimpleNamespace(request=SimpleNamespace(password=password, state=None),
                                client=SimpleNamespace(first_factor="none"))
 
-    assert _batchable(Verifier, job(b"123456"))
-    assert not _batchable(Verifier, job(b"SCRV1::"))
-    assert not _batchable(Verifier, job(b"SCRV1::IA=="))
+    assert batchable(Verifier, job(b"123456"))
+    assert not batchable(Verifier, job(b"SCRV1::"))
+    assert not batchable(Verifier, job(b"SCRV1::IA=="))

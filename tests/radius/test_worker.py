@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -31,6 +32,17 @@ class StubVerifier:
     calls: list[tuple[str, str, bytes]] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)
     closed: bool = False
+    store: object = None  # none: accounting is not tested here, and no checkpoints
+
+    @staticmethod
+    def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
+        return False  # every request goes to the evaluating threads
+
+    def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
+        raise AssertionError("nothing is batched")
+
+    def batch(self, users: Sequence[str] = ()) -> contextlib.AbstractContextManager[None]:
+        raise AssertionError("nothing is batched")
 
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
               source: str | None = None) -> Decision:

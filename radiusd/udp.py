@@ -1,0 +1,63 @@
+"""The worker's UDP sockets: binding them (one set per worker, sharing each port), sending, naming addresses."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Address", "bind_sockets", "format_address", "send"]
+
+Address = Any  # a peer as recvfrom() gives it: (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6
+
+
+def send(sock: socket.socket, data: bytes, addr: Address) -> None:
+    with contextlib.suppress(OSError):  # a full send buffer or an unreachable client: the client retransmits
+        sock.sendto(data, addr)
+
+
+def format_address(addr: Address) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bind_sockets(listen: Sequence[tuple[str, int]], copies: int) -> list[list[socket.socket]]:
+    """`copies` sets of UDP sockets on the listen addresses; several copies share each port with SO_REUSEPORT.
+
+    IPv6 sockets are IPv6-only, so `0.0.0.0:1812` and `[::]:1812` can both be listed. Raises OSError with the
+    address in the message.
+    """
+    sets: list[list[socket.socket]] = []
+    try:
+        for _ in range(copies):
+            socks: list[socket.socket] = []
+            sets.append(socks)
+            for host, port in listen:
+                socks.append(_bind(host, port, shared=copies > 1))
+    except BaseException:
+        for socks in sets:
+            for sock in socks:
+                sock.close()
+        raise
+    return sets
+
+
+def _bind(host: str, port: int, *, shared: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        with contextlib.suppress(OSError):  # room for a burst (the kernel caps it at net.core.rmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {format_address((host, port))}: {exc.strerror}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
