@@ -39,7 +39,8 @@ class VerifyContext:
         self._opened: dict[tuple[object, ...], bytes] = {}  # (token identity, sealed secret) -> secret
         # Users who do not exist are checked as if they had one 6-digit TOTP token with this secret, so that they
         # cost what a real user costs.
-        self.phantom = pol.OtpToken(0, "totp", os.urandom(20), "SHA1", 6, 30, 0, 0, -1, 0, None)
+        self.phantom = pol.OtpToken(TokenRow(0, 0, "totp", "SHA1", 6, 30, 0, 0, -1, 0, None, None, None, True, 0.0,
+                                             None, 2), os.urandom(20))
         self._next_phantom_purge = 0.0
 
     # -- the end of every decision ------------------------------------------------------------------------------------
@@ -149,8 +150,7 @@ class VerifyContext:
             if len(self._opened) >= _OPENED_MAX:
                 self._opened.clear()
             self._opened[key] = secret
-        return pol.OtpToken(t.id, t.type, secret, t.algorithm, t.digits, t.period, t.t0, t.counter, t.last_step,
-                            t.drift, t.window)
+        return pol.OtpToken(t, secret)  # the mutable state (counter, last step, drift) is the row's
 
     def advance(self, result: pol.CodeCheck) -> bool:
         """Record an accepted code by compare-and-set; False when another process moved the token meanwhile."""

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import oath
 from .decision import Reason
+
+if TYPE_CHECKING:
+    from .store.rows import TokenRow
 
 __all__ = [
     "CLEAR",
@@ -73,19 +76,10 @@ class Policy:
 
 
 class OtpToken(NamedTuple):
-    """What the maths needs of a TOTP/HOTP token, with its secret unsealed."""
+    """A TOTP/HOTP token as the maths needs it: its row (parameters and state) and its secret, unsealed."""
 
-    id: int
-    type: str
+    row: TokenRow
     secret: bytes
-    algorithm: str
-    digits: int
-    period: int
-    t0: int
-    counter: int
-    last_step: int
-    drift: int
-    window: int | None
 
 
 class FailureState(NamedTuple):
@@ -188,39 +182,38 @@ def throttle_failure(state: ThrottleState, policy: Policy, now: float) -> Thrott
 def check_code(tokens: Sequence[OtpToken], code: str, policy: Policy, now: float) -> CodeCheck:
     """Try the code on every token of the right length; a fresh match wins over a replayed one."""
     replay: CodeCheck | None = None
-    for token in tokens:
-        if len(code) != token.digits:
+    for row, secret in tokens:
+        if len(code) != row.digits:
             continue
-        if token.type == "hotp":
-            lookahead = token.window if token.window is not None else policy.hotp_lookahead
-            hit = oath.verify_hotp(token.secret, code, token.counter, lookahead, token.digits, token.algorithm)
+        if row.type == "hotp":
+            lookahead = row.window if row.window is not None else policy.hotp_lookahead
+            hit = oath.verify_hotp(secret, code, row.counter, lookahead, row.digits, row.algorithm)
             if hit is not None:
-                return CodeCheck(True, Reason.OK, token.id, "hotp", token.counter, hit.value + 1)
+                return CodeCheck(True, Reason.OK, row.id, "hotp", row.counter, hit.value + 1)
             continue
-        window = token.window if token.window is not None else policy.totp_window
-        hit = oath.verify_totp(token.secret, code, now, window=window, drift=token.drift, digits=token.digits,
-                               algorithm=token.algorithm, period=token.period, t0=token.t0)
+        window = row.window if row.window is not None else policy.totp_window
+        hit = oath.verify_totp(secret, code, now, window=window, drift=row.drift, digits=row.digits,
+                               algorithm=row.algorithm, period=row.period, t0=row.t0)
         if hit is None:
             continue
-        if hit.value > token.last_step:
+        if hit.value > row.last_step:
             # A login keeps the drift within the cap (or within the drift a resync set): it may shrink, never grow.
-            drift = hit.offset if abs(hit.offset) <= max(policy.drift_cap, abs(token.drift)) else token.drift
-            return CodeCheck(True, Reason.OK, token.id, "totp", token.last_step, hit.value, drift)
-        replay = CodeCheck(False, Reason.REPLAY, token.id)
+            drift = hit.offset if abs(hit.offset) <= max(policy.drift_cap, abs(row.drift)) else row.drift
+            return CodeCheck(True, Reason.OK, row.id, "totp", row.last_step, hit.value, drift)
+        replay = CodeCheck(False, Reason.REPLAY, row.id)
     return replay or CodeCheck(False, Reason.WRONG_CODE)
 
 
 def resync(tokens: Sequence[OtpToken], code1: str, code2: str, policy: Policy, now: float) -> CodeCheck:
     """Two consecutive codes over the wide resync range: re-centre a TOTP token's drift or move an HOTP counter."""
-    for token in tokens:
-        if token.type == "hotp":
-            hit = oath.resync_hotp(token.secret, code1, code2, token.counter, policy.resync_window, token.digits,
-                                   token.algorithm)
+    for row, secret in tokens:
+        if row.type == "hotp":
+            hit = oath.resync_hotp(secret, code1, code2, row.counter, policy.resync_window, row.digits, row.algorithm)
             if hit is not None:
-                return CodeCheck(True, Reason.OK, token.id, "hotp", token.counter, hit.value + 1)
+                return CodeCheck(True, Reason.OK, row.id, "hotp", row.counter, hit.value + 1)
         else:
-            hit = oath.resync_totp(token.secret, code1, code2, now, policy.resync_window, token.digits,
-                                   token.algorithm, token.period, token.t0)
-            if hit is not None and hit.value > token.last_step:
-                return CodeCheck(True, Reason.OK, token.id, "totp", token.last_step, hit.value, hit.offset)
+            hit = oath.resync_totp(secret, code1, code2, now, policy.resync_window, row.digits, row.algorithm,
+                                   row.period, row.t0)
+            if hit is not None and hit.value > row.last_step:
+                return CodeCheck(True, Reason.OK, row.id, "totp", row.last_step, hit.value, hit.offset)
     return CodeCheck(False, Reason.WRONG_CODE)

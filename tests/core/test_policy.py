@@ -8,6 +8,7 @@ from otpcore import oath
 from otpcore import policy as pol
 from otpcore.config import Policy
 from otpcore.decision import Reason
+from otpcore.store.rows import TokenRow
 
 from .helpers import SEED20, SEED32
 
@@ -15,10 +16,20 @@ NOW = 1_700_000_000.0
 STEP = oath.time_step(NOW)
 POLICY = Policy(max_failures=3, lockout_seconds=300, totp_window=1, hotp_lookahead=10)
 
-TOTP = pol.OtpToken(id=1, type="totp", secret=SEED20, algorithm="SHA1", digits=6, period=30, t0=0, counter=0,
-                    last_step=-1, drift=0, window=None)
-HOTP = pol.OtpToken(id=2, type="hotp", secret=SEED32, algorithm="SHA256", digits=8, period=30, t0=0, counter=5,
-                    last_step=-1, drift=0, window=None)
+def token(secret: bytes, **fields: object) -> pol.OtpToken:
+    """A token's row with `fields` over a 6-digit SHA1 TOTP's defaults, and its secret."""
+    row = TokenRow(id=1, user_id=1, type="totp", algorithm="SHA1", digits=6, period=30, t0=0, counter=0,
+                   last_step=-1, drift=0, window=None, secret=None, issuer=None, active=True, created=0.0,
+                   options=None, seal=2)
+    return pol.OtpToken(row._replace(**fields), secret)
+
+
+def changed(t: pol.OtpToken, **fields: object) -> pol.OtpToken:
+    return pol.OtpToken(t.row._replace(**fields), t.secret)
+
+
+TOTP = token(SEED20)
+HOTP = token(SEED32, id=2, type="hotp", algorithm="SHA256", digits=8, counter=5)
 
 
 def fp(code: str) -> bytes:
@@ -89,7 +100,7 @@ def test_check_code_totp_accept_returns_the_step_and_drift() -> None:
 
 
 def test_check_code_totp_step_not_newer_is_a_replay() -> None:
-    used = TOTP._replace(last_step=STEP)
+    used = changed(TOTP, last_step=STEP)
     assert pol.check_code([used], totp_code(STEP), POLICY, NOW).reason is Reason.REPLAY
     # an older step inside the window was never used, but it is not newer than the last accepted one either
     assert pol.check_code([used], totp_code(STEP - 1), POLICY, NOW).reason is Reason.REPLAY
@@ -116,13 +127,13 @@ def test_check_code_hotp_lookahead_from_policy_and_token_window() -> None:
     far = oath.hotp(SEED32, 5 + 11, 8, "SHA256")
     assert not pol.check_code([HOTP], far, POLICY, NOW).ok
     assert pol.check_code([HOTP], far, replace(POLICY, hotp_lookahead=11), NOW).ok
-    assert pol.check_code([HOTP._replace(window=11)], far, POLICY, NOW).ok  # a per-token window wins
-    assert not pol.check_code([HOTP._replace(window=2)], oath.hotp(SEED32, 8, 8, "SHA256"), POLICY, NOW).ok
+    assert pol.check_code([changed(HOTP, window=11)], far, POLICY, NOW).ok  # a per-token window wins
+    assert not pol.check_code([changed(HOTP, window=2)], oath.hotp(SEED32, 8, 8, "SHA256"), POLICY, NOW).ok
 
 
 def test_check_code_totp_per_token_window() -> None:
     assert not pol.check_code([TOTP], totp_code(STEP + 3), POLICY, NOW).ok
-    assert pol.check_code([TOTP._replace(window=3)], totp_code(STEP + 3), POLICY, NOW).ok
+    assert pol.check_code([changed(TOTP, window=3)], totp_code(STEP + 3), POLICY, NOW).ok
 
 
 def test_check_code_several_tokens() -> None:
@@ -130,19 +141,19 @@ def test_check_code_several_tokens() -> None:
     assert pol.check_code([TOTP, HOTP], totp_code(STEP), POLICY, NOW).token_id == 1
     assert pol.check_code([TOTP, HOTP], oath.hotp(SEED32, 5, 8, "SHA256"), POLICY, NOW).token_id == 2
     # two TOTP tokens of the same length
-    other = TOTP._replace(id=3, secret=SEED32, algorithm="SHA256")
+    other = pol.OtpToken(TOTP.row._replace(id=3, algorithm="SHA256"), SEED32)
     code = oath.totp(SEED32, NOW, algorithm="SHA256")
     assert pol.check_code([TOTP, other], code, POLICY, NOW).token_id == 3
 
 
 def test_check_code_fresh_match_wins_over_a_replay() -> None:
-    used = TOTP._replace(last_step=STEP)
-    fresh = TOTP._replace(id=7)  # same secret, never used
+    used = changed(TOTP, last_step=STEP)
+    fresh = changed(TOTP, id=7)  # same secret, never used
     assert pol.check_code([used, fresh], totp_code(STEP), POLICY, NOW).token_id == 7
 
 
 def test_check_code_skips_tokens_of_another_length() -> None:
-    eight = TOTP._replace(digits=8)
+    eight = changed(TOTP, digits=8)
     assert not pol.check_code([eight], totp_code(STEP), POLICY, NOW).ok
     assert pol.check_code([eight], oath.hotp(SEED20, STEP, 8), POLICY, NOW).ok
 
@@ -161,7 +172,7 @@ def test_resync_totp_records_the_new_drift() -> None:
 
 
 def test_resync_totp_refuses_steps_not_newer() -> None:
-    used = TOTP._replace(last_step=STEP)
+    used = changed(TOTP, last_step=STEP)
     assert not pol.resync([used], totp_code(STEP - 1), totp_code(STEP), POLICY, NOW).ok
 
 
