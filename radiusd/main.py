@@ -8,15 +8,12 @@ Exit status: 0 after a clean stop, 1 when it cannot start (store, key, address i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import os
-import selectors
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -27,13 +24,12 @@ from otpcore.errors import ConfigError, OtpError
 
 from . import logsink
 from .server import VerifierFactory, Worker, bind_sockets, format_address
+from .supervisor import Supervisor
 
 __all__ = ["main"]
 
 log = logging.getLogger("otp.radiusd")
 
-FAST_FAILURE_SECONDS = 5.0  # a worker dying this soon after its start stops the whole server
-STOP_TIMEOUT_SECONDS = 15.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(banner(demo, config.radius.listen[0]), flush=True)
     if config.radius.workers == 1:
         return _run_worker(config, sockets[0], loader, "", acct_sockets[0])
-    return _supervise(config, sockets, loader, acct_sockets)
+    return Supervisor(sockets, acct_sockets, loader,
+                      lambda socks, label, acct: _run_worker(config, socks, loader, label, acct)).run()
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -184,108 +181,3 @@ def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[
         sock.close()
     log.info("stopped%s", label)
     return 0
-
-
-def _supervise(config: Config, sockets: list[list[socket.socket]], loader: Callable[[], Config],
-               acct_sockets: list[list[socket.socket]]) -> int:
-    """Fork one worker per socket set; forward signals; restart a worker that dies (unless it dies at start-up)."""
-    flags: set[int] = set()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
-        signal.signal(signum, lambda signum, _frame: flags.add(signum))
-    signal.set_wakeup_fd(wake_w)
-    children: dict[int, tuple[int, float]] = {}  # pid -> (worker index, start time)
-
-    def spawn(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.close(wake_r)
-                os.close(wake_w)
-                for i, socks in [*enumerate(sockets), *enumerate(acct_sockets)]:
-                    if i != index:
-                        for sock in socks:
-                            sock.close()
-                label = f" worker={index + 1}"
-                code = _run_worker(config, sockets[index], loader, label, acct_sockets[index])
-            except BaseException:
-                log.exception("worker %d failed", index + 1)
-            finally:
-                logging.shutdown()
-                sys.stderr.flush()
-                os._exit(code)
-        children[pid] = (index, time.monotonic())
-
-    for index in range(len(sockets)):
-        spawn(index)
-    log.info("supervisor: %d workers started", len(sockets))
-
-    exit_code = 0
-    selector = selectors.DefaultSelector()
-    selector.register(wake_r, selectors.EVENT_READ)
-    stopping = False
-    deadline = 0.0
-    while children:
-        selector.select(1.0)
-        try:
-            while os.read(wake_r, 512):
-                pass
-        except OSError:
-            pass
-        pending = set(flags)
-        flags.difference_update(pending)
-        if pending & {signal.SIGTERM, signal.SIGINT} and not stopping:
-            stopping = True
-            _signal_all(children, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        if signal.SIGHUP in pending and not stopping:
-            try:
-                loader()  # checked once here, so a bad file gives one error line, not one per worker
-            except OtpError as exc:
-                log.error("reload failed, keeping the running configuration: %s", exc)
-            else:
-                _signal_all(children, signal.SIGHUP)
-        if signal.SIGUSR1 in pending:
-            _signal_all(children, signal.SIGUSR1)
-        # Reap.
-        while children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                children.clear()
-                break
-            if pid == 0:
-                break
-            index, started = children.pop(pid, (-1, 0.0))
-            if stopping or index < 0:
-                continue
-            code = os.waitstatus_to_exitcode(status)
-            if time.monotonic() - started < FAST_FAILURE_SECONDS:
-                log.error("worker %d exited at start-up (status %d): stopping", index + 1, code)
-                exit_code = 1
-                stopping = True
-                deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-                _signal_all(children, signal.SIGTERM)
-            else:
-                log.error("worker %d exited (status %d): restarting it", index + 1, code)
-                spawn(index)
-        if stopping and children and time.monotonic() > deadline:
-            log.error("workers did not stop in time: killing them")
-            _signal_all(children, signal.SIGKILL)
-    signal.set_wakeup_fd(-1)
-    for socks in [*sockets, *acct_sockets]:
-        for sock in socks:
-            sock.close()
-    log.info("stopped")
-    return exit_code
-
-
-def _signal_all(children: dict[int, tuple[int, float]], signum: int) -> None:
-    for pid in list(children):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
