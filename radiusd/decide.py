@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from otpbase.escape import escape
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
@@ -39,7 +40,15 @@ LOCAL_REJECT_MESSAGE = "Authentication failed"
 PRECHECK_MIN = 8
 EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "overload_stale")
 
-_Outcome = tuple[int, str, str, str, bytes | None]  # reply code, result, reason, Reply-Message, State
+class Outcome(NamedTuple):
+    """The verdict on one request, as the reply and the decision line need it."""
+
+    code: int  # the reply's packet code
+    result: str  # in the log and the counters: accept, reject, locked, challenge
+    reason: str
+    message: str  # Reply-Message
+    state: bytes | None = None  # with a challenge
+    extra: bytes = b""  # attributes encoded for the reply (what an Accept grants, MS-CHAP's answer)
 
 _REPLY = {  # verdict -> (reply code, result in the log and counters)
     Verdict.ACCEPT: (ACCESS_ACCEPT, "accept"),
@@ -120,13 +129,13 @@ class Decider:
             if reply is not None:
                 send(job.sock, reply, job.addr)
 
-    def _decide(self, verifier: VerifierLike, job: AccessJob, now: float) -> _Outcome:
+    def _decide(self, verifier: VerifierLike, job: AccessJob, now: float) -> Outcome:
         """The verdict on one request: (reply code, result, reason, Reply-Message, State). Raises on a fault."""
         request = job.request
         client = job.client
         if request.password is None:
             # CHAP, EAP, ARAP or no password at all: no one-time password can be in there
-            return ACCESS_REJECT, "reject", "unsupported_auth", LOCAL_REJECT_MESSAGE, None
+            return Outcome(ACCESS_REJECT, "reject", "unsupported_auth", LOCAL_REJECT_MESSAGE)
         if request.state is not None:
             self._shared.states.discard(request.state)  # single use
             decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
@@ -140,7 +149,7 @@ class Decider:
         state = decision.state if code == ACCESS_CHALLENGE else None
         if code == ACCESS_CHALLENGE and not state:
             code, result, message = ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
-        return code, result, reason, message, state
+        return Outcome(code, result, reason, message, state)
 
     def _failed(self, job: AccessJob, exc: Exception, counters: Counters) -> None:
         request = job.request
@@ -150,13 +159,13 @@ class Decider:
                   job.client.name, format_address(job.addr), type(exc).__name__, self._shared.label,
                   error_detail(exc))
 
-    def _prepare(self, job: AccessJob, outcome: _Outcome, counters: Counters) -> bytes | None:
+    def _prepare(self, job: AccessJob, outcome: Outcome, counters: Counters) -> bytes | None:
         """The reply to send (None: none, the request is forgotten): encoded, cached, and its decision logged."""
-        code, result, reason, message, state = outcome
+        code, result, reason, message, state, extra = outcome
         request = job.request
         shared = self._shared
         try:
-            reply = encode_reply(code, request, job.client.secret, message=message, state=state)
+            reply = encode_reply(code, request, job.client.secret, message=message, state=state, extra=extra)
         except Exception:  # a bug must cost one answer, not the thread
             shared.cache.abandon(job.key)
             counters["evaluate_errors"] += 1

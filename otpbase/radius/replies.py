@@ -1,8 +1,8 @@
 """The server's answers: Access-Accept / Reject / Challenge (and the answer to a Status-Server), Accounting-Response.
 
-Every answer carries a Message-Authenticator as its first attribute, then only what this server ever sends:
-Reply-Message, State, and the request's Proxy-States, unchanged and in order (RFC 2865 §5.33). They are built
-directly (the hot path), the few Reply-Message texts there are encoded once.
+Every answer carries a Message-Authenticator as its first attribute, then what this server sends: Reply-Message,
+State, the attributes its caller encoded, and the request's Proxy-States, unchanged and in order (RFC 2865 §5.33).
+They are built directly (the hot path), the few Reply-Message texts there are encoded once.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ class Answered(Protocol):
     def proxy_state(self) -> tuple[bytes, ...]: ...
 
 
-def encode_reply(code: int, request: Answered, secret: bytes, *, message: str = "", state: bytes | None = None
-                 ) -> bytes:
-    """A signed reply to an Access-Request or Status-Server: Message-Authenticator, Reply-Message, State, the
-    request's Proxy-States.
+def encode_reply(code: int, request: Answered, secret: bytes, *, message: str = "", state: bytes | None = None,
+                 extra: bytes = b"") -> bytes:
+    """A signed reply to an Access-Request or Status-Server: Message-Authenticator, Reply-Message, State, `extra`
+    (attributes the caller encoded: what an Accept grants, MS-CHAP's answer), the request's Proxy-States.
 
     The Message-Authenticator (RFC 3579 §3.2) is computed over the reply with the Request Authenticator in place of
     the Response Authenticator, which (RFC 2865 §3) is then computed over the reply with the Message-Authenticator.
@@ -49,6 +49,8 @@ def encode_reply(code: int, request: Answered, secret: bytes, *, message: str = 
         parts.append(_reply_message(message))
     if state is not None:
         parts.append(attribute(STATE, state))
+    if extra:
+        parts.append(extra)
     for value in request.proxy_state:
         parts.append(attribute(PROXY_STATE, value))
     return _signed_reply(code, request, b"".join(parts), secret, request.authenticator)
