@@ -47,7 +47,7 @@ from otpbase.radius.accounting import AccountingRequest, decode_accounting
 from otpbase.radius.replies import encode_accounting_response, encode_reply
 from otpcore.config import ClientConfig, Config
 from otpcore.decision import Decision, Verdict
-from otpcore.errors import OtpError
+from otpcore.errors import OtpError, StoreError
 from otpcore.store import Store, WriterTurn, writer_turn
 
 from . import accounting, logsink
@@ -78,7 +78,9 @@ RECEIVE_COUNTERS = (
     "received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE,
     "duplicate_answered", "duplicate_in_flight", "overload", "status_server", "errors",
 )
-EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "overload_stale")
+# store_unavailable: requests left unanswered because the store could not be used (also in evaluate_errors)
+EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "store_unavailable",
+                     "overload_stale")
 # Accounting has counters of its own, prefixed: acct_received, acct_bad_authenticator, acct_recorded, ...
 ACCOUNTING_RECEIVE_COUNTERS = tuple(f"acct_{name}" for name in (
     "received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR, UNSUPPORTED_CODE,
@@ -526,6 +528,8 @@ class Worker:
         request = job.request
         self._cache.abandon(job.key)
         counters["evaluate_errors"] += 1
+        if isinstance(exc, StoreError):
+            counters["store_unavailable"] += 1
         detail = f" ({exc})" if isinstance(exc, OtpError) else ""  # OtpError messages are safe to log
         log.error("decision user=%s client=%s from=%s result=error reason=%s%s%s", escape(request.user, space=True),
                   job.client.name, format_address(job.addr), type(exc).__name__, self._label, detail)

@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
+# The PostgreSQL harness's fixtures (pg_cluster, pg_database, ...), registered once for every suite.
+pytest_plugins = ["tests.kit.pgfixtures"]
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     skipped = terminalreporter.stats.get("skipped", [])

@@ -138,7 +138,10 @@ class _Transaction:
 
 
 def encodable(text: str) -> bool:
-    """Whether a store can hold the text (lone surrogates from undecodable input cannot be)."""
+    """Whether every store can hold the text: not lone surrogates from undecodable input, nor a NUL (PostgreSQL's text
+    cannot hold one; SQLite's json_each ends a string there). No user name has either."""
+    if "\0" in text:
+        return False
     if text.isascii():
         return True
     try:
@@ -149,7 +152,7 @@ def encodable(text: str) -> bool:
 
 
 def printable(text: str | None) -> str | None:
-    """Names from the network as the audit can hold them: undecodable bytes shown as escapes."""
+    """Text from the network as every store can hold it: undecodable bytes and NULs shown as escapes."""
     if text is None or encodable(text):
         return text
-    return text.encode("utf-8", "backslashreplace").decode()
+    return text.encode("utf-8", "backslashreplace").decode().replace("\0", "\\x00")

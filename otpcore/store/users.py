@@ -30,8 +30,11 @@ class UserSql:
         q = d.sql
         joined = (f"SELECT {', '.join('u.' + c for c in _COLUMNS)}, {', '.join('t.' + c for c in TOKEN_COLUMNS)} "
                   "FROM users u LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1")
-        self.by_name = q(f"SELECT {_COLS} FROM users WHERE name = ?")
-        self.by_id = q(f"SELECT {_COLS} FROM users WHERE id = ?")
+        self.by_name = q(f"SELECT {_COLS} FROM users u WHERE name = ?")
+        self.by_id = q(f"SELECT {_COLS} FROM users u WHERE id = ?")
+        # inside a transaction: the rows it decides on, locked until its end where rows are locked (PostgreSQL)
+        self.by_name_locked = q(f"SELECT {_COLS} FROM users u WHERE name = ?{d.lock_users}")
+        self.by_id_locked = q(f"SELECT {_COLS} FROM users u WHERE id = ?{d.lock_users}")
         self.every = q(f"SELECT {_COLS} FROM users ORDER BY name")
         self.with_tokens = q(f"{joined} WHERE u.name = ? ORDER BY t.id{d.lock_users}")
         self.many_with_tokens = q(f"{joined} WHERE {d.any_of.format(column='u.name')} ORDER BY u.id, t.id"
@@ -54,7 +57,7 @@ class Users(SqlStore):
     def user(self, name: str) -> UserRow | None:
         if not encodable(name):
             return None  # lone surrogates from undecodable input: no such user can exist
-        row = self._one(self._user_sql.by_name, (name,))
+        row = self._one(self._user_sql.by_name_locked if self._depth else self._user_sql.by_name, (name,))
         return UserRow._make(row) if row else None
 
     def user_with_tokens(self, name: str) -> _UserWithTokens:
@@ -73,8 +76,7 @@ class Users(SqlStore):
     def users_with_tokens(self, names: Sequence[str]) -> dict[str, _UserWithTokens]:
         """user_with_tokens() of several users, in one query (a query costs more than the rows it reads)."""
         out: dict[str, _UserWithTokens] = {name: (None, []) for name in names}
-        # SQLite's json_each ends a string at a NUL; no stored name has one (nor undecodable characters).
-        wanted = self.dialect.list_param([name for name in out if encodable(name) and "\0" not in name])
+        wanted = self.dialect.list_param([name for name in out if encodable(name)])
         for row in self._all(self._user_sql.many_with_tokens, (wanted,)):
             name = row[1]
             entry = out.get(name)
@@ -102,7 +104,7 @@ class Users(SqlStore):
                     self._prefetched_ids["token", token.id] = name
 
     def user_by_id(self, user_id: int) -> UserRow | None:
-        row = self._one(self._user_sql.by_id, (user_id,))
+        row = self._one(self._user_sql.by_id_locked if self._depth else self._user_sql.by_id, (user_id,))
         return UserRow._make(row) if row else None
 
     def require_user(self, name: str) -> UserRow:

@@ -1,0 +1,169 @@
+"""The PostgreSQL store: one psycopg connection, autocommit, each transaction an explicit BEGIN ... COMMIT.
+
+There is no database-wide write lock: a transaction locks the rows it decides on as it reads them, under READ
+COMMITTED. A verification reads its user `FOR UPDATE` (a group commit reads all of its users in one statement, in id
+order, so two groups never wait for each other in a circle), so the failure count, lockout and challenges of a user
+are decided by one server at a time; counters and time steps still advance by compare-and-set; a challenge's State
+is taken by one DELETE ... RETURNING (of two servers, the second finds nothing); the client throttle counts in one
+atomic UPSERT; an accounting session's requests are serialised on an advisory lock. That a COMMIT survives the
+primary's death is the server's part: synchronous_commit with a synchronous standby (README, "Several servers").
+
+Every psycopg error becomes a StoreError here, including those of COMMIT: a lost connection among them, after which
+the connection is `broken` and its owner opens a new one (radiusd: the next request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.pq import TransactionStatus
+
+from ...config import StoreConfig
+from ...errors import StoreError
+from ..audit import Audit, AuditSql
+from ..challenges import Challenges, ChallengeSql
+from ..dialect import POSTGRES
+from ..rows import SCHEMA_VERSION
+from ..sessions import Sessions, SessionSql
+from ..sqlcore import Params
+from ..throttle import Throttle, ThrottleSql
+from ..tokens import Tokens, TokenSql
+from ..users import Users, UserSql
+from .connect import connect, reason
+
+__all__ = ["PostgresStore"]
+
+
+class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
+    """A Store (otpcore.store.interface) on one PostgreSQL connection."""
+
+    dialect = POSTGRES
+    _engine_errors = (psycopg.Error,)
+    _user_sql = UserSql(POSTGRES)
+    _token_sql = TokenSql(POSTGRES)
+    _challenge_sql = ChallengeSql(POSTGRES)
+    _audit_sql = AuditSql(POSTGRES)
+    _session_sql = SessionSql(POSTGRES)
+    _throttle_sql = ThrottleSql(POSTGRES)
+
+    def __init__(self, conn: psycopg.Connection[Any], where: str) -> None:
+        super().__init__()
+        self._conn = conn
+        self._cursor = conn.cursor()
+        self.where = where  # the URL without a password, for messages
+
+    @classmethod
+    def open(cls, config: StoreConfig, *, create: bool = False, migrate: bool = True) -> PostgresStore:
+        """Connect; with `create`, make the schema if there is none. A schema behind this program's is migrated.
+        With `migrate` False, only connect (to look at the schema_version())."""
+        store = cls(connect(config), config.where)
+        if not migrate:
+            return store
+        try:
+            version = store.schema_version()
+            if version == 0 and not create:
+                raise StoreError(f"store {store.where} is not initialised (run `otp-admin init`)")
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"store {store.where} has schema {version}, newer than this program "
+                                 f"({SCHEMA_VERSION})")
+            if version < SCHEMA_VERSION:
+                store._migrate()
+        except BaseException:
+            store.close_quietly()
+            raise
+        return store
+
+    def schema_version(self) -> int:
+        """0: no schema (an empty database)."""
+        row = self._one("SELECT to_regclass('schema_version') IS NOT NULL")
+        if not row or not row[0]:
+            return 0
+        row = self._one("SELECT version FROM schema_version")
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        from .schema import MIGRATIONS
+
+        with self.transaction():
+            self._one(self.dialect.sql(self.dialect.lock_key), ("otp-server schema",))
+            version = self.schema_version()  # again, under the lock: another server may have migrated meanwhile
+            for target, statements in MIGRATIONS:
+                if version < target:
+                    for statement in statements:
+                        self._run(statement)
+                    self._run("UPDATE schema_version SET version = %s", (target,))
+                    version = target
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def close_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+    @property
+    def broken(self) -> bool:
+        """The connection is lost: this store is no use any more (open a new one)."""
+        return self._conn.closed or self._conn.broken
+
+    # -- the primitives of SqlStore -----------------------------------------------------------------------------------
+
+    def _one(self, sql: str, params: Params = ()) -> Params | None:
+        try:
+            self._cursor.execute(sql, params)
+            row: Params | None = self._cursor.fetchone()
+        except psycopg.Error as exc:
+            raise self._store_error(exc) from None
+        return row
+
+    def _all(self, sql: str, params: Params = ()) -> list[Params]:
+        try:
+            self._cursor.execute(sql, params)
+            return self._cursor.fetchall()
+        except psycopg.Error as exc:
+            raise self._store_error(exc) from None
+
+    def _run(self, sql: str, params: Params = ()) -> int:
+        try:
+            self._cursor.execute(sql, params)
+        except psycopg.Error as exc:
+            raise self._store_error(exc) from None
+        return self._cursor.rowcount
+
+    def _many(self, sql: str, rows: Sequence[Params]) -> None:
+        try:
+            self._cursor.executemany(sql, rows)  # pipelined: one round trip for all of them
+        except psycopg.Error as exc:
+            raise self._store_error(exc, "store write failed") from None
+
+    def _begin(self) -> None:
+        try:
+            self._cursor.execute("BEGIN")
+        except psycopg.Error as exc:
+            raise self._store_error(exc) from None
+
+    def _commit(self) -> None:
+        try:
+            self._cursor.execute("COMMIT")
+        except psycopg.Error as exc:  # a lost connection: committed or not, nobody knows, so no Accept is sent
+            raise self._store_error(exc, "store write failed") from None
+        if self._cursor.statusmessage != "COMMIT":  # the server rolled back a transaction an error had aborted
+            raise StoreError("store write failed: the transaction was rolled back")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            if not self.broken and self._conn.info.transaction_status != TransactionStatus.IDLE:
+                self._cursor.execute("ROLLBACK")
+
+    def _store_error(self, exc: psycopg.Error, what: str = "store error") -> StoreError:
+        if isinstance(exc, psycopg.IntegrityError):
+            return StoreError(f"refused by the store: {reason(exc)}")
+        if self.broken:
+            return StoreError(f"store {self.where} unavailable: {reason(exc)}")
+        if isinstance(exc, pgerrors.ReadOnlySqlTransaction):  # a primary turned standby: reconnect to find the new one
+            return StoreError(f"store {self.where} is read-only (a standby?): {reason(exc)}")
+        return StoreError(f"{what}: {reason(exc)}")
