@@ -79,7 +79,10 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
 
     def schema_version(self) -> int:
         """0: no schema (an empty database)."""
-        row = self._one("SELECT to_regclass('schema_version') IS NOT NULL")
+        # pg_class read as a table (this statement's snapshot), not through to_regclass's cache, which can miss a
+        # table another server created while this one waited for the migration lock
+        row = self._one("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'schema_version' AND "
+                        "relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema()))")
         if not row or not row[0]:
             return 0
         row = self._one("SELECT version FROM schema_version")
