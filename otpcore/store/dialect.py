@@ -5,8 +5,9 @@ by `RETURNING id`, no `WHERE 1`, `tokens.active` an integer: SQL that SQLite and
 builds each aggregate's statements once, at import, from its `Dialect`.
 
 Where the write lock is: SQLite's transaction takes the whole database's at BEGIN; PostgreSQL has row locks only, so
-a transaction's reads of the rows it decides on lock them (`lock_users`: the user's row, which stands for its tokens,
-failure state and challenges), and what no row lock covers is serialised on a key (`lock_key`: an accounting session).
+a transaction locks the rows it decides on before it reads them (`lock_users`: the user's row, which stands for its
+tokens, failure state and challenges), and what no row lock covers is serialised on a key (`lock_key`: an accounting
+session).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Dialect:
     set_json: str  # {column} (a JSON object as text) with one key set: parameters path, value
     lock_users: str  # appended to a transaction's read of users (aliased u): locks their rows, where rows are locked
     lock_key: str  # a statement taking a lock on one text key until the transaction ends ("": the BEGIN took it)
+    active_tokens_join: str  # joins each user u with its active tokens t (none: NULLs)
     begin_snapshot: str  # begins a read-only transaction whose reads all see one state of the store
     follow_ids: str  # a table's ({table}) next generated id made to follow the ids written into it ("": it does)
 
@@ -58,6 +60,7 @@ class SqliteDialect(Dialect):
     set_json = "json_set(coalesce({column}, '{{}}'), ?, ?)"
     lock_users = ""  # BEGIN IMMEDIATE took the whole database's write lock already
     lock_key = ""
+    active_tokens_join = "LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1"
     begin_snapshot = "BEGIN"  # in WAL mode a read transaction sees the store as of its first read
     follow_ids = ""  # an INTEGER PRIMARY KEY's next id is the largest plus one
 
@@ -81,6 +84,11 @@ class PostgresDialect(Dialect):
     # circle. OF u: the tokens of the LEFT JOIN are not locked (compare-and-set guards them).
     lock_users = " FOR UPDATE OF u"
     lock_key = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+    # Each user's tokens looked up by the index on user_id, whatever the planner knows of the tables: a join it is
+    # free to plan read every token of the store per group while the statistics were missing (right after an import).
+    # OFFSET 0 keeps the subquery from being merged into a plain join.
+    active_tokens_join = ("LEFT JOIN LATERAL (SELECT * FROM tokens WHERE user_id = u.id AND active = 1 OFFSET 0) t "
+                          "ON true")
     begin_snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     follow_ids = ("SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) "
                   "FROM {table}")

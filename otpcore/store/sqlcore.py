@@ -38,6 +38,9 @@ class SqlStore:
         self._prefetched: dict[str, tuple[UserRow | None, list[TokenRow]]] = {}  # prefetch(), in the transaction
         self._prefetched_ids: dict[tuple[str, int], str] = {}  # ("user" | "token", id) -> name, of _prefetched
         self._throttles: dict[str, ThrottleState] = {}  # throttle(), read in the open transaction
+        # The open transaction is a group commit (prefetch() read its users together, locking them where rows are
+        # locked): a backend may then defer its writes to the group's end (PostgreSQL: one round trip for all).
+        self._group = False
 
     def transaction(self) -> AbstractContextManager[None]:
         """A transaction that takes the write lock up front, so read-decide-write cannot interleave.
@@ -65,6 +68,13 @@ class SqlStore:
     def _many(self, sql: str, rows: Sequence[Params]) -> None:
         """One statement run for each row of parameters."""
         raise NotImplementedError
+
+    def _locked_all(self, lock: str, sql: str, params: Params) -> list[Params]:
+        """_all(sql), after `lock` (the same parameters) has locked the rows it reads, inside a transaction ("": no
+        lock to take, the transaction holds the write lock)."""
+        if lock and self._depth:
+            self._run(lock, params)
+        return self._all(sql, params)
 
     def _begin(self) -> None:
         """Begin a transaction holding the write lock (or the locks the first reads will take)."""
@@ -122,6 +132,7 @@ class _Transaction:
             store._prefetched = {}
         if store._throttles:
             store._throttles = {}
+        store._group = False
         pending, store._pending_audit = store._pending_audit, []
         if exc_type is not None:
             store._rollback()

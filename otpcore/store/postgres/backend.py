@@ -34,6 +34,7 @@ from ..throttle import Throttle, ThrottleSql
 from ..tokens import Tokens, TokenSql
 from ..users import Users, UserSql
 from .connect import connect, reason
+from .trips import Trips
 
 __all__ = ["PostgresStore"]
 
@@ -54,6 +55,7 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
         super().__init__()
         self._conn = conn
         self._cursor = conn.cursor()
+        self._trips = Trips(conn)
         self.where = where  # the URL without a password, for messages
 
     @classmethod
@@ -113,53 +115,87 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
         """The connection is lost: this store is no use any more (open a new one)."""
         return self._conn.closed or self._conn.broken
 
+    # -- compare-and-set, deferred in a group (see trips.py) ------------------------------------------------------
+
+    def advance_hotp(self, token_id: int, *, expected: int, new_counter: int) -> bool:
+        if not self._group or new_counter <= expected:
+            return super().advance_hotp(token_id, expected=expected, new_counter=new_counter)
+        self._changed("token", token_id)
+        self._trips.hotp.append((token_id, expected, new_counter))
+        return True
+
+    def advance_totp(self, token_id: int, *, expected: int, new_step: int, drift: int) -> bool:
+        if not self._group or new_step <= expected:
+            return super().advance_totp(token_id, expected=expected, new_step=new_step, drift=drift)
+        self._changed("token", token_id)
+        self._trips.totp.append((token_id, expected, new_step, drift))
+        return True
+
     # -- the primitives of SqlStore -----------------------------------------------------------------------------------
 
-    def _one(self, sql: str, params: Params = ()) -> Params | None:
+    def _execute(self, sql: str, params: Params) -> None:
         try:
-            self._cursor.execute(sql, params)
+            self._trips.send(self._cursor, sql, params)
+        except psycopg.Error as exc:
+            raise self._store_error(exc) from None
+
+    def _one(self, sql: str, params: Params = ()) -> Params | None:
+        self._execute(sql, params)
+        try:
             row: Params | None = self._cursor.fetchone()
         except psycopg.Error as exc:
             raise self._store_error(exc) from None
         return row
 
     def _all(self, sql: str, params: Params = ()) -> list[Params]:
+        self._execute(sql, params)
         try:
-            self._cursor.execute(sql, params)
             return self._cursor.fetchall()
         except psycopg.Error as exc:
             raise self._store_error(exc) from None
 
     def _run(self, sql: str, params: Params = ()) -> int:
-        try:
-            self._cursor.execute(sql, params)
+        self._execute(sql, params)
+        return self._cursor.rowcount
+
+    def _locked_all(self, lock: str, sql: str, params: Params) -> list[Params]:
+        if not (lock and self._depth):
+            return self._all(sql, params)
+        try:  # both in one round trip: the read starts (and takes its snapshot) once the locks are held
+            self._trips.send(self._cursor, sql, params, before=[(lock, params)])
+            return self._cursor.fetchall()
         except psycopg.Error as exc:
             raise self._store_error(exc) from None
-        return self._cursor.rowcount
 
     def _many(self, sql: str, rows: Sequence[Params]) -> None:
         try:
+            self._trips.send(self._cursor)
             self._cursor.executemany(sql, rows)  # pipelined: one round trip for all of them
         except psycopg.Error as exc:
             raise self._store_error(exc, "store write failed") from None
 
     def _begin(self) -> None:
-        try:
-            self._cursor.execute("BEGIN")
-        except psycopg.Error as exc:
-            raise self._store_error(exc) from None
+        self._trips.begin = True
+
+    def _flush_audit(self, rows: Sequence[Params]) -> None:
+        self._trips.audit = rows  # inserted in one statement, with the COMMIT
 
     def _commit(self) -> None:
+        if self._trips.begin and not self._trips.deferred and not self._trips.audit:
+            self._trips.clear()  # nothing was sent: nothing to commit
+            return
         try:
-            self._cursor.execute("COMMIT")
+            done = self._trips.send(self._cursor, commit=True)
         except psycopg.Error as exc:  # a lost connection: committed or not, nobody knows, so no Accept is sent
             raise self._store_error(exc, "store write failed") from None
-        if self._cursor.statusmessage != "COMMIT":  # the server rolled back a transaction an error had aborted
+        if done is None or done.statusmessage != "COMMIT":  # the server rolled back a transaction an error aborted
             raise StoreError("store write failed: the transaction was rolled back")
 
     def _rollback(self) -> None:
+        began = not self._trips.begin
+        self._trips.clear()
         with contextlib.suppress(psycopg.Error):
-            if not self.broken and self._conn.info.transaction_status != TransactionStatus.IDLE:
+            if began and not self.broken and self._conn.info.transaction_status != TransactionStatus.IDLE:
                 self._cursor.execute("ROLLBACK")
 
     def _store_error(self, exc: psycopg.Error, what: str = "store error") -> StoreError:
@@ -167,6 +203,8 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle):
             return StoreError(f"refused by the store: {reason(exc)}")
         if self.broken:
             return StoreError(f"store {self.where} unavailable: {reason(exc)}")
+        if isinstance(exc, pgerrors.DivisionByZero):  # trips.py: a deferred compare-and-set did not move its row
+            return StoreError("store write failed: a token was changed by somebody else during the group")
         if isinstance(exc, pgerrors.ReadOnlySqlTransaction):  # a primary turned standby: reconnect to find the new one
             return StoreError(f"store {self.where} is read-only (a standby?): {reason(exc)}")
         return StoreError(f"{what}: {reason(exc)}")
