@@ -35,7 +35,7 @@ def _free_tcp_port() -> int:
 class PrivatePostgres:
     """with PrivatePostgres() as pg: pg.url (role and database `otp`, no password in it), pg.password."""
 
-    def __init__(self, *, shared_buffers: str = "256MB") -> None:
+    def __init__(self, *, shared_buffers: str = "256MB", settings: dict[str, str] | None = None) -> None:
         found = sorted(PG_LIB.glob("*/bin/initdb"), key=lambda p: int(p.parents[1].name))
         if not found:
             raise RuntimeError("no PostgreSQL server under /usr/lib/postgresql: apt-get install postgresql "
@@ -46,6 +46,7 @@ class PrivatePostgres:
         self.port = _free_tcp_port()
         self.password = secrets.token_hex(16)
         self.shared_buffers = shared_buffers
+        self.settings = settings or {}  # more postgresql.conf lines (name -> value as written there)
         self.folder = Path(tempfile.mkdtemp(prefix="otp-bench-pg-"))
         self.data = self.folder / "data"
 
@@ -83,7 +84,8 @@ class PrivatePostgres:
         secret.unlink()
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = ''\n"
-                       f"shared_buffers = '{self.shared_buffers}'\n")
+                       f"shared_buffers = '{self.shared_buffers}'\n"
+                       + "".join(f"{name} = {value}\n" for name, value in self.settings.items()))
         (self.data / "pg_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
         self._run(str(self.bin / "pg_ctl"), "start", "-D", str(self.data), "-w", "-l", str(self.folder / "log"))
         import psycopg  # the [postgres] extra, which ./dev bench installs

@@ -53,27 +53,7 @@ FR_PASSWORD = "fr-pass-{}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--users", type=int, default=20_000, help="distinct users per accept / wrong-code run")
-    p.add_argument("--store-users", type=int, default=100_000, help="users in the store (for the RSS figure)")
-    p.add_argument("--pw-users", type=int, default=384, help="users with a password (argon2id) for password+code")
-    p.add_argument("--reps", type=int, default=3, help="runs of each scenario (medians are reported)")
-    p.add_argument("--window", type=int, default=64, help="requests in flight (the same for every server)")
-    p.add_argument("--fr-requests", type=int, default=100_000, help="requests per FreeRADIUS run")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--scaling", default="1", help="other worker counts to measure, comma-separated ('' for none)")
-    p.add_argument("--log-level", default="info", help="otp-radiusd --log-level (info: a line per decision)")
-    p.add_argument("--workdir", type=Path, help="keep the store and logs here (default: a temporary directory)")
-    p.add_argument("--json", type=Path, help="also write the figures to this file")
-    p.add_argument("--quick", action="store_true", help="a tiny configuration that checks the tooling works")
-    p.add_argument("--no-postgres", dest="postgres", action="store_false",
-                   help="leave out the PostgreSQL accept path (a private PostgreSQL server, bench/pgrun.py)")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.users, args.store_users, args.pw_users, args.reps, args.fr_requests = 200, 800, 4, 1, 2000
-        args.scaling = ""
-    if args.store_users < args.users * 2:
-        p.error("--store-users must be at least twice --users (accept pool and wrong-code users)")
+    args = _arguments(argv)
     scaling = [int(w) for w in args.scaling.split(",") if w.strip()]
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="otp-bench-"))
@@ -92,19 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrong_users = users[args.users:2 * args.users]  # these only ever get wrong codes
     pool = UserPool(users[:args.users] + users[2 * args.users:])  # accept runs draw from here, once per TOTP step
 
-    bench = OtpBench(workdir, log_level=args.log_level)
-    bench.init()
-    t_import = bench.import_csv(users[:args.users], "first")
-    out.line(f"import: otp-admin import --format csv, {args.users} users: {t_import:.2f} s")
-    t_pw = bench.import_with_passwords(pw_users, "passwords")
-    out.line(f"import: otp-admin import --format oath-usersfile, {args.pw_users} users with a password (argon2id "
-             f"hash each): {t_pw:.2f} s")
-    t_rest = bench.import_csv(users[args.users:], "rest") if args.store_users > args.users else 0.0
-    out.line(f"import: otp-admin import --format csv, {args.store_users - args.users} more users: {t_rest:.2f} s "
-             f"(store: {args.store_users} users, {args.store_users + args.pw_users} tokens)")
-    figures["import_seconds"] = {"csv_first": round(t_import, 3), "csv_first_users": args.users,
-                                 "passwords": round(t_pw, 3), "password_users": args.pw_users,
-                                 "csv_rest": round(t_rest, 3)}
+    bench = _provision(workdir, args, users, pw_users, out, figures)
     argon2 = _argon2_cost()
     out.line(f"argon2id: {argon2['parameters']}: {argon2['verify_ms']:.1f} ms per verification here (one core)")
     figures["argon2"] = argon2
@@ -130,6 +98,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg_users = users[:args.users] + users[2 * args.users:3 * args.users]
         series.update(postgres_scenarios(workdir, args, pg_users, out))
     # -- report ----------------------------------------------------------------------------------------------------
+    _report(out, fr, series, args.workers, figures)
+    for line in _RSS_LINES:
+        out.line(line)
+    figures["rss"] = _RSS
+    for line in CHECK_LINES:
+        out.line(line)
+    figures["checks"] = CHECK_LINES
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if not FAILED else 1
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=20_000, help="distinct users per accept / wrong-code run")
+    p.add_argument("--store-users", type=int, default=100_000, help="users in the store (for the RSS figure)")
+    p.add_argument("--pw-users", type=int, default=384, help="users with a password (argon2id) for password+code")
+    p.add_argument("--reps", type=int, default=3, help="runs of each scenario (medians are reported)")
+    p.add_argument("--window", type=int, default=64, help="requests in flight (the same for every server)")
+    p.add_argument("--fr-requests", type=int, default=100_000, help="requests per FreeRADIUS run")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--scaling", default="1", help="other worker counts to measure, comma-separated ('' for none)")
+    p.add_argument("--log-level", default="info", help="otp-radiusd --log-level (info: a line per decision)")
+    p.add_argument("--workdir", type=Path, help="keep the store and logs here (default: a temporary directory)")
+    p.add_argument("--json", type=Path, help="also write the figures to this file")
+    p.add_argument("--quick", action="store_true", help="a tiny configuration that checks the tooling works")
+    p.add_argument("--no-postgres", dest="postgres", action="store_false",
+                   help="leave out the PostgreSQL accept path (a private PostgreSQL server, bench/pgrun.py)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.users, args.store_users, args.pw_users, args.reps, args.fr_requests = 200, 800, 4, 1, 2000
+        args.scaling = ""
+    if args.store_users < args.users * 2:
+        p.error("--store-users must be at least twice --users (accept pool and wrong-code users)")
+    return args
+
+
+def _provision(workdir: Path, args: argparse.Namespace, users: list[BenchUser], pw_users: list[BenchUser],
+               out: Report, figures: dict[str, object]) -> OtpBench:
+    """The SQLite installation, its users imported with otp-admin (timed)."""
+    bench = OtpBench(workdir, log_level=args.log_level)
+    bench.init()
+    t_import = bench.import_csv(users[:args.users], "first")
+    out.line(f"import: otp-admin import --format csv, {args.users} users: {t_import:.2f} s")
+    t_pw = bench.import_with_passwords(pw_users, "passwords")
+    out.line(f"import: otp-admin import --format oath-usersfile, {args.pw_users} users with a password (argon2id "
+             f"hash each): {t_pw:.2f} s")
+    t_rest = bench.import_csv(users[args.users:], "rest") if args.store_users > args.users else 0.0
+    out.line(f"import: otp-admin import --format csv, {args.store_users - args.users} more users: {t_rest:.2f} s "
+             f"(store: {args.store_users} users, {args.store_users + args.pw_users} tokens)")
+    figures["import_seconds"] = {"csv_first": round(t_import, 3), "csv_first_users": args.users,
+                                 "passwords": round(t_pw, 3), "password_users": args.pw_users,
+                                 "csv_rest": round(t_rest, 3)}
+    return bench
+
+
+def _report(out: Report, fr: Series, series: dict[str, Series], workers: int, figures: dict[str, object]) -> None:
+    """The table of every scenario, and the ratios and latencies the targets are about."""
     out.line("")
     out.line(f"{'scenario':44} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
              f"{'server':>7} {'loadgen':>7} {'db':>5}  runs (req/s)")
@@ -146,13 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
              "load generator and of the PostgreSQL server's processes)")
     figures["freeradius"] = fr.to_json()
     figures["scenarios"] = {name: s.to_json() for name, s in series.items()}
-    accept = series.get(f"accept (workers={args.workers})")
+    accept = series.get(f"accept (workers={workers})")
     if accept is not None and fr.rate:
         paired = [a.rate / f.rate for a, f in zip(accept.results, fr.results, strict=False)]
         figures["accept_ratio"] = round(accept.rate / fr.rate, 4)
         out.line(f"\naccept path / FreeRADIUS: {accept.rate / fr.rate:.3f} (ratio of medians); per run: "
                  + " ".join(f"{x:.3f}" for x in paired) + " (target >= 0.35)")
-    pg_accept = series.get(f"accept, PostgreSQL (workers={args.workers})")
+    pg_accept = series.get(f"accept, PostgreSQL (workers={workers})")
     if accept is not None and pg_accept is not None:
         figures["postgresql_ratio"] = round(pg_accept.rate / accept.rate, 4)
         out.line(f"PostgreSQL accept path / SQLite accept path: {pg_accept.rate / accept.rate:.3f} (ratio of medians; "
@@ -163,17 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.line(f"p99 at half rate: {half.median('p99') * 1e3:.2f} ms (median of runs); per run: "
                  + " ".join(f"{r.p99 * 1e3:.2f}" for r in half.results) + " ms (target <= 5 ms); late sends per run: "
                  + " ".join(str(r.late_sends) for r in half.results))
-    for line in _RSS_LINES:
-        out.line(line)
-    figures["rss"] = _RSS
-    for line in CHECK_LINES:
-        out.line(line)
-    figures["checks"] = CHECK_LINES
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    if args.workdir is None:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if not FAILED else 1
 
 
 _RSS: dict[str, object] = {}
