@@ -23,8 +23,10 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Holds the write lock from its start: read, decide and write cannot interleave with another process.
-        Nested blocks join the outermost one, whose end commits them all (or rolls them all back)."""
+        """Read, decide and write cannot interleave with another process's (or server's): SQLite holds the whole
+        store's write lock from the start, PostgreSQL locks each user the transaction reads (and, through it, the
+        user's tokens, failure state and challenges) until the end. Nested blocks join the outermost one, whose end
+        commits them all (or rolls them all back)."""
         ...
 
     # -- users --------------------------------------------------------------------------------------------------------

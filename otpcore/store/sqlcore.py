@@ -1,7 +1,8 @@
 """What every SQL backend shares: the transaction and the state it carries, and the primitives a backend gives.
 
-Every verification runs in one transaction (read, decide, write, audit) that holds the write lock from its start, and
-counters / time steps advance by compare-and-set on top of that, so two processes can never accept the same code. A
+Every verification runs in one transaction (read, decide, write, audit) that holds the write lock from its start
+(SQLite) or locks its users' rows before it reads them (PostgreSQL), and counters / time steps advance by
+compare-and-set on top of that, so two processes, or two servers, can never accept the same code. A
 transaction may hold a group of verifications (group commit): their users are read together (`prefetch`), their audit
 rows written together at its end, the per-client throttle read once. That state lives here, the same for every engine.
 
@@ -43,7 +44,7 @@ class SqlStore:
         self._group = False
 
     def transaction(self) -> AbstractContextManager[None]:
-        """A transaction that takes the write lock up front, so read-decide-write cannot interleave.
+        """A transaction in which read-decide-write cannot interleave (Store.transaction).
 
         Nested blocks join the outermost one, whose end commits them all (or rolls them all back)."""
         return _Transaction(self)

@@ -173,3 +173,19 @@ def test_accounting_sessions(store: Store) -> None:
     assert rows[0].input_octets == 2**40 and rows[0].nas_identifier == "nas\\x00"
     assert [r.user for r in store.sessions(user="bob")] == ["bob"]
     assert store.sessions(active_only=True) == []
+
+
+def test_a_transaction_s_audit_rows_of_every_kind_are_written_together(store: Store) -> None:
+    """The audit rows of one transaction (PostgreSQL: one INSERT from arrays) with times given as ints and floats,
+    results as the service's enums, and missing clients and sources."""
+    from otpcore.decision import Reason, Verdict
+
+    with store.transaction():
+        store.audit(now=0, user="a", door="admin", client=None, result="ok", reason="user_added")
+        store.audit(now=1.5, user="b", door="radius", client="vpn", result=Verdict.ACCEPT, reason=Reason.OK,
+                    source="10.0.0.1")
+        store.audit(now=2**40, user=None, door="pam", client="sshd", result=Verdict.REJECT, reason=Reason.WRONG_CODE)
+    rows = store.audit_rows()
+    assert [(r.time, r.user, r.client, r.result, r.reason, r.source) for r in rows] == [
+        (0.0, "a", None, "ok", "user_added", None), (1.5, "b", "vpn", "accept", "ok", "10.0.0.1"),
+        (float(2**40), None, "sshd", "reject", "wrong_code", None)]

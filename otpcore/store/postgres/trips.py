@@ -69,7 +69,9 @@ class Trips:
                 self.begin = False
             self._send_deferred()
             if commit and self.audit:
-                self._conn.execute(AUDIT_ROWS, tuple(list(column) for column in zip(*self.audit, strict=True)))
+                times, *texts = (list(column) for column in zip(*self.audit, strict=True))
+                # an array's elements are of one type: a time given as an int (now=0) would refuse the lot
+                self._conn.execute(AUDIT_ROWS, ([float(t) for t in times], *texts))
                 self.audit = ()
             for statement, values in before:
                 self._conn.execute(statement, values)
