@@ -80,8 +80,8 @@ class PostgresDialect(Dialect):
     greatest = "GREATEST"
     is_same = "IS NOT DISTINCT FROM"
     set_json = "jsonb_set(coalesce({column}, '{{}}')::jsonb, ?::text[], ?::jsonb)::text"
-    # Locked in the order the query reads them (ORDER BY u.id): two groups of users never wait for each other in a
-    # circle. OF u: the tokens of the LEFT JOIN are not locked (compare-and-set guards them).
+    # Rows are locked in the order the statement returns them: users.py sorts a group's by id, so that two groups
+    # never wait for each other in a circle.
     lock_users = " FOR UPDATE OF u"
     lock_key = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
     # Each user's tokens looked up by the index on user_id, whatever the planner knows of the tables: a join it is

@@ -1,11 +1,12 @@
 """The PostgreSQL store: one psycopg connection, autocommit, each transaction an explicit BEGIN ... COMMIT.
 
-There is no database-wide write lock: a transaction locks the rows it decides on as it reads them, under READ
-COMMITTED. A verification reads its user `FOR UPDATE` (a group commit reads all of its users in one statement, in id
-order, so two groups never wait for each other in a circle), so the failure count, lockout and challenges of a user
-are decided by one server at a time; counters and time steps still advance by compare-and-set; a challenge's State
-is taken by one DELETE ... RETURNING (of two servers, the second finds nothing); the client throttle counts in one
-atomic UPSERT; an accounting session's requests are serialised on an advisory lock. That a COMMIT survives the
+There is no database-wide write lock: a transaction locks the rows it decides on before it reads them, under READ
+COMMITTED. A verification locks its user `FOR UPDATE`, then reads it with its tokens (a group commit locks all of its
+users in one statement, in id order, so two groups never wait for each other in a circle), so the failure count,
+lockout, tokens and challenges of a user are decided by one server at a time, on what the others committed;
+counters and time steps still advance by compare-and-set; a challenge's State is taken by one DELETE ... RETURNING
+(of two servers, the second finds nothing); the client throttle counts in one atomic UPSERT; an accounting session's
+requests are serialised on an advisory lock. How few round trips that costs: trips.py. That a COMMIT survives the
 primary's death is the server's part: synchronous_commit with a synchronous standby (README, "Several servers").
 
 Every psycopg error becomes a StoreError here, including those of COMMIT: a lost connection among them, after which
