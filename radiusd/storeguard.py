@@ -44,7 +44,6 @@ class GuardedVerifier:
         self._faulty = False  # a store fault was reported and no call has succeeded since
         self._batching = False  # inside batch(): the connection stays as it is until the batch ends
         self._precheck_failed = False
-        self._batchable: Callable[[bytes | None, str, bytes | None], bool] | None = None
         self._open()  # at start-up a missing store or key is the caller's error to report
 
     @property
@@ -94,9 +93,7 @@ class GuardedVerifier:
                             type(exc).__name__, exc)
 
     def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
-        """The verifier's batchable(), a rule about the request alone: known while the store is away too, so that the
-        code checks stay on the receiving thread's path (whose next group reconnects) through a fault."""
-        check = self._batchable
+        check = getattr(self._verifier, "batchable", None)
         return check is not None and bool(check(password, first_factor, state))
 
     @contextlib.contextmanager
@@ -127,7 +124,6 @@ class GuardedVerifier:
 
     def _open(self) -> None:
         self._verifier = self._opener(self._config)
-        self._batchable = getattr(self._verifier, "batchable", None)
 
     def _fault(self, exc: OtpError) -> None:
         if not self._faulty:  # once per outage: every request meanwhile has its own decision line
