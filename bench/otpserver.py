@@ -67,20 +67,28 @@ class Server:
 
 
 class OtpBench:
-    def __init__(self, workdir: Path, *, secret: bytes = b"testing123", log_level: str = "info") -> None:
+    def __init__(self, workdir: Path, *, secret: bytes = b"testing123", log_level: str = "info",
+                 database: tuple[str, str] | None = None) -> None:
+        """`database`: (URL, password) of a PostgreSQL store; without, a SQLite store in `workdir`."""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.secret = secret
         self.log_level = log_level
         self.config_path = self.dir / "otp.toml"
         self.store_path = self.dir / "otp.sqlite"
+        self.store_lines = f'path = "{self.store_path}"'
+        if database is not None:
+            url, password = database
+            (self.dir / "db.password").write_text(password + "\n")
+            (self.dir / "db.password").chmod(0o600)
+            self.store_lines = f'url = "{url}"\npassword_file = "{self.dir / "db.password"}"'
 
     # -- installation -------------------------------------------------------------------------------------------------
 
     def write_config(self, *, workers: int, port: int, acct_port: int) -> None:
         self.config_path.write_text(f"""\
 [store]
-path = "{self.store_path}"
+{self.store_lines}
 key_file = "{self.dir / 'otp.key'}"
 
 [radius]

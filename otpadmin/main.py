@@ -16,7 +16,7 @@ from otpbase.version import VersionAction
 from otpcore.config import load_config
 from otpcore.errors import ConfigError, InputError, OtpError
 
-from . import codes, imports, install, notes, pamline, tokens, trail, users
+from . import codes, imports, install, notes, pamline, storecopy, tokens, trail, users
 
 __all__ = ["build_parser", "main"]
 
@@ -68,10 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     imports.register(sub)
     pamline.register(sub)
     trail.register(sub)
+    storecopy.register(sub.add_parser("store", help="the store itself").add_subparsers(metavar="VERB",
+                                                                                       parser_class=_Parser))
     return p
 
 
-_PATH_ARGUMENTS = ("config", "file", "qr", "secret_file")  # file names may be any bytes; other text may not
+# file names may be any bytes; other text may not
+_PATH_ARGUMENTS = ("config", "file", "qr", "secret_file", "to", "password_file")
 
 
 def _check_utf8(args: argparse.Namespace) -> None:

@@ -21,7 +21,7 @@ from .policy import CLEAR
 from .reseal import reseal_legacy_tokens, row_identity
 from .seal import Sealer, create_key_file, load_key_file
 from .specs import OTP_TOKEN_TYPES, TokenSpec, UserSpec, validate_user_name
-from .store import Store, TokenRow, UserRow, open_store
+from .store import Store, TokenRow, UserRow, open_store, store_present
 from .uri import otpauth_uri
 
 if TYPE_CHECKING:
@@ -98,14 +98,14 @@ class Admin:
     def init(self) -> list[str]:
         """Create the key and the store if missing, migrate the schema. Idempotent. Returns what was created."""
         created = []
-        key_file, store_path = self.config.store.key_file, self.config.store.path
-        if store_path.exists() and not key_file.exists():
-            raise SealError(f"key file not found: {key_file}, but the store {store_path} exists: restore its key "
+        key_file, where = self.config.store.key_file, self.config.store.where
+        existed = store_present(self.config.store)
+        if existed and not key_file.exists():
+            raise SealError(f"key file not found: {key_file}, but the store {where} exists: restore its key "
                             "(a new key would not open the secrets sealed in it)")
         new_key = create_key_file(key_file)
         if new_key:
             created.append(f"key file {key_file}")
-        existed = store_path.exists()
         try:
             self._sealer = load_key_file(key_file)  # also checks an existing key's mode
             self._store = open_store(self.config.store, create=True)
@@ -115,7 +115,7 @@ class Admin:
                 key_file.unlink(missing_ok=True)
             raise
         if not existed:
-            created.append(f"store {store_path}")
+            created.append(f"store {where}")
         return created
 
     # -- users --------------------------------------------------------------------------------------------------------

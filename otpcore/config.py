@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "load_config",
     "parse_address",
     "parse_config",
+    "redact_url",
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/otp/otp.toml")
@@ -42,8 +44,26 @@ FIRST_FACTORS = ("store", "pam", "ldap", "none")
 
 @dataclass(frozen=True)
 class StoreConfig:
-    path: Path = Path("/var/lib/otp/otp.sqlite")
+    path: Path = Path("/var/lib/otp/otp.sqlite")  # SQLite (unless `url` is set)
     key_file: Path = Path("/etc/otp/otp.key")
+    url: str | None = None  # PostgreSQL: a libpq URL (postgresql://...); exclusive with `path`
+    password_file: Path | None = None  # the database password, kept out of the URL (PostgreSQL)
+
+    @property
+    def where(self) -> str:
+        """The store as messages name it: the SQLite file, or the URL without any password in it."""
+        return self.path.as_posix() if self.url is None else redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    """A libpq URL with its password (if one was written in it after all) replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    user, at, hosts = authority.rpartition("@")
+    if at and ":" in user:
+        user = user.split(":", 1)[0] + ":***"
+    tail = re.sub(r"(?i)(^|[?&])password=[^&]*", r"\1password=***", tail)
+    return f"{scheme}{sep}{user}{at}{hosts}{slash}{tail}"
 
 
 @dataclass(frozen=True)
@@ -123,11 +143,21 @@ def parse_address(text: str, default_port: int, key: str) -> tuple[str, int]:
 
 
 def _parse_store(t: Mapping[str, Any], base: Path) -> StoreConfig:
-    keys.known_keys(t, "store", {"path", "key_file"})
+    keys.known_keys(t, "store", {"path", "key_file", "url", "password_file"})
     d = StoreConfig()
+    url = keys.optional_text(t, "store", "url")
+    if url is not None:
+        if "path" in t:
+            raise ConfigError("store.url: give either path (SQLite) or url (PostgreSQL), not both")
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("store.url: must be a PostgreSQL URL (postgresql://user@host/database)")
+    elif "password_file" in t:
+        raise ConfigError("store.password_file: only for a PostgreSQL store (set store.url)")
     return StoreConfig(
         path=keys.path(t, "store", "path", d.path, base),
         key_file=keys.path(t, "store", "key_file", d.key_file, base),
+        url=url,
+        password_file=keys.optional_path(t, "store", "password_file", base),
     )
 
 

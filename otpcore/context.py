@@ -104,7 +104,7 @@ class VerifyContext:
     def count_client_failure(self, door: str, client: str, now: float) -> None:
         if door in _THROTTLED_DOORS and self.policy.client_max_failures:
             key = f"{door}:{client}"
-            self.store.set_throttle(key, pol.throttle_failure(self.store.throttle(key), self.policy, now))
+            self.store.count_throttle_failure(key, now=now, rate=pol.throttle_rate(self.policy))
 
     def throttled(self, door: str, client: str, now: float) -> bool:
         """Whether this client has caused too many failed logins lately (its requests are refused meanwhile)."""

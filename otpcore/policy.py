@@ -32,6 +32,7 @@ __all__ = [
     "record_failure",
     "resync",
     "throttle_failure",
+    "throttle_rate",
     "throttled",
 ]
 
@@ -162,9 +163,13 @@ def record_failure(state: FailureState, fingerprint: bytes, policy: Policy, now:
 # -- per-client throttle ----------------------------------------------------------------------------------------------
 
 
+def throttle_rate(policy: Policy) -> float:
+    """Failed logins per second a client's bucket drains by."""
+    return policy.client_max_failures / max(policy.client_failure_window, 1)
+
+
 def _drained(state: ThrottleState, policy: Policy, now: float) -> float:
-    rate = policy.client_max_failures / max(policy.client_failure_window, 1)
-    return max(0.0, state.level - max(0.0, now - state.updated) * rate)
+    return max(0.0, state.level - max(0.0, now - state.updated) * throttle_rate(policy))
 
 
 def throttled(state: ThrottleState, policy: Policy, now: float) -> bool:
@@ -173,6 +178,7 @@ def throttled(state: ThrottleState, policy: Policy, now: float) -> bool:
 
 
 def throttle_failure(state: ThrottleState, policy: Policy, now: float) -> ThrottleState:
+    """The bucket after one more failure (the store counts it so, in one statement: Store.count_throttle_failure)."""
     return ThrottleState(_drained(state, policy, now) + 1, now)
 
 

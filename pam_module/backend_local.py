@@ -93,13 +93,18 @@ def _trusted_config(path: str) -> Any:
 
     owners = trusted_owners()
     config = load_config(trusted_path(path, "config file", owners))
-    store = trusted_path(config.store.path, "store file", owners)
-    for suffix in ("-wal", "-shm"):  # SQLite reads these as part of the store
-        if os.path.lexists(store + suffix):
-            trusted_path(store + suffix, "store file", owners)
-    key = trusted_path(config.store.key_file, "key file", owners)
+    store = config.store
+    if store.url is None:
+        sqlite = trusted_path(store.path, "store file", owners)
+        for suffix in ("-wal", "-shm"):  # SQLite reads these as part of the store
+            if os.path.lexists(sqlite + suffix):
+                trusted_path(sqlite + suffix, "store file", owners)
+        store = dataclasses.replace(store, path=Path(sqlite))
+    elif store.password_file is not None:  # PostgreSQL: its access rules guard the database, a file its password
+        store = dataclasses.replace(store, password_file=Path(trusted_path(store.password_file, "password file",
+                                                                           owners)))
+    store = dataclasses.replace(store, key_file=Path(trusted_path(store.key_file, "key file", owners)))
     ldap = config.ldap
     if ldap is not None and ldap.ca_file is not None:  # whoever can write it can stand in for the directory
         ldap = dataclasses.replace(ldap, ca_file=Path(trusted_path(ldap.ca_file, "directory CA file", owners)))
-    return dataclasses.replace(config, store=dataclasses.replace(config.store, path=Path(store), key_file=Path(key)),
-                               ldap=ldap)
+    return dataclasses.replace(config, store=store, ldap=ldap)

@@ -21,6 +21,7 @@ from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
 from otpbase.radius.replies import encode_reply
 from otpcore.config import Config
 from otpcore.decision import Verdict
+from otpcore.errors import StoreError
 from otpcore.store import WriterTurn
 
 from . import logsink
@@ -38,7 +39,10 @@ LOCAL_REJECT_MESSAGE = "Authentication failed"
 # Groups at least this big check their codes ahead while the other worker has the turn. A smaller group's turn is short
 # anyway, and checking ahead costs it a query of its own: at half load that was more CPU and a longer latency tail.
 PRECHECK_MIN = 8
-EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "overload_stale")
+# store_unavailable: requests left unanswered because the store could not be used (also in evaluate_errors)
+EVALUATE_COUNTERS = ("accept", "reject", "challenge", "locked", "evaluate_errors", "store_unavailable",
+                     "overload_stale")
+
 
 class Outcome(NamedTuple):
     """The verdict on one request, as the reply and the decision line need it."""
@@ -155,6 +159,8 @@ class Decider:
         request = job.request
         self._shared.cache.abandon(job.key)
         counters["evaluate_errors"] += 1
+        if isinstance(exc, StoreError):
+            counters["store_unavailable"] += 1
         log.error("decision user=%s client=%s from=%s result=error reason=%s%s%s", escape(request.user, space=True),
                   job.client.name, format_address(job.addr), type(exc).__name__, self._shared.label,
                   error_detail(exc))

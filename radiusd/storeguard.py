@@ -1,29 +1,30 @@
 """The worker's verifier, guarded against a store that goes away or goes bad under a running server.
 
-A long-running server holds its SQLite connection open. If the store file is deleted (or replaced, e.g. restored from
-a backup), that connection would keep verifying against the deleted inode: codes accepted there are forgotten by
-every other process, and could be accepted again by a PAM login. After a store error (disk full, I/O error, the file
-system gone read-only), the connection may be in doubt.
+A long-running server holds its store connection open. After a store error (SQLite: disk full, I/O error, the file
+system gone read-only; PostgreSQL: the server stopped, crashed or failed over, the network cut) the connection may be
+in doubt or dead. A SQLite file deleted or replaced (restored from a backup) would leave the connection verifying
+against the old inode: codes accepted there are forgotten by every other process, and could be accepted again by a
+PAM login.
 
-`GuardedVerifier` checks before every call that the path still names the file it opened (one `stat`), and reopens the
-store after a change or after a store error. A store that cannot be opened raises StoreError, so the request gets no
-answer (fail closed; the client retries or fails over) with one log line saying why; the next request tries again, so
-the server recovers by itself when the fault is removed.
+`GuardedVerifier` drops the connection after a store error and opens a new one for the next request; before every
+call it asks a store that can be replaced (otpcore.store.Replaceable: SQLite, one `stat`) whether it was. A store that
+cannot be opened raises StoreError, so the request gets no answer (fail closed: the NAS retries or fails over to
+another server, which is what it should do while the database is down); the next request tries again, so the server
+recovers by itself when the fault is removed (a multi-host PostgreSQL URL finds the new primary). The fault is logged
+once when it starts and once when it ends; the worker counts the requests it cost (`store_unavailable`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otpcore.config import Config
 from otpcore.decision import Decision
 from otpcore.errors import OtpError, StoreError
-from otpcore.store import Store
+from otpcore.store import Replaceable, Store
 
 if TYPE_CHECKING:
     from otpcore.service import Verifier
@@ -41,9 +42,8 @@ class GuardedVerifier:
             opener = Verifier.open
         self._config = config
         self._opener = opener
-        self._path = Path(config.store.path)
+        self._where = config.store.where
         self._verifier: Verifier | None = None
-        self._identity: tuple[int, int] | None = None
         self._faulty = False  # a store fault was reported and no call has succeeded since
         self._batching = False  # inside batch(): the connection stays as it is until the batch ends
         self._precheck_failed = False
@@ -112,23 +112,18 @@ class GuardedVerifier:
 
     # -- the guard ----------------------------------------------------------------------------------------------------
 
-    def _faulted(self, exc: StoreError) -> StoreError:
+    def _faulted(self, exc: OtpError) -> OtpError:
         """After a store fault the connection in doubt is dropped: the next request reopens."""
-        self._fault()
+        self._fault(exc)
         return exc
 
     def _open(self) -> Verifier:
-        verifier = self._opener(self._config)
-        try:
-            st = os.stat(self._path)
-        except OSError as exc:
-            verifier.close()
-            raise StoreError(f"store {self._path}: {exc.strerror}") from None
-        self._verifier = verifier
-        self._identity = (st.st_dev, st.st_ino)
+        verifier = self._verifier = self._opener(self._config)
         return verifier
 
-    def _fault(self) -> None:
+    def _fault(self, exc: OtpError) -> None:
+        if not self._faulty:  # once per outage: every request meanwhile has its own decision line
+            log.error("%s; requests get no answer until the store works again", exc)
         self._faulty = True
         if not self._batching:  # else batch() drops the connection once its transaction is rolled back
             self._drop()
@@ -136,7 +131,7 @@ class GuardedVerifier:
     def _recovered(self) -> None:
         if self._faulty:
             self._faulty = False
-            log.warning("store %s works again", self._path)
+            log.warning("store %s works again", self._where)
 
     def _drop(self) -> None:
         if self._verifier is not None:
@@ -150,20 +145,14 @@ class GuardedVerifier:
         if verifier is not None:
             if self._batching:
                 return verifier  # checked when the batch began
-            try:
-                st = os.stat(self._path)
-                same = (st.st_dev, st.st_ino) == self._identity
-            except OSError:
-                same = False
-            if same:
+            store = verifier.store
+            if not (isinstance(store, Replaceable) and store.replaced()):
                 return verifier
-            log.error("store %s was deleted or replaced under the running server: reopening it", self._path)
-            self._fault()
+            log.error("store %s was deleted or replaced under the running server: reopening it", self._where)
+            self._drop()
         try:
             return self._open()
-        except OtpError:
-            self._faulty = True
-            raise
+        except OtpError as exc:
+            raise self._faulted(exc) from None
         except Exception as exc:  # e.g. an OSError the opener did not wrap: still a store fault
-            self._faulty = True
-            raise StoreError(f"cannot open store {self._path}: {exc}") from None
+            raise self._faulted(StoreError(f"cannot open store {self._where}: {exc}")) from None

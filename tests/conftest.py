@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+# The shared kit's fixtures and the PostgreSQL harness's (pg_cluster, pg_database, ...), registered once for every
+# suite.
 pytest_plugins = ["tests.kit.fixtures", "tests.kit.pgfixtures"]
 
 

@@ -26,6 +26,10 @@ class ChallengeSql:
                            "ORDER BY created DESC")
         self.set_attempts = q("UPDATE challenges SET attempts = ? WHERE state = ?")
         self.delete = q("DELETE FROM challenges WHERE state = ?")
+        # Where rows are locked, the owner's row is locked before its challenge's (the order of a verification, which
+        # locks the user, then updates its challenges): two servers never wait for each other in a circle.
+        self.lock_owner = q("SELECT u.id FROM users u WHERE u.id = (SELECT user_id FROM challenges WHERE state = ?)"
+                            f"{d.lock_users}") if d.lock_users else ""
 
 
 class Challenges(SqlStore):
@@ -37,7 +41,9 @@ class Challenges(SqlStore):
                    row.attempts, row.state_expires))
 
     def take_challenge(self, state: bytes) -> ChallengeRow | None:
-        """Remove and return the challenge: a State is single use."""
+        """Remove and return the challenge: a State is single use (of two servers taking it at once, one gets it)."""
+        if self._challenge_sql.lock_owner and self._depth:
+            self._one(self._challenge_sql.lock_owner, (state,))
         rows = self._all(self._challenge_sql.take, (state,))
         return ChallengeRow(*rows[0]) if rows else None
 

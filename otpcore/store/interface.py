@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..policy import FailureState, ThrottleState
 from .rows import AuditRow, ChallengeRow, NasClosed, SessionEvent, SessionRow, SessionWrite, TokenRow, UserRow
 
-__all__ = ["Checkpointing", "Store", "WriterTurn"]
+__all__ = ["Checkpointing", "Replaceable", "Store", "WriterTurn"]
 
 
 class Store(Protocol):
@@ -23,8 +23,10 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Holds the write lock from its start: read, decide and write cannot interleave with another process.
-        Nested blocks join the outermost one, whose end commits them all (or rolls them all back)."""
+        """Read, decide and write cannot interleave with another process's (or server's): SQLite holds the whole
+        store's write lock from the start, PostgreSQL locks each user the transaction reads (and, through it, the
+        user's tokens, failure state and challenges) until the end. Nested blocks join the outermost one, whose end
+        commits them all (or rolls them all back)."""
         ...
 
     # -- users --------------------------------------------------------------------------------------------------------
@@ -69,7 +71,10 @@ class Store(Protocol):
 
     def throttle(self, key: str) -> ThrottleState: ...
 
-    def set_throttle(self, key: str, state: ThrottleState) -> None: ...
+    def count_throttle_failure(self, key: str, *, now: float, rate: float) -> None:
+        """One failed login more in the client's bucket, drained at `rate` per second (policy.throttle_failure), in
+        one atomic write: servers counting at once lose no failure."""
+        ...
 
     # -- failed logins of names nobody has ----------------------------------------------------------------------------
 
@@ -161,6 +166,16 @@ class Checkpointing(Protocol):
 
     def checkpoint(self) -> tuple[int, int]:
         """A checkpoint that waits for nobody and blocks nobody: (pages in the log, pages copied so far)."""
+        ...
+
+
+@runtime_checkable
+class Replaceable(Protocol):
+    """A store in a file that can be deleted or replaced (restored from a backup) under an open connection (SQLite),
+    which would then go on with the old file's content unseen by every other process."""
+
+    def replaced(self) -> bool:
+        """Whether the store's path no longer names the file this connection opened."""
         ...
 
 

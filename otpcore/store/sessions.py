@@ -4,13 +4,14 @@ it and stay open."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from . import sessionrules
 from .dialect import Dialect
 from .rows import NasClosed, SessionEvent, SessionRow, SessionWrite
-from .sqlcore import SqlStore
+from .sqlcore import SqlStore, printable
 
 __all__ = ["SessionSql", "Sessions"]
 
@@ -18,6 +19,7 @@ _COLUMNS = ("id", "client", "session_id", '"user"', "nas_address", "nas_identifi
             "start_time", "last_update", "stop_time", "session_time", "input_octets", "output_octets",
             "terminate_cause", "status")
 _COLS = ", ".join(_COLUMNS)
+_TEXT = ("session_id", "user", "nas_identifier", "framed_ip", "calling_station", "terminate_cause")  # from the NAS
 _MERGED = ('"user"', "nas_identifier", "framed_ip", "calling_station", "last_update", "stop_time", "session_time",
            "input_octets", "output_octets", "terminate_cause", "status")  # what merging an event may change
 
@@ -31,6 +33,7 @@ class SessionSql:
         self.latest = q(f"SELECT {_COLS} FROM sessions WHERE client = ? AND session_id = ? ORDER BY id DESC LIMIT 1")
         self.insert = q(f"INSERT INTO sessions ({', '.join(_COLUMNS[1:])}) VALUES ({', '.join('?' * 15)})")
         self.update = q(f"UPDATE sessions SET {', '.join(c + ' = ?' for c in _MERGED)} WHERE id = ?")
+        self.lock = q(d.lock_key) if d.lock_key else ""  # one session's requests, one at a time across servers
 
     def of_nas(self, with_identifier: bool) -> str:
         """The open sessions of a NAS (client, NAS address, and NAS-Identifier when the request has one)."""
@@ -75,7 +78,7 @@ class Sessions(SqlStore):
         then is open any more. Sessions that started after it are left open and counted as `stale`."""
         nas: list[Any] = [client, nas_address]
         if nas_identifier is not None:
-            nas.append(nas_identifier)
+            nas.append(printable(nas_identifier))
         sql, with_identifier = self._session_sql, nas_identifier is not None
         with self.transaction():
             closed = self._run(sql.close_nas(with_identifier), (now, cause, *nas, now))
@@ -88,7 +91,11 @@ class Sessions(SqlStore):
 
     def _record(self, event: SessionEvent,
                 rule: Callable[[SessionRow | None, SessionEvent], sessionrules.Plan]) -> SessionWrite:
+        texts: dict[str, Any] = {name: printable(getattr(event, name)) for name in _TEXT}
+        event = dataclasses.replace(event, **texts)
         with self.transaction():
+            if self._session_sql.lock:  # else the transaction holds the whole store's write lock
+                self._one(self._session_sql.lock, (f"session {event.client} {event.session_id}",))
             latest = self._one(self._session_sql.latest, (event.client, event.session_id))
             plan = rule(SessionRow(*latest) if latest else None, event)
             if plan.insert is not None:

@@ -1,7 +1,8 @@
 """What every SQL backend shares: the transaction and the state it carries, and the primitives a backend gives.
 
-Every verification runs in one transaction (read, decide, write, audit) that holds the write lock from its start, and
-counters / time steps advance by compare-and-set on top of that, so two processes can never accept the same code. A
+Every verification runs in one transaction (read, decide, write, audit) that holds the write lock from its start
+(SQLite) or locks its users' rows before it reads them (PostgreSQL), and counters / time steps advance by
+compare-and-set on top of that, so two processes, or two servers, can never accept the same code. A
 transaction may hold a group of verifications (group commit): their users are read together (`prefetch`), their audit
 rows written together at its end, the per-client throttle read once. That state lives here, the same for every engine.
 
@@ -38,9 +39,12 @@ class SqlStore:
         self._prefetched: dict[str, tuple[UserRow | None, list[TokenRow]]] = {}  # prefetch(), in the transaction
         self._prefetched_ids: dict[tuple[str, int], str] = {}  # ("user" | "token", id) -> name, of _prefetched
         self._throttles: dict[str, ThrottleState] = {}  # throttle(), read in the open transaction
+        # The open transaction is a group commit (prefetch() read its users together, locking them where rows are
+        # locked): a backend may then defer its writes to the group's end (PostgreSQL: one round trip for all).
+        self._group = False
 
     def transaction(self) -> AbstractContextManager[None]:
-        """A transaction that takes the write lock up front, so read-decide-write cannot interleave.
+        """A transaction in which read-decide-write cannot interleave (Store.transaction).
 
         Nested blocks join the outermost one, whose end commits them all (or rolls them all back)."""
         return _Transaction(self)
@@ -65,6 +69,13 @@ class SqlStore:
     def _many(self, sql: str, rows: Sequence[Params]) -> None:
         """One statement run for each row of parameters."""
         raise NotImplementedError
+
+    def _locked_all(self, lock: str, sql: str, params: Params) -> list[Params]:
+        """_all(sql), after `lock` (the same parameters) has locked the rows it reads, inside a transaction ("": no
+        lock to take, the transaction holds the write lock)."""
+        if lock and self._depth:
+            self._run(lock, params)
+        return self._all(sql, params)
 
     def _begin(self) -> None:
         """Begin a transaction holding the write lock (or the locks the first reads will take)."""
@@ -122,6 +133,7 @@ class _Transaction:
             store._prefetched = {}
         if store._throttles:
             store._throttles = {}
+        store._group = False
         pending, store._pending_audit = store._pending_audit, []
         if exc_type is not None:
             store._rollback()
@@ -138,7 +150,10 @@ class _Transaction:
 
 
 def encodable(text: str) -> bool:
-    """Whether a store can hold the text (lone surrogates from undecodable input cannot be)."""
+    """Whether every store can hold the text: not lone surrogates from undecodable input, nor a NUL (PostgreSQL's text
+    cannot hold one; SQLite's json_each ends a string there). No user name has either."""
+    if "\0" in text:
+        return False
     if text.isascii():
         return True
     try:
@@ -149,7 +164,7 @@ def encodable(text: str) -> bool:
 
 
 def printable(text: str | None) -> str | None:
-    """Names from the network as the audit can hold them: undecodable bytes shown as escapes."""
+    """Text from the network as every store can hold it: undecodable bytes and NULs shown as escapes."""
     if text is None or encodable(text):
         return text
-    return text.encode("utf-8", "backslashreplace").decode()
+    return text.encode("utf-8", "backslashreplace").decode().replace("\0", "\\x00")

@@ -17,8 +17,12 @@ class ThrottleSql:
     def __init__(self, d: Dialect) -> None:
         q = d.sql
         self.get = q("SELECT level, updated FROM throttle WHERE key = ?")
-        self.put = q("INSERT INTO throttle (key, level, updated) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                     "level = excluded.level, updated = excluded.updated")
+        # policy.throttle_failure in one statement: the level drained at `rate` per second since the row's update, plus
+        # one. Atomic, so that servers counting failures of one client at once lose none (no read-decide-write).
+        g = d.greatest
+        self.count = q("INSERT INTO throttle (key, level, updated) VALUES (?, 1, ?) ON CONFLICT (key) DO UPDATE SET "
+                       f"level = {g}(0.0, throttle.level - {g}(0.0, excluded.updated - throttle.updated) * ?) + 1, "
+                       "updated = excluded.updated")
 
 
 class Throttle(SqlStore):
@@ -35,6 +39,7 @@ class Throttle(SqlStore):
             self._throttles[key] = state
         return state
 
-    def set_throttle(self, key: str, state: ThrottleState) -> None:
+    def count_throttle_failure(self, key: str, *, now: float, rate: float) -> None:
+        """One more failed login of the client (policy.throttle_failure, with the policy's drain rate)."""
         self._throttles.pop(key, None)
-        self._run(self._throttle_sql.put, (key, state.level, state.updated))
+        self._run(self._throttle_sql.count, (key, now, rate))

@@ -117,7 +117,7 @@ class Tokens(SqlStore):
     def set_token_option(self, token_id: int, key: str, value: Any) -> None:
         """Set one key of the token's options JSON (e.g. the last send time of an email/sms token)."""
         self._changed("token", token_id)
-        self._run(self._token_sql.set_option, (self.dialect.json_path(key), value, token_id))
+        self._run(self._token_sql.set_option, (self.dialect.json_path(key), self.dialect.json_value(value), token_id))
 
 
 def _quoted(column: str) -> str:

@@ -29,13 +29,21 @@ class UserSql:
     def __init__(self, d: Dialect) -> None:
         q = d.sql
         joined = (f"SELECT {', '.join('u.' + c for c in _COLUMNS)}, {', '.join('t.' + c for c in TOKEN_COLUMNS)} "
-                  "FROM users u LEFT JOIN tokens t ON t.user_id = u.id AND t.active = 1")
-        self.by_name = q(f"SELECT {_COLS} FROM users WHERE name = ?")
-        self.by_id = q(f"SELECT {_COLS} FROM users WHERE id = ?")
+                  f"FROM users u {d.active_tokens_join}")
+        self.by_name = q(f"SELECT {_COLS} FROM users u WHERE name = ?")
+        self.by_id = q(f"SELECT {_COLS} FROM users u WHERE id = ?")
+        # inside a transaction: the rows it decides on, locked until its end where rows are locked (PostgreSQL)
+        self.by_name_locked = q(f"SELECT {_COLS} FROM users u WHERE name = ?{d.lock_users}")
+        self.by_id_locked = q(f"SELECT {_COLS} FROM users u WHERE id = ?{d.lock_users}")
         self.every = q(f"SELECT {_COLS} FROM users ORDER BY name")
-        self.with_tokens = q(f"{joined} WHERE u.name = ? ORDER BY t.id{d.lock_users}")
-        self.many_with_tokens = q(f"{joined} WHERE {d.any_of.format(column='u.name')} ORDER BY u.id, t.id"
-                                  f"{d.lock_users}")
+        self.with_tokens = q(f"{joined} WHERE u.name = ? ORDER BY t.id")
+        self.many_with_tokens = q(f"{joined} WHERE {d.any_of.format(column='u.name')} ORDER BY u.id, t.id")
+        # Where rows are locked, a transaction locks its users (several in id order: two groups never wait for each
+        # other in a circle) in a statement of its own, before reading them with their tokens: a read that waited
+        # for a lock would see the other transaction's changes to the locked row, not to the tokens it joins.
+        self.lock_name = q(f"SELECT u.id FROM users u WHERE name = ?{d.lock_users}") if d.lock_users else ""
+        self.lock_names = q(f"SELECT u.id FROM users u WHERE {d.any_of.format(column='u.name')} ORDER BY u.id"
+                            f"{d.lock_users}") if d.lock_users else ""
         self.insert = q("INSERT INTO users (name, email, phone, password_hash, failures, created, directory) "
                         "VALUES (?, ?, ?, ?, 0, ?, ?) RETURNING id")
         self.set_contact = q("UPDATE users SET email = coalesce(?, email), phone = coalesce(?, phone) WHERE id = ?")
@@ -54,7 +62,7 @@ class Users(SqlStore):
     def user(self, name: str) -> UserRow | None:
         if not encodable(name):
             return None  # lone surrogates from undecodable input: no such user can exist
-        row = self._one(self._user_sql.by_name, (name,))
+        row = self._one(self._user_sql.by_name_locked if self._depth else self._user_sql.by_name, (name,))
         return UserRow._make(row) if row else None
 
     def user_with_tokens(self, name: str) -> _UserWithTokens:
@@ -65,7 +73,7 @@ class Users(SqlStore):
                 return prefetched
         if not encodable(name):
             return None, []
-        rows = self._all(self._user_sql.with_tokens, (name,))
+        rows = self._locked_all(self._user_sql.lock_name, self._user_sql.with_tokens, (name,))
         if not rows:
             return None, []
         return UserRow._make(rows[0][:_SPLIT]), [token_row(r[_SPLIT:]) for r in rows if r[_SPLIT] is not None]
@@ -73,9 +81,8 @@ class Users(SqlStore):
     def users_with_tokens(self, names: Sequence[str]) -> dict[str, _UserWithTokens]:
         """user_with_tokens() of several users, in one query (a query costs more than the rows it reads)."""
         out: dict[str, _UserWithTokens] = {name: (None, []) for name in names}
-        # SQLite's json_each ends a string at a NUL; no stored name has one (nor undecodable characters).
-        wanted = self.dialect.list_param([name for name in out if encodable(name) and "\0" not in name])
-        for row in self._all(self._user_sql.many_with_tokens, (wanted,)):
+        wanted = self.dialect.list_param([name for name in out if encodable(name)])
+        for row in self._locked_all(self._user_sql.lock_names, self._user_sql.many_with_tokens, (wanted,)):
             name = row[1]
             entry = out.get(name)
             if entry is None:  # not asked for (SQLite compares as its JSON parser reads): not a match
@@ -94,6 +101,7 @@ class Users(SqlStore):
         if not self._depth:
             raise StoreError("prefetch outside a transaction")
         self._prefetched = self.users_with_tokens(names)
+        self._group = True
         self._prefetched_ids = {}
         for name, (row, tokens) in self._prefetched.items():
             if row is not None:
@@ -102,7 +110,7 @@ class Users(SqlStore):
                     self._prefetched_ids["token", token.id] = name
 
     def user_by_id(self, user_id: int) -> UserRow | None:
-        row = self._one(self._user_sql.by_id, (user_id,))
+        row = self._one(self._user_sql.by_id_locked if self._depth else self._user_sql.by_id, (user_id,))
         return UserRow._make(row) if row else None
 
     def require_user(self, name: str) -> UserRow:

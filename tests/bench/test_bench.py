@@ -66,9 +66,13 @@ def test_run_quick(tmp_path):
     assert scenarios["accept (workers=2)"]["accept"] == 200
     assert scenarios["wrong code (workers=2)"]["reject"] == 200
     assert scenarios["password+code, argon2id (workers=2)"]["accept"] == 4
+    postgres = scenarios["accept, PostgreSQL (workers=2)"]
+    assert postgres["accept"] == 200 and postgres["database_cpu_us_per_request"] > 0
+    assert figures["postgresql_ratio"] > 0
     assert all(c.startswith("check ok") for c in figures["checks"])
     assert figures["rss"]["workers_mb"]
     assert "accept path / FreeRADIUS" in proc.stdout
+    assert "PostgreSQL accept path / SQLite accept path" in proc.stdout
 
 
 def test_ldap_login_quick(tmp_path):

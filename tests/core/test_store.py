@@ -1,4 +1,5 @@
-"""The sealed SQLite store: sealing, file modes, no secret at rest, compare-and-set, schema version, passwords."""
+"""The sealed store: sealing, file modes, no secret at rest, compare-and-set, schema version, passwords. What is not
+about SQLite's file runs against every backend (storekit.backend)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from otpcore.errors import SealError, StoreError
 from otpcore.passwords import hash_password, verify_password
 from otpcore.reseal import row_identity
 from otpcore.seal import Sealer, create_key_file, load_key_file, token_identity
-from otpcore.store import SCHEMA_VERSION
+from otpcore.store import SCHEMA_VERSION, open_store
+from otpcore.store.postgres.backend import PostgresStore
 from otpcore.store.sqlite import SqliteStore
+from tests.kit.postgres import Database
 
 from .helpers import SEED20, SEED32, SEED64, Installation, write_config
+from .storekit import backend, make_installation  # noqa: F401 (backend: the fixture)
 
 
 def mode(path: Path) -> int:
@@ -145,6 +149,15 @@ def test_raw_store_and_wal_hold_no_secret(inst: Installation) -> None:
             assert admin.sealer.open(token.secret, row_identity(token)) in secrets
 
 
+def test_an_empty_database_is_not_initialised(pg_database: Database, tmp_path: Path) -> None:
+    config = make_installation(tmp_path, pg_database).config.store
+    with pg_database.connect(autocommit=True) as conn:
+        conn.execute("DROP TABLE schema_version")
+    with pytest.raises(StoreError, match=r"store postgresql://otp@127\.0\.0\.1:\d+/test_\d+ is not initialised "
+                                         r"\(run `otp-admin init`\)"):
+        open_store(config)
+
+
 def test_open_missing_or_uninitialised_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="otp-admin init"):
         SqliteStore.open(tmp_path / "nope.sqlite")
@@ -179,31 +192,43 @@ def test_audit_rows_only_append_and_are_still_found_by_user(inst: Installation) 
         assert [r.user for r in admin.store.audit_rows(user="bob")] == ["bob"]
 
 
-def test_newer_schema_is_refused(inst: Installation) -> None:
-    conn = sqlite3.connect(inst.config.store.path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
+def test_newer_schema_is_refused(backend: Installation) -> None:  # noqa: F811
+    store = open_store(backend.config.store)
+    if isinstance(store, PostgresStore):
+        store._run("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    else:
+        store._run(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store.close()
     with pytest.raises(StoreError, match="newer"):
-        SqliteStore.open(inst.config.store.path)
+        open_store(backend.config.store)
 
 
-def test_init_is_idempotent(inst: Installation) -> None:
-    inst.add_user("alice")
-    key = inst.config.store.key_file.read_bytes()
-    with inst.admin() as admin:
+def test_init_is_idempotent(backend: Installation) -> None:  # noqa: F811
+    backend.add_user("alice")
+    key = backend.config.store.key_file.read_bytes()
+    with backend.admin() as admin:
         assert admin.init() == []
-    assert inst.config.store.key_file.read_bytes() == key
-    assert inst.user("alice").name == "alice"
+    assert backend.config.store.key_file.read_bytes() == key
+    assert backend.user("alice").name == "alice"
+
+
+def test_init_refuses_a_new_key_for_a_store_that_exists(backend: Installation) -> None:  # noqa: F811
+    backend.config.store.key_file.unlink()
+    with pytest.raises(SealError, match=r"key file not found: .*, but the store .* exists: restore its key"), \
+            backend.admin() as admin:
+        admin.init()
+    assert not backend.config.store.key_file.exists()
 
 
 # -- compare-and-set ---------------------------------------------------------------------------------------------------
 
 
-def test_compare_and_set(inst: Installation) -> None:
+def test_compare_and_set(backend: Installation) -> None:  # noqa: F811
+    inst = backend
     inst.add_user("alice")
     totp_id = inst.add_token("alice", type="totp", secret=SEED20)
     hotp_id = inst.add_token("alice", type="hotp", secret=SEED20, counter=5)
-    store = SqliteStore.open(inst.config.store.path)
+    store = open_store(inst.config.store)
     try:
         assert store.advance_totp(totp_id, expected=-1, new_step=100, drift=1)
         assert not store.advance_totp(totp_id, expected=-1, new_step=101, drift=0)  # someone else moved it
@@ -220,9 +245,9 @@ def test_compare_and_set(inst: Installation) -> None:
         store.close()
 
 
-def test_failed_transaction_writes_nothing(inst: Installation) -> None:
-    inst.add_user("alice")
-    with inst.admin() as admin:
+def test_failed_transaction_writes_nothing(backend: Installation) -> None:  # noqa: F811
+    backend.add_user("alice")
+    with backend.admin() as admin:
         with pytest.raises(StoreError):
             admin.add_user(UserSpec("alice"), now=0)
         assert len(admin.users()) == 1

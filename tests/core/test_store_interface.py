@@ -1,21 +1,25 @@
-"""The store package's seams: the backend implements the whole interface, no engine's exception gets out of it (not at
+"""The store package's seams: every backend implements the whole interface, no engine's exception gets out of it (not at
 COMMIT, not while rows are read), nothing else names the engine, and the accounting rules decide without a database."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from otpcore.errors import StoreError
 from otpcore.store import SessionEvent, SessionRow, SessionWrite, Store, open_store, sessionrules
+from otpcore.store.postgres.backend import PostgresStore
 from otpcore.store.sqlite import SqliteStore
 
 from .helpers import Installation
+from .storekit import backend  # noqa: F401 (the fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("otpbase", "otpcore", "radiusd", "pam_module", "bench")
@@ -31,22 +35,24 @@ def _members(protocol: type) -> dict[str, list[tuple[str, Any, Any]]]:
             if not name.startswith("_") and callable(value)}
 
 
-def test_the_sqlite_backend_implements_the_whole_interface() -> None:
+@pytest.mark.parametrize("backend_class", [SqliteStore, PostgresStore])
+def test_every_backend_implements_the_whole_interface(backend_class: type) -> None:
     wanted = _members(Store)
     assert len(wanted) > 40  # the interface is read, not an empty protocol
     for name, parameters in wanted.items():
-        assert hasattr(SqliteStore, name), f"SqliteStore lacks {name}"
-        assert _parameters(getattr(SqliteStore, name)) == parameters, name
+        assert hasattr(backend_class, name), f"{backend_class.__name__} lacks {name}"
+        assert _parameters(getattr(backend_class, name)) == parameters, name
 
 
-def test_only_the_store_package_names_sqlite3() -> None:
+@pytest.mark.parametrize(("driver", "home"), [("sqlite3", "otpcore/store/"), ("psycopg", "otpcore/store/postgres/")])
+def test_only_its_backend_names_an_engine_s_driver(driver: str, home: str) -> None:
     named = []
     for package in PRODUCT:
         for path in (ROOT / package).rglob("*.py"):
             relative = path.relative_to(ROOT).as_posix()
-            if relative.startswith("otpcore/store/"):
-                continue
-            if re.search(r"\bsqlite3\b", path.read_text()):
+            if relative.startswith(home) or (package == "bench" and driver == "psycopg"):
+                continue  # bench starts a PostgreSQL server of its own
+            if re.search(rf"\b{driver}\b", path.read_text()):
                 named.append(relative)
     assert named == []
 
@@ -92,13 +98,35 @@ def test_an_error_while_rows_are_read_is_a_store_error(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_database_error_raised_inside_a_transaction_leaves_it_as_a_store_error(inst: Installation) -> None:
-    store = open_store(inst.config.store)
+def test_a_database_error_inside_a_transaction_leaves_it_as_a_store_error(backend: Installation) -> None:  # noqa: F811
+    store = open_store(backend.config.store)
+    engine_error = sqlite3.OperationalError if isinstance(store, SqliteStore) else psycopg.OperationalError
     try:
         with pytest.raises(StoreError, match="disk I/O error"), store.transaction():
-            raise sqlite3.OperationalError("disk I/O error")
+            raise engine_error("disk I/O error")
+        assert store.users() == []  # and the store still works
     finally:
         store.close()
+
+
+def test_a_lost_connection_at_commit_is_a_store_error(pg_database: Any, tmp_path: Path) -> None:
+    """PostgreSQL: the server ends the session while a transaction is open; its COMMIT fails (nothing is known of its
+    outcome, so nothing may be answered from it) and the store says the connection is gone."""
+    from .storekit import make_installation
+
+    inst = make_installation(tmp_path, pg_database)
+    store = open_store(inst.config.store)
+    try:
+        with pytest.raises(StoreError, match="unavailable"), store.transaction():
+            store.add_user("alice", email=None, phone=None, password_hash=None, now=0.0)
+            with pg_database.connect(autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                              "AND pid <> pg_backend_pid()", (pg_database.dbname,))
+        assert isinstance(store, PostgresStore) and store.broken
+    finally:
+        store.close()
+    with contextlib.closing(open_store(inst.config.store)) as again:
+        assert again.users() == []  # the transaction the connection lost was rolled back
 
 
 def _event(when: float, **fields: Any) -> SessionEvent:

@@ -1,9 +1,6 @@
-"""pytest fixtures of the PostgreSQL harness.
-
-A suite takes them by importing them into its conftest.py (tests/kit/conftest.py does):
-    from tests.kit.pgfixtures import pg_cluster, pg_database, pg_private, pg_replicated, pg_sandbox  # noqa: F401
-Once a second suite needs them, register this module ONCE instead (`pytest_plugins = ["tests.kit.pgfixtures"]` in
-tests/conftest.py): a session fixture imported into two conftests is two fixtures, so two session clusters.
+"""pytest fixtures of the PostgreSQL harness, registered once for the whole suite (`pytest_plugins` in
+tests/conftest.py): never import them into a conftest.py too, as a session fixture imported twice is two fixtures,
+so two session clusters.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms):
-    """A Store (otpcore.store.interface) on one SQLite connection; also Checkpointing."""
+    """A Store (otpcore.store.interface) on one SQLite connection; also Checkpointing and Replaceable."""
 
     dialect = SQLITE
     _engine_errors = (sqlite3.Error,)
@@ -47,6 +47,7 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
         super().__init__()
         self._conn = conn
         self.path = path
+        self._identity: tuple[int, int] | None = None  # the file opened (device, inode)
 
     @classmethod
     def open(cls, path: Path, *, create: bool = False) -> SqliteStore:
@@ -67,6 +68,9 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
         store = cls(conn, path)
         try:
             version = store._configure()
+            store._identity = _identity(path)
+            if store._identity is None:
+                raise StoreError(f"store not found: {path}")
             if version == 0 and not create:
                 raise StoreError(f"store {path} is not initialised (run `otp-admin init`)")
             if version > SCHEMA_VERSION:
@@ -118,6 +122,10 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
         """Close, whatever state the connection is in (while another error is being reported)."""
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+
+    def replaced(self) -> bool:
+        """Whether the path no longer names the file opened (Replaceable): deleted, or replaced by another."""
+        return _identity(self.path) != self._identity
 
     # -- write-ahead log (Checkpointing) ------------------------------------------------------------------------------
     # By default the commit that makes the WAL reach 1000 pages copies them into the database, with two fsyncs, while
@@ -179,6 +187,14 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
         with contextlib.suppress(sqlite3.Error):
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _store_error(exc: sqlite3.Error) -> StoreError:
