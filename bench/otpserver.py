@@ -13,7 +13,6 @@ Two RADIUS clients share one server, told apart by the generator's source addres
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from pathlib import Path
 
 from bench import loadgen
 from bench.freeradius import free_udp_port
+from bench.procstat import children, cpu_seconds, rss_bytes
 
-__all__ = ["BenchUser", "OtpBench", "Server", "UserPool", "process_rss"]
+__all__ = ["BenchUser", "OtpBench", "Server", "UserPool"]
 
 VENV_BIN = Path(sys.executable).parent
 OTP_SOURCE = "127.0.0.1"
@@ -54,16 +54,15 @@ class Server:
         self.log_path = log_path
 
     def worker_pids(self) -> list[int]:
-        children = _children(self.proc.pid)
-        return children or [self.proc.pid]
+        return children(self.proc.pid) or [self.proc.pid]
 
     def rss(self) -> dict[int, int]:
         """RSS in bytes of the supervisor and each worker (pid -> bytes)."""
-        pids = [self.proc.pid, *_children(self.proc.pid)]
-        return {pid: process_rss(pid) for pid in pids}
+        pids = [self.proc.pid, *children(self.proc.pid)]
+        return {pid: rss_bytes(pid) for pid in pids}
 
     def cpu_seconds(self) -> float:
-        return sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
+        return sum(cpu_seconds(pid) for pid in [self.proc.pid, *children(self.proc.pid)])
 
 
 class OtpBench:
@@ -184,7 +183,7 @@ client_max_failures = 0
 
 
 def _ready(server: Server, workers: int, secret: bytes) -> bool:
-    if workers > 1 and len(_children(server.proc.pid)) < workers:
+    if workers > 1 and len(children(server.proc.pid)) < workers:
         return False
     # Each worker has its own socket (SO_REUSEPORT spreads by source port): ask from several ports.
     return all(loadgen.status_server(server.address, secret) for _ in range(4 * workers))
@@ -240,38 +239,3 @@ def wrong_code(user: BenchUser, step: int, salt: int) -> str:
         if code not in near:
             return code
         k += 1
-
-
-def process_rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rpartition(")")[2].split()[1]) == pid:
-                        out.append(int(entry))
-            except OSError:
-                continue
-    return out

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from bench.procstat import children, cpu_seconds
+
 __all__ = ["PrivatePostgres"]
 
 PG_LIB = Path("/usr/lib/postgresql")
@@ -109,27 +111,10 @@ class PrivatePostgres:
             postmaster = int(pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return 0.0
-        return sum(_cpu(pid) for pid in [postmaster, *_children(postmaster)])
+        return sum(cpu_seconds(pid) for pid in [postmaster, *children(postmaster)])
 
     def close(self) -> None:
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(RuntimeError, subprocess.SubprocessError):
                 self._run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w")
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        return []

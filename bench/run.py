@@ -40,6 +40,7 @@ from bench.otpserver import (
     PW_SOURCE,
     BenchUser,
     OtpBench,
+    Server,
     UserPool,
     totp_code,
     wrong_code,
@@ -201,14 +202,14 @@ _RSS_LINES: list[str] = []
 def _otp_scenarios(bench: OtpBench, workers: int, args: argparse.Namespace, pool: UserPool,
                    wrong_users: list[BenchUser], pw_users: list[BenchUser], run_fr: Callable[[], None],
                    *, main_run: bool) -> dict[str, Series]:
-    secret = bench.secret
     accept = Series(f"accept (workers={workers})")
     wrong = Series(f"wrong code (workers={workers})")
     pw = Series(f"password+code, argon2id (workers={workers})")
     out = {accept.name: accept, wrong.name: wrong}
+    if main_run:
+        out[pw.name] = pw
     pw_pool = UserPool(pw_users)
-    pw_per_run = max(1, len(pw_users) // args.reps)
-    accepted: list[tuple[bytes, str]] = []  # (request, user) of accepted requests, for the replay check
+    accepted: list[tuple[str, str]] = []  # (user, code) of accepted requests, for the replay check
     with bench.server(workers=workers) as srv:
         print(f"otp-radiusd workers={workers} on {srv.address[0]}:{srv.address[1]} (pids {srv.worker_pids()})",
               flush=True)
@@ -216,63 +217,87 @@ def _otp_scenarios(bench: OtpBench, workers: int, args: argparse.Namespace, pool
             if main_run:
                 run_fr()
             users, step = pool.take(args.users)
-            reqs = loadgen.build_requests(((u.name, totp_code(u, step).encode()) for u in users), secret)
-            r = measure(accept, lambda reqs=reqs: loadgen.run(reqs, srv.address, window=args.window,
-                                                               source=OTP_SOURCE), None, srv)
-            check(r.accepts == len(reqs), f"{accept.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+            _run_accept(accept, bench, srv, args, users, step, rep)
             if rep == 0:
                 accepted = [(u.name, totp_code(u, step)) for u in users[: min(1000, len(users))]]
-            step_now = int(time.time() // 30)
-            reqs = loadgen.build_requests(
-                ((u.name, wrong_code(u, step_now, rep * 7 + workers).encode()) for u in wrong_users), secret)
-            r = measure(wrong, lambda reqs=reqs: loadgen.run(reqs, srv.address, window=args.window,
-                                                              source=OTP_SOURCE), None, srv)
-            check(r.rejects == len(reqs), f"{wrong.name} run {rep + 1}: {r.rejects}/{len(reqs)} rejected")
+            _run_wrong(wrong, bench, srv, args, wrong_users, rep * 7 + workers, rep)
             if main_run:
-                out[pw.name] = pw
-                users, step = pw_pool.take(pw_per_run)
-                reqs = loadgen.build_requests(
-                    ((u.name, (u.password or b"") + totp_code(u, step).encode()) for u in users), secret)
-                r = measure(pw, lambda reqs=reqs: loadgen.run(reqs, srv.address, window=args.window, timeout=10.0,
-                                                               source=PW_SOURCE), None, srv)
-                check(r.accepts == len(reqs), f"{pw.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+                _run_passwords(pw, bench, srv, args, pw_pool, max(1, len(pw_users) // args.reps), rep)
         if main_run:
-            # Latency at half the accept throughput, open loop; --reps runs like every other figure (one stall of the
-            # machine, which the generator's late sends show, would otherwise decide the p99).
-            rate = accept.rate / 2
-            half = Series(f"accept at {rate:.0f} req/s fixed (workers={workers})")
-            for rep in range(args.reps):
-                users, step = pool.take(min(args.users, max(1000, int(rate * 5))))
-                reqs = loadgen.build_requests(((u.name, totp_code(u, step).encode()) for u in users), secret)
-                r = measure(half, lambda reqs=reqs: loadgen.run(reqs, srv.address, rate=rate, source=OTP_SOURCE),
-                             None, srv)
-                check(r.accepts == len(reqs), f"{half.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
-            out[half.name] = half
-            _HALF.append(half)
-            # Replays: codes accepted in the first run, sent again in new requests, must all be refused.
-            reqs = loadgen.build_requests(((name, code.encode()) for name, code in accepted), secret)
-            r = loadgen.run(reqs, srv.address, window=args.window, source=OTP_SOURCE)
-            check(r.rejects == len(reqs), f"replays refused: {r.rejects}/{len(reqs)}")
-            rss = srv.rss()
-            workers_rss = {pid: v for pid, v in rss.items() if pid != srv.proc.pid} or rss
-            _RSS.update({"workers_mb": [round(v / 2**20, 1) for v in workers_rss.values()],
-                         "supervisor_mb": round(rss.get(srv.proc.pid, 0) / 2**20, 1)})
-            _RSS_LINES.append(
-                f"RSS with {args.store_users} users in the store (all of them served during this run): workers "
-                + ", ".join(f"{v / 2**20:.1f} MB" for v in workers_rss.values())
-                + (f"; supervisor {rss[srv.proc.pid] / 2**20:.1f} MB" if len(rss) > 1 else "")
-                + " (target <= 150 MB per worker)")
-            check(all(v <= 150 * 2**20 for v in workers_rss.values()), "RSS per worker <= 150 MB")
-    # Every answered request left one audit row.
+            out.update(_half_rate(accept, bench, srv, args, pool, workers))
+            _check_replays_and_rss(bench, srv, args, accepted)
+    _check_audit(bench, out, len(accepted) if main_run else 0)
+    return out
+
+
+def _run_accept(s: Series, bench: OtpBench, srv: Server, args: argparse.Namespace, users: list[BenchUser],
+                step: int, rep: int) -> None:
+    reqs = loadgen.build_requests(((u.name, totp_code(u, step).encode()) for u in users), bench.secret)
+    r = measure(s, lambda: loadgen.run(reqs, srv.address, window=args.window, source=OTP_SOURCE), None, srv)
+    check(r.accepts == len(reqs), f"{s.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+
+
+def _run_wrong(s: Series, bench: OtpBench, srv: Server, args: argparse.Namespace, users: list[BenchUser],
+               salt: int, rep: int) -> None:
+    step_now = int(time.time() // 30)
+    reqs = loadgen.build_requests(((u.name, wrong_code(u, step_now, salt).encode()) for u in users), bench.secret)
+    r = measure(s, lambda: loadgen.run(reqs, srv.address, window=args.window, source=OTP_SOURCE), None, srv)
+    check(r.rejects == len(reqs), f"{s.name} run {rep + 1}: {r.rejects}/{len(reqs)} rejected")
+
+
+def _run_passwords(s: Series, bench: OtpBench, srv: Server, args: argparse.Namespace, pw_pool: UserPool, count: int,
+                   rep: int) -> None:
+    users, step = pw_pool.take(count)
+    reqs = loadgen.build_requests(((u.name, (u.password or b"") + totp_code(u, step).encode()) for u in users),
+                                  bench.secret)
+    r = measure(s, lambda: loadgen.run(reqs, srv.address, window=args.window, timeout=10.0, source=PW_SOURCE),
+                None, srv)
+    check(r.accepts == len(reqs), f"{s.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+
+
+def _half_rate(accept: Series, bench: OtpBench, srv: Server, args: argparse.Namespace, pool: UserPool,
+               workers: int) -> dict[str, Series]:
+    """Latency at half the accept throughput, open loop; --reps runs like every other figure (one stall of the
+    machine, which the generator's late sends show, would otherwise decide the p99)."""
+    rate = accept.rate / 2
+    half = Series(f"accept at {rate:.0f} req/s fixed (workers={workers})")
+    for rep in range(args.reps):
+        users, step = pool.take(min(args.users, max(1000, int(rate * 5))))
+        reqs = loadgen.build_requests(((u.name, totp_code(u, step).encode()) for u in users), bench.secret)
+        r = measure(half, lambda reqs=reqs: loadgen.run(reqs, srv.address, rate=rate, source=OTP_SOURCE), None, srv)
+        check(r.accepts == len(reqs), f"{half.name} run {rep + 1}: {r.accepts}/{len(reqs)} accepted")
+    _HALF.append(half)
+    return {half.name: half}
+
+
+def _check_replays_and_rss(bench: OtpBench, srv: Server, args: argparse.Namespace,
+                           accepted: list[tuple[str, str]]) -> None:
+    """Codes accepted in the first run, sent again in new requests, must all be refused; the workers' memory."""
+    reqs = loadgen.build_requests(((name, code.encode()) for name, code in accepted), bench.secret)
+    r = loadgen.run(reqs, srv.address, window=args.window, source=OTP_SOURCE)
+    check(r.rejects == len(reqs), f"replays refused: {r.rejects}/{len(reqs)}")
+    rss = srv.rss()
+    workers_rss = {pid: v for pid, v in rss.items() if pid != srv.proc.pid} or rss
+    _RSS.update({"workers_mb": [round(v / 2**20, 1) for v in workers_rss.values()],
+                 "supervisor_mb": round(rss.get(srv.proc.pid, 0) / 2**20, 1)})
+    _RSS_LINES.append(
+        f"RSS with {args.store_users} users in the store (all of them served during this run): workers "
+        + ", ".join(f"{v / 2**20:.1f} MB" for v in workers_rss.values())
+        + (f"; supervisor {rss[srv.proc.pid] / 2**20:.1f} MB" if len(rss) > 1 else "")
+        + " (target <= 150 MB per worker)")
+    check(all(v <= 150 * 2**20 for v in workers_rss.values()), "RSS per worker <= 150 MB")
+
+
+def _check_audit(bench: OtpBench, out: dict[str, Series], replays: int) -> None:
+    """Every answered request left one audit row."""
     answered = sum(r.answered for s in out.values() for r in s.results)
     store = open_store(load_config(bench.config_path).store)
     try:
         rows = sum(1 for row in store.audit_rows() if row.door == "radius")
     finally:
         store.close()
-    _AUDIT_SEEN.append(answered + (len(accepted) if main_run else 0))
+    _AUDIT_SEEN.append(answered + replays)
     check(rows == sum(_AUDIT_SEEN), f"audit rows: {rows} for {sum(_AUDIT_SEEN)} answered requests")
-    return out
 
 
 _AUDIT_SEEN: list[int] = []

@@ -3,7 +3,6 @@ database if any, and of the load generator per answered request), and the run's 
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 from collections.abc import Callable
@@ -11,8 +10,9 @@ from dataclasses import dataclass, field
 
 from bench import loadgen
 from bench.otpserver import Server
+from bench.procstat import cpu_seconds
 
-__all__ = ["CHECK_LINES", "FAILED", "Report", "Series", "check", "measure", "proc_cpu"]
+__all__ = ["CHECK_LINES", "FAILED", "Report", "Series", "check", "measure"]
 
 CHECK_LINES: list[str] = []
 FAILED: list[str] = []
@@ -61,12 +61,12 @@ def measure(s: Series, go: Callable[[], loadgen.Result], server_pid: int | None,
             database: Callable[[], float] | None = None) -> loadgen.Result:
     """One run of `go`, with the CPU seconds it cost the server (its processes, or `server_pid`), the database
     (`database()`: its processes' CPU seconds so far) and the load generator."""
-    cpu0 = server.cpu_seconds() if server else proc_cpu(server_pid)
+    cpu0 = server.cpu_seconds() if server else cpu_seconds(server_pid)
     db0 = database() if database else 0.0
     g0 = resource.getrusage(resource.RUSAGE_SELF)
     result = go()
     g1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu1 = server.cpu_seconds() if server else proc_cpu(server_pid)
+    cpu1 = server.cpu_seconds() if server else cpu_seconds(server_pid)
     db1 = database() if database else 0.0
     s.results.append(result)
     if result.answered:
@@ -84,14 +84,3 @@ def check(ok: bool, text: str) -> None:
     line = f"check {'ok  ' if ok else 'FAIL'} {text}"
     if not ok or not any(line == x for x in CHECK_LINES):
         CHECK_LINES.append(line)
-
-
-def proc_cpu(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
