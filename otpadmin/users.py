@@ -1,4 +1,4 @@
-"""`otp-admin user ...`: add, list, show, set, delete, unlock, passwd."""
+"""`otp-admin user ...`: add, list, show, set (contact, group, reply attributes), delete, unlock, passwd."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from otpcore import policy as pol
 from otpcore.admin import Admin, UserSpec
 from otpcore.config import Config
 from otpcore.errors import InputError
+from otpcore.replies import load_pairs
 from otpcore.store import UserRow
 
+from .groups import pairs_json, parse_replies, reply_admin, reply_lines
 from .output import emit, escaped, iso, print_table
 from .stdin import read_password
 from .tokens import table_rows, token_json
@@ -40,7 +42,7 @@ def register(user: Any) -> None:
         s = user.add_parser(verb, help=text)
         s.add_argument("name")
         s.set_defaults(handler=handler)
-    s = user.add_parser("set", help="change a user's e-mail address or phone number")
+    s = user.add_parser("set", help="change a user's e-mail address, phone number, group or reply attributes")
     s.add_argument("name")
     email = s.add_mutually_exclusive_group()
     email.add_argument("--email", help="the new e-mail address (where email tokens send their codes)")
@@ -48,7 +50,15 @@ def register(user: Any) -> None:
     phone = s.add_mutually_exclusive_group()
     phone.add_argument("--phone", help="the new phone number (where sms tokens send their codes)")
     phone.add_argument("--clear-phone", action="store_true", help="remove the phone number")
-    s.set_defaults(handler=set_contact)
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--group", help="the group whose reply attributes the user's Access-Accepts carry")
+    group.add_argument("--clear-group", action="store_true", help="take the user out of its group")
+    reply = s.add_mutually_exclusive_group()
+    reply.add_argument("--reply", action="append", metavar="ATTRIBUTE=VALUE",
+                       help="the user's own reply attribute, sent after the group's (repeat for several, in order; "
+                            "the list given replaces the user's; its attributes replace the group's of the same name)")
+    reply.add_argument("--clear-reply", action="store_true", help="remove the user's own reply attributes")
+    s.set_defaults(handler=set_user)
     s = user.add_parser("passwd", help="set the first-factor password")
     s.add_argument("name")
     s.add_argument("--password-stdin", action="store_true", required=True)
@@ -68,16 +78,35 @@ def add(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def set_contact(args: argparse.Namespace, config: Config) -> int:
-    if not (args.email is not None or args.phone is not None or args.clear_email or args.clear_phone):
-        raise InputError("nothing to change: give --email, --phone, --clear-email or --clear-phone")
+def set_user(args: argparse.Namespace, config: Config) -> int:
+    """Contact and reply attributes in one transaction: a refused part writes nothing of the other."""
+    contact = args.email is not None or args.phone is not None or args.clear_email or args.clear_phone
+    reply = args.group is not None or args.clear_group or args.reply is not None or args.clear_reply
+    if not (contact or reply):
+        raise InputError("nothing to change: give --email, --phone, --group, --reply or one of the --clear-... options")
     for option, value in (("--email", args.email), ("--phone", args.phone)):
         if value is not None and not value.strip():
             raise InputError(f"{option}: empty (--clear-{option[2:]} removes it)")
+    pairs = parse_replies(args.reply)
+    now = time.time()
     with Admin(config) as admin:
-        row = admin.set_contact(args.name, email=args.email, phone=args.phone, clear_email=args.clear_email,
-                                clear_phone=args.clear_phone, now=time.time())
-    print(f"user {args.name}: email {escaped(row.email or '-')}, phone {escaped(row.phone or '-')}")
+        replies = reply_admin(admin.store) if reply else None
+        with admin.store.transaction():
+            row = admin.user(args.name)
+            if contact:
+                row = admin.set_contact(args.name, email=args.email, phone=args.phone, clear_email=args.clear_email,
+                                        clear_phone=args.clear_phone, now=now)
+            if replies is not None:
+                row = replies.set_user(args.name, group=args.group, clear_group=args.clear_group, pairs=pairs,
+                                       clear_reply=args.clear_reply, now=now)
+                granted = replies.granted(row)
+    if contact:
+        print(f"user {args.name}: email {escaped(row.email or '-')}, phone {escaped(row.phone or '-')}")
+    if replies is not None:
+        print(f"user {args.name}: group {escaped(row.reply_group or '-')}; an Access-Accept carries "
+              f"{len(granted)} reply attribute(s)")
+        for line in reply_lines(granted):
+            print(f"  {line}")
     return 0
 
 
@@ -88,7 +117,8 @@ def list_users(args: argparse.Namespace, config: Config) -> int:
         for token, owner in admin.tokens():
             counts[owner] = counts.get(owner, 0) + int(token.active)
     rows = [user_json(u, config, counts.get(u.name, 0)) for u in users]
-    emit(args, rows, ["name", "directory", "email", "phone", "password", "active_tokens", "failures", "locked"])
+    emit(args, rows, ["name", "directory", "email", "phone", "password", "group", "active_tokens", "failures",
+                      "locked"])
     return 0
 
 
@@ -96,15 +126,23 @@ def show(args: argparse.Namespace, config: Config) -> int:
     with Admin(config) as admin:
         user = admin.user(args.name)
         tokens = [token_json(t, owner, config) for t, owner in admin.tokens(args.name)]
+        granted = reply_admin(admin.store).granted(user) if user.reply_group or user.reply else ()
     data = user_json(user, config, sum(1 for t in tokens if t["active"]))
+    data["accept_attributes"] = pairs_json(granted)
     data["tokens"] = tokens
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         for key, value in data.items():
-            if key != "tokens":
-                shown = "" if value is None else ("yes" if value else "no") if isinstance(value, bool) else value
-                print(f"{key}: {escaped(shown)}")
+            if key == "tokens":
+                continue
+            if isinstance(value, list):  # reply attributes
+                print(f"{key}:" + ("" if value else " -"))
+                for item in value:
+                    print(f"  {escaped(item['attribute'])} = {escaped(item['value'])}")
+                continue
+            shown = "" if value is None else ("yes" if value else "no") if isinstance(value, bool) else value
+            print(f"{key}: {escaped(shown)}")
         print_table(table_rows(tokens), ["id", "type", "algorithm", "digits", "period", "counter", "window", "active"])
     return 0
 
@@ -139,7 +177,7 @@ def user_json(u: UserRow, config: Config, active_tokens: int) -> dict[str, Any]:
     until = pol.locked_until(state, config.policy)
     next_lockout = pol.lockout_duration(state.lockouts + 1, config.policy)
     return {"name": u.name, "directory": bool(u.directory), "email": u.email, "phone": u.phone,
-            "password": u.password_hash is not None,
+            "password": u.password_hash is not None, "group": u.reply_group, "reply": pairs_json(load_pairs(u.reply)),
             "active_tokens": active_tokens, "failures": state.failures, "locked": until is not None and now < until,
             "locked_until": None if until is None else ("until unlocked" if until == float("inf") else iso(until)),
             "lockouts_in_a_row": state.lockouts,

@@ -63,12 +63,12 @@ class CodeChecker:
                 result = pol.check_code(tokens, code, ctx.policy, now)
             if result.ok and ctx.advance(result):
                 ctx.clear_failures(row)
-                return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
+                return ctx.accept(row, door, client, now, Reason.OK, result.token_id)
             reason = result.reason if not result.ok else Reason.REPLAY
             sent_reason, sent_token = self.check_sent(row, token_rows, code, now)
             if sent_reason is Reason.OK:
                 ctx.clear_failures(row)
-                return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.OK, sent_token)
+                return ctx.accept(row, door, client, now, Reason.OK, sent_token)
             ctx.count_failure(row, _entry(code), door, client, now)
             return ctx.finish(user, door, client, now, Verdict.REJECT, sent_reason or reason, result.token_id)
 
@@ -139,7 +139,7 @@ class CodeChecker:
         if outcome is oob.CodeOutcome.ACCEPT:
             ctx.store.add_challenge(replace(challenge, attempts=oob.USED))  # kept until expiry: a reuse is a replay
             ctx.clear_failures(row)
-            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.OK, challenge.token_id)
+            return ctx.accept(row, door, client, now, Reason.OK, challenge.token_id)
         if outcome is oob.CodeOutcome.EXPIRED:
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.EXPIRED_CODE, challenge.token_id)
         if outcome is oob.CodeOutcome.EXHAUSTED and attempts == challenge.attempts:  # dead before this answer
@@ -156,7 +156,7 @@ class CodeChecker:
             result = pol.check_code(otp_tokens, code, ctx.policy, now)
             if result.ok and ctx.advance(result):
                 ctx.clear_failures(row)
-                return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.OK, result.token_id)
+                return ctx.accept(row, door, client, now, Reason.OK, result.token_id)
             if result.reason is Reason.REPLAY or result.ok:
                 reason = Reason.REPLAY
         if ctx.count_failure(row, _entry(code), door, client, now):

@@ -11,6 +11,7 @@ from . import oob
 from . import policy as pol
 from .decision import Decision, Reason, Verdict
 from .errors import SealError
+from .replies import granted
 from .reseal import row_identity
 from .seal import Sealer
 from .store import Store, TokenRow, UserRow
@@ -51,6 +52,14 @@ class VerifyContext:
         self.store.audit(now=now, user=user, door=door, client=client, result=verdict, reason=reason,
                          source=self.source)
         return Decision(verdict, reason, user, token_id=token_id, message=_MESSAGES.get(verdict, REJECT_MESSAGE))
+
+    def accept(self, row: UserRow, door: str, client: str, now: float, reason: Reason = Reason.OK,
+               token_id: int | None = None) -> Decision:
+        """An accept (audited), with the reply attributes the user is granted (otpcore.replies)."""
+        decision = self.finish(row.name, door, client, now, Verdict.ACCEPT, reason, token_id)
+        if row.reply_group is None and row.reply is None:
+            return decision  # most users: nothing more to read
+        return decision._replace(reply=granted(self.store, row))
 
     # -- failed logins ------------------------------------------------------------------------------------------------
 

@@ -47,6 +47,8 @@ class Decision(NamedTuple):
     token_id: int | None = None
     state: bytes | None = None  # set with CHALLENGE: the RADIUS State / PAM challenge handle
     message: str = ""  # short text for the user (Reply-Message / PAM prompt); never says which factor failed
+    # With ACCEPT: the reply attributes granted, (name, value) pairs in order (otpcore.replies); PAM ignores them
+    reply: tuple[tuple[str, str], ...] = ()
 
     @property
     def accepted(self) -> bool:

@@ -220,7 +220,7 @@ class Verifier:
         if row is None and verdict is Reason.OK:  # a directory user the store does not know yet: no token
             if ctx.phantom_locked(user, now):
                 return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
-            return self._without_token(user, door=door, client=client, now=now)
+            return self._without_token(user, None, door=door, client=client, now=now)
         if row is None or verdict is not Reason.OK or ctx.is_locked(row, now):
             if verdict is Reason.WRONG_PASSWORD and code is None and code_shaped:
                 verdict = Reason.WRONG_CODE  # no code of the user's ends the entry: the code is wrong for sure
@@ -266,7 +266,7 @@ class Verifier:
             sent = self.sender.send(row, door=door, client=client, now=now, move_pending=ctx.policy.challenge)
             return self._sent_decision(user, sent, door=door, client=client, now=now, challenge=ctx.policy.challenge)
         if not any(t.type in pol.OTP_TYPES for t in token_rows):
-            return self._without_token(user, door=door, client=client, now=now)
+            return self._without_token(user, row, door=door, client=client, now=now)
         if not ctx.policy.challenge:
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
         state = os.urandom(16)
@@ -278,8 +278,10 @@ class Verifier:
             decision = ctx.finish(user, door, client, now, Verdict.CHALLENGE, Reason.CHALLENGE_SENT)
         return decision._replace(state=state, message=CHALLENGE_MESSAGE)
 
-    def _without_token(self, user: str, *, door: str, client: str, now: float) -> Decision:
+    def _without_token(self, user: str, row: UserRow | None, *, door: str, client: str, now: float) -> Decision:
         if self.ctx.policy.no_token == "accept":
+            if row is not None:  # with what its reply group grants
+                return self.ctx.accept(row, door, client, now, Reason.NO_TOKEN_ACCEPTED)
             return self.ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED)
         return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
 

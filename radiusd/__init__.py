@@ -7,7 +7,8 @@ for the slow requests), `accounting` (Accounting-Requests recorded). Around them
 evaluating threads, load shedding), `dedup` (the retransmission cache), `clients` (the client table), `jobs` (what
 the threads hand each other and share), `verifier` (what they call on the core), `storeguard` (a verifier that reopens
 a replaced or broken store), `checkpoint` (the store's log copied in the background), `udp`, `logsink`, `scrv1`
-(OpenVPN's static challenge), `demo`, `dictionary`.
+(OpenVPN's static challenge), `demo`, `dictionary`, `replyattrs` (what an Accept grants, checked and encoded with
+the dictionary).
 
 Kept light: importing the package loads nothing; `radiusd.main` is the entry point.
 """

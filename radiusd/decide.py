@@ -26,6 +26,7 @@ from otpcore.store import WriterTurn
 
 from . import logsink
 from .jobs import AccessJob, Counters, Shared, error_detail
+from .replyattrs import encoded
 from .scrv1 import join_scrv1
 from .udp import format_address, send
 from .verifier import VerifierFactory, VerifierLike, reopen
@@ -153,6 +154,11 @@ class Decider:
         state = decision.state if code == ACCESS_CHALLENGE else None
         if code == ACCESS_CHALLENGE and not state:
             code, result, message = ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
+        if decision.reply and code == ACCESS_ACCEPT:  # what the Accept grants (radiusd.replyattrs)
+            extra = encoded(decision.reply)
+            if extra is None:  # logged: an Accept without the attributes could grant more than they say
+                return Outcome(ACCESS_REJECT, "reject", "bad_reply_attributes", LOCAL_REJECT_MESSAGE)
+            return Outcome(code, result, reason, message, extra=extra)
         return Outcome(code, result, reason, message, state)
 
     def _failed(self, job: AccessJob, exc: Exception, counters: Counters) -> None:

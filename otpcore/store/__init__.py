@@ -1,9 +1,9 @@
 """The store: the only package that touches a database.
 
 The core and the doors use the `Store` interface (`interface`) and the row types (`rows`), and get a store from
-`open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`) holds its
-SQL, written once for every engine (`dialect` has the few fragments that differ); `sqlcore` has the transaction and
-the state a group commit keeps in it; `sessionrules` the pure rules of accounting. One subpackage per engine:
+`open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`,
+`phantoms`, `replygroups`) holds its SQL, written once for every engine (`dialect` has the few fragments that
+differ); `sqlcore` has the transaction and the state a group commit keeps in it; `sessionrules` the pure rules of accounting. One subpackage per engine:
 `sqlite` (the default, `[store] path`) and `postgres` (`[store] url`: several servers, one state), each imported only
 when the configuration names it. Every database error leaves as otpcore.errors.StoreError.
 """
@@ -18,6 +18,7 @@ from .rows import (
     AuditRow,
     ChallengeRow,
     NasClosed,
+    ReplyGroupRow,
     SessionEvent,
     SessionRow,
     SessionWrite,
@@ -28,9 +29,9 @@ from .rows import (
 if TYPE_CHECKING:
     from ..config import StoreConfig
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Checkpointing", "NasClosed", "Replaceable", "SessionEvent",
-           "SessionRow", "SessionWrite", "Store", "TokenRow", "UserRow", "WriterTurn", "open_store", "store_present",
-           "writer_turn"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Checkpointing", "NasClosed", "Replaceable", "ReplyGroupRow",
+           "SessionEvent", "SessionRow", "SessionWrite", "Store", "TokenRow", "UserRow", "WriterTurn", "open_store",
+           "store_present", "writer_turn"]
 
 
 def open_store(config: StoreConfig, *, create: bool = False) -> Store:

@@ -12,7 +12,17 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from ..policy import FailureState, ThrottleState
-from .rows import AuditRow, ChallengeRow, NasClosed, SessionEvent, SessionRow, SessionWrite, TokenRow, UserRow
+from .rows import (
+    AuditRow,
+    ChallengeRow,
+    NasClosed,
+    ReplyGroupRow,
+    SessionEvent,
+    SessionRow,
+    SessionWrite,
+    TokenRow,
+    UserRow,
+)
 
 __all__ = ["Checkpointing", "Replaceable", "Store", "WriterTurn"]
 
@@ -66,6 +76,28 @@ class Store(Protocol):
     def set_failure_state(self, user_id: int, state: FailureState) -> None: ...
 
     def set_oob_sends(self, user_id: int, sends: str | None) -> None: ...
+
+    def set_user_reply(self, user_id: int, *, group: str | None, attributes: str | None) -> None:
+        """The user's reply group (None: none) and own reply attributes (JSON, otpcore.replies; None: none)."""
+        ...
+
+    # -- reply groups (what an Accept of their members grants) --------------------------------------------------------
+
+    def reply_group(self, name: str) -> ReplyGroupRow | None: ...
+
+    def reply_groups(self) -> list[ReplyGroupRow]: ...
+
+    def set_reply_group(self, name: str, attributes: str, now: float) -> None:
+        """Make the group, or replace its attributes (JSON, otpcore.replies)."""
+        ...
+
+    def delete_reply_group(self, name: str) -> None:
+        """StoreError while users are in the group (a foreign key)."""
+        ...
+
+    def reply_group_members(self, name: str) -> list[str]:
+        """The names of the group's users, in order."""
+        ...
 
     # -- the per-client throttle --------------------------------------------------------------------------------------
 

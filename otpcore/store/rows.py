@@ -6,11 +6,11 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "SessionEvent", "SessionRow", "SessionWrite",
-           "TokenRow", "UserRow"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "ReplyGroupRow", "SessionEvent", "SessionRow",
+           "SessionWrite", "TokenRow", "UserRow"]
 
 # The version of the schema these rows are read from: every backend migrates its database up to it.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class UserRow(NamedTuple):
@@ -26,6 +26,17 @@ class UserRow(NamedTuple):
     lockouts: int  # lockouts in a row since the last success or unlock (policy: each lasts twice the one before)
     oob_sends: str | None  # JSON list of the times email/sms codes were sent to the user in the last day
     directory: bool  # a user of the directory ([ldap], schema 7): its e-mail address and phone number are read there
+    reply_group: str | None = None  # the reply group whose attributes an Accept carries (schema 8)
+    reply: str | None = None  # JSON: the user's own reply attributes (otpcore.replies), after the group's
+
+
+class ReplyGroupRow(NamedTuple):
+    """A group of users and the reply attributes an Accept of theirs carries (schema 8)."""
+
+    name: str
+    attributes: str  # JSON: a list of [name, value] (otpcore.replies)
+    created: float
+    updated: float
 
 
 class TokenRow(NamedTuple):

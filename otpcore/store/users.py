@@ -16,7 +16,7 @@ from .tokens import TOKEN_COLUMNS, token_row
 __all__ = ["UserSql", "Users"]
 
 _COLUMNS = ("id", "name", "email", "phone", "password_hash", "failures", "last_bad", "locked_at", "created",
-            "lockouts", "oob_sends", "directory")
+            "lockouts", "oob_sends", "directory", "reply_group", "reply")
 _COLS = ", ".join(_COLUMNS)
 _SPLIT = len(_COLUMNS)  # where a joined row's token columns begin
 
@@ -54,6 +54,7 @@ class UserSql:
         self.delete = q("DELETE FROM users WHERE id = ?")
         self.set_failures = q("UPDATE users SET failures = ?, last_bad = ?, locked_at = ?, lockouts = ? WHERE id = ?")
         self.set_oob_sends = q("UPDATE users SET oob_sends = ? WHERE id = ?")
+        self.set_reply = q("UPDATE users SET reply_group = ?, reply = ? WHERE id = ?")
 
 
 class Users(SqlStore):
@@ -159,3 +160,7 @@ class Users(SqlStore):
     def set_oob_sends(self, user_id: int, sends: str | None) -> None:
         self._changed("user", user_id)
         self._run(self._user_sql.set_oob_sends, (sends, user_id))
+
+    def set_user_reply(self, user_id: int, *, group: str | None, attributes: str | None) -> None:
+        self._changed("user", user_id)
+        self._run(self._user_sql.set_reply, (group, attributes, user_id))

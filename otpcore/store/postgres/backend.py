@@ -29,6 +29,7 @@ from ..audit import Audit, AuditSql
 from ..challenges import Challenges, ChallengeSql
 from ..dialect import POSTGRES
 from ..phantoms import Phantoms, PhantomSql
+from ..replygroups import ReplyGroups, ReplyGroupSql
 from ..rows import SCHEMA_VERSION
 from ..sessions import Sessions, SessionSql
 from ..sqlcore import Params
@@ -41,7 +42,7 @@ from .trips import Trips
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms):
+class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups):
     """A Store (otpcore.store.interface) on one PostgreSQL connection."""
 
     dialect = POSTGRES
@@ -53,6 +54,7 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phanto
     _session_sql = SessionSql(POSTGRES)
     _throttle_sql = ThrottleSql(POSTGRES)
     _phantom_sql = PhantomSql(POSTGRES)
+    _reply_group_sql = ReplyGroupSql(POSTGRES)
 
     def __init__(self, conn: psycopg.Connection[Any], where: str) -> None:
         super().__init__()

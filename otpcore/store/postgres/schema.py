@@ -94,6 +94,18 @@ _SCHEMA_7 = (
     "CREATE INDEX idx_phantoms_updated ON phantoms (updated)",
 )
 
+# Reply attributes (what an Accept grants): per group of users, and each user's own (otpcore.replies).
+_REPLY_GROUPS = (
+    """CREATE TABLE reply_groups (
+        name text PRIMARY KEY,
+        attributes text NOT NULL,
+        created double precision NOT NULL,
+        updated double precision NOT NULL)""",
+    "ALTER TABLE users ADD COLUMN reply_group text REFERENCES reply_groups (name)",
+    "ALTER TABLE users ADD COLUMN reply text",
+    "CREATE INDEX idx_users_reply_group ON users (reply_group) WHERE reply_group IS NOT NULL",
+)
+
 # (version reached, its statements); the last version is rows.SCHEMA_VERSION
-MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [(7, _SCHEMA_7)]
+MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [(7, _SCHEMA_7), (8, _REPLY_GROUPS)]
 

@@ -97,7 +97,21 @@ def _migration_directory_users(db: Any) -> None:
     db.execute("ALTER TABLE users ADD COLUMN directory INTEGER NOT NULL DEFAULT 0")
 
 
+def _migration_reply_attributes(db: Any) -> None:
+    """What an Access-Accept grants: groups of users with their reply attributes, and each user's group and own
+    attributes (JSON lists of [name, value], otpcore.replies). Users without either read two NULLs more, no join."""
+    for sql in (
+        "CREATE TABLE reply_groups (name TEXT PRIMARY KEY, attributes TEXT NOT NULL, created FLOAT NOT NULL, "
+        "updated FLOAT NOT NULL)",
+        "ALTER TABLE users ADD COLUMN reply_group TEXT REFERENCES reply_groups (name)",
+        "ALTER TABLE users ADD COLUMN reply TEXT",
+        "CREATE INDEX idx_users_reply_group ON users (reply_group) WHERE reply_group IS NOT NULL",
+    ):
+        db.execute(sql)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Any], None]]] = [
     (1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends), (4, _migration_hardening),
     (5, _migration_audit_source), (6, _migration_phantoms), (7, _migration_directory_users),
+    (8, _migration_reply_attributes),
 ]

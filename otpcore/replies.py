@@ -1,0 +1,83 @@
+"""Reply attributes: what an Access-Accept grants (a Class, a Filter-Id, a vendor's attribute ...), per group of users
+and per user, as plain (name, value) pairs. The core never encodes them (it does not know RADIUS dictionaries): the
+RADIUS door does (radiusd.replyattrs), and otp-admin has it check every list when it is set (`Checker`), so the
+server never meets a pair it cannot encode. The PAM door ignores them.
+
+How a group's list and a user's own list combine, in `combine`: the group's pairs first, in their order, except those
+of an attribute the user's list sets (the user's values replace the group's values of that attribute, a tag being
+part of the attribute's name: Tunnel-Private-Group-Id:1), then the user's pairs in their order.
+
+Groups from the directory (first_factor "ldap") are not read yet. The plan: an [ldap] table `reply_groups` mapping
+group DNs to reply groups; the directory's check of the password reads which of those groups list the entry (one
+search after the bind, as for group_dn) and the first one in the table's order is the user's group, carried to the
+accept (on the challenge row when the code comes in a second request) in place of the store's `users.reply_group`.
+Until then a directory user is put in a group with `otp-admin user set NAME --group G`, like any other.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from .store import Store, UserRow
+
+__all__ = ["Checker", "ReplyPair", "combine", "dump_pairs", "granted", "load_pairs", "parse_pair",
+           "validate_group_name"]
+
+ReplyPair = tuple[str, str]  # (attribute name as the dictionary spells it, optionally ":tag"; value as text)
+
+# Checks a list of pairs as an Accept would carry it: the pairs as the dictionary spells them, or InputError.
+Checker = Callable[[Sequence[ReplyPair]], tuple[ReplyPair, ...]]
+
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def validate_group_name(name: str) -> str:
+    if not _GROUP_NAME.fullmatch(name):
+        raise InputError(f"invalid group name {name!r}: 1-64 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit")
+    return name
+
+
+def parse_pair(text: str) -> ReplyPair:
+    """`Attribute=value` (the value is everything after the first '=', spaces around both removed)."""
+    name, equals, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not equals or not name:
+        raise InputError(f"--reply {text!r}: expected ATTRIBUTE=VALUE")
+    if not value:
+        raise InputError(f"--reply {text!r}: the value is empty")
+    return name, value
+
+
+def combine(group: Sequence[ReplyPair], user: Sequence[ReplyPair]) -> tuple[ReplyPair, ...]:
+    """What an Accept carries: the group's pairs but those of attributes the user sets, then the user's."""
+    if not user:
+        return tuple(group)
+    overridden = {name for name, _ in user}
+    return (*(pair for pair in group if pair[0] not in overridden), *user)
+
+
+def granted(store: Store, row: UserRow) -> tuple[ReplyPair, ...]:
+    """What an Accept of the user carries: its group's list and its own, combined."""
+    group = store.reply_group(row.reply_group) if row.reply_group is not None else None
+    return combine(load_pairs(group.attributes if group is not None else None), load_pairs(row.reply))
+
+
+def dump_pairs(pairs: Sequence[ReplyPair]) -> str:
+    """As the store keeps a list: JSON, a list of [name, value]."""
+    return json.dumps([list(pair) for pair in pairs], ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=1024)
+def load_pairs(text: str | None) -> tuple[ReplyPair, ...]:
+    """A list as the store keeps it (None: none). Cached: every accept of a group's member reads the same text."""
+    if not text:
+        return ()
+    return tuple((str(name), str(value)) for name, value in json.loads(text))
