@@ -7,8 +7,10 @@ the evaluating threads, which decide it as they decide one from UDP and send the
 RADIUS/1.1 nothing is MD5 (RFC 9765), and a request is known by its connection and Token, with a digest of the
 packet: a client may use a Token again for another request once it has its answer.
 
-A packet that fails authentication or framing closes its connection (RFC 6613 §2.6.4); one with a code this server
-does not serve, or without a Message-Authenticator this client must send, is only dropped.
+The TLS connection authenticates every packet (its peer's certificate), so a Message-Authenticator is checked when a
+request has one but never required: radsecproxy 1.9 forwards requests without one, and the BlastRADIUS forgery needs
+an unprotected UDP path. A packet that fails authentication or framing closes its connection (RFC 6613 §2.6.4); one
+with a code this server does not serve is only dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 from otpbase.radius import (
     ACCESS_ACCEPT,
     ACCOUNTING_REQUEST,
-    MISSING_MESSAGE_AUTHENTICATOR,
     STATUS_SERVER,
     UNSUPPORTED_CODE,
     Drop,
@@ -34,7 +35,7 @@ from .tlsconn import Connection
 
 __all__ = ["TlsReceiver"]
 
-_KEEPS_CONNECTION = frozenset((UNSUPPORTED_CODE, MISSING_MESSAGE_AUTHENTICATOR))
+_KEEPS_CONNECTION = frozenset((UNSUPPORTED_CODE,))
 
 
 class TlsReceiver(Receiver):
@@ -53,7 +54,7 @@ class TlsReceiver(Receiver):
         if key is None:
             return True
         try:
-            request = decode_request(data, client.secret, radius11=conn.radius11,
+            request = decode_request(data, client.secret, tls=True, radius11=conn.radius11,
                                      require_message_authenticator=client.require_message_authenticator)
         except Drop as drop:
             self.counters[drop.reason] += 1
@@ -75,7 +76,7 @@ class TlsReceiver(Receiver):
         if key is None:
             return True
         try:
-            request = decode_accounting(data, client.secret, radius11=conn.radius11)
+            request = decode_accounting(data, client.secret, tls=True, radius11=conn.radius11)
         except Drop as drop:
             self.counters[f"acct_{drop.reason}"] += 1
             self.dropped(drop.reason, client.name, data, conn.addr)

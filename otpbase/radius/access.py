@@ -62,10 +62,11 @@ class Request(NamedTuple):
     radius11: bool = False  # came over RADIUS/1.1: the reply carries the Token and no MD5 (replies.encode_reply)
 
 
-def decode_request(data: bytes, secret: bytes, *, require_message_authenticator: bool,
+def decode_request(data: bytes, secret: bytes, *, require_message_authenticator: bool, tls: bool = False,
                    radius11: bool = False) -> Request:
-    """Check and decode an Access-Request or Status-Server from a client with this shared secret (`radius11`: a
-    RADIUS/1.1 packet, which has no secret).
+    """Check and decode an Access-Request or Status-Server from a client with this shared secret. `tls`: it came
+    over a TLS connection, which authenticates it: a Message-Authenticator is checked when there is one, never
+    required (BlastRADIUS needs a forged UDP packet). `radius11`: a RADIUS/1.1 packet, which has no secret.
 
     Raises Drop for anything that must get no answer.
     """
@@ -79,7 +80,7 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
     elif ma_offset:
         if not message_authenticator_ok(data, ma_offset, secret):
             raise Drop(BAD_AUTHENTICATOR)
-    elif require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in found:
+    elif (require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in found) and not tls:
         raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
     proxy_state = echoed_proxy_states(found)
     authenticator = data[4:20]

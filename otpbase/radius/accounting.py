@@ -87,9 +87,10 @@ class AccountingRequest:
         return float(self.event_timestamp) if self.event_timestamp is not None else now - self.delay_time
 
 
-def decode_accounting(data: bytes, secret: bytes, *, radius11: bool = False) -> AccountingRequest:
-    """Check and decode an Accounting-Request (or Status-Server) from a client with this shared secret (`radius11`:
-    a RADIUS/1.1 packet, authenticated by its TLS connection: nothing to check, RFC 9765).
+def decode_accounting(data: bytes, secret: bytes, *, tls: bool = False, radius11: bool = False) -> AccountingRequest:
+    """Check and decode an Accounting-Request (or Status-Server) from a client with this shared secret. `tls`: it
+    came over a TLS connection, so a Status-Server needs no Message-Authenticator; `radius11`: a RADIUS/1.1 packet,
+    authenticated by its TLS connection: nothing to check (RFC 9765).
 
     Raises Drop for anything that must get no answer.
     """
@@ -106,8 +107,9 @@ def decode_accounting(data: bytes, secret: bytes, *, radius11: bool = False) -> 
     if code == STATUS_SERVER:
         # The authenticator is random, as in an Access-Request: the Message-Authenticator is the proof (RFC 5997 §3).
         if not ma_offset:
-            raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
-        if not message_authenticator_ok(data, ma_offset, secret):
+            if not tls:
+                raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
+        elif not message_authenticator_ok(data, ma_offset, secret):
             raise Drop(BAD_AUTHENTICATOR)
         return AccountingRequest(code, data[1], authenticator, echoed_proxy_states(attributes))
     if not authenticator_ok(data, ZERO16, secret):
