@@ -102,7 +102,7 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
             raise Drop(MALFORMED)
         value = hidden[0]
         if radius11:  # RFC 9765 §5.1.1: the password itself, 1 to 128 octets
-            if len(value) > MAX_PASSWORD:
+            if not value or len(value) > MAX_PASSWORD:
                 raise Drop(MALFORMED)
             password = value
         elif len(value) < 16 or len(value) > MAX_PASSWORD or len(value) % 16:  # RFC 2865 §5.2
