@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loader = _loader(path, listen)
         config = loader()
         if config.radius.tls is not None:
-            from .tls import server_context
+            from .tlssetup import server_context
 
             server_context(config.radius.tls)  # a certificate that cannot be used is one line here
         if config.radius.workers > 1:
@@ -123,7 +123,7 @@ def _bind(config: Config) -> tuple[_Sets, _Sets, _Sets] | int:
         acct_sockets = [[] for _ in range(workers)]
     tls_sockets: _Sets = [[] for _ in range(workers)]
     if config.radius.tls is not None:
-        from .tls import bind_tls
+        from .tlssetup import bind_tls
 
         try:
             tls_sockets = bind_tls(config.radius.tls.listen, workers)

@@ -34,8 +34,9 @@ from .droplog import DropLog
 from .evaluate import Evaluators
 from .jobs import AccessJob, AccountingJob, Counters, Shared
 from .receive import ACCOUNTING_RECEIVE_COUNTERS, RECEIVE_COUNTERS, Receiver
-from .tls import TLS_COUNTERS, TlsServer, server_context
+from .tls import TLS_COUNTERS, TlsServer
 from .tlsreceive import TlsReceiver
+from .tlssetup import server_context
 from .udp import bind_sockets, format_address
 from .verifier import VerifierFactory, VerifierLike, open_verifier
 

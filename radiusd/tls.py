@@ -31,17 +31,16 @@ import time
 
 from otpbase.escape import escape
 from otpbase.radius import MALFORMED, Drop
-from otpcore.config import TlsConfig
-from otpcore.errors import ConfigError
 
 from .clients import ClientTable
 from .droplog import DropLog
 from .jobs import Counters
-from .tlsconn import ALPN_RADIUS10, ALPN_RADIUS11, MAX_UNSENT, Connection, peer_names
+from .tlsconn import ALPN_RADIUS11, MAX_UNSENT, Connection, peer_names
 from .tlsreceive import TlsReceiver
+from .tlssetup import describe_error
 from .udp import Address, format_address
 
-__all__ = ["HANDSHAKE_TIMEOUT", "TLS_COUNTERS", "TlsServer", "bind_tls", "server_context"]
+__all__ = ["HANDSHAKE_TIMEOUT", "TLS_COUNTERS", "TlsServer"]
 
 log = logging.getLogger("otp.radiusd")
 
@@ -51,71 +50,6 @@ STOP_FLUSH_SECONDS = 2.0
 # tls_open is the connections open now; the others count events
 TLS_COUNTERS = ("tls_accepted", "tls_refused", "tls_closed_by_peer", "tls_closed_idle", "tls_closed_error",
                 "tls_radius11", "tls_open")
-
-
-def server_context(config: TlsConfig) -> ssl.SSLContext:
-    """TLS 1.2 or later, a client certificate required and verified against tls_ca, ALPN radius/1.1 offered.
-    ConfigError naming the key whose file cannot be used."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.options |= ssl.OP_NO_RENEGOTIATION
-    try:
-        context.load_cert_chain(config.cert, config.key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"radius.tls_cert, radius.tls_key: cannot load {config.cert} with {config.key}: "
-                          f"{_why(exc)}") from None
-    try:
-        if config.ca.is_dir():
-            context.load_verify_locations(capath=str(config.ca))
-        else:
-            context.load_verify_locations(cafile=str(config.ca))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"radius.tls_ca: cannot load {config.ca}: {_why(exc)}") from None
-    context.set_alpn_protocols([ALPN_RADIUS11, ALPN_RADIUS10])  # RFC 9765 §3.3: allow RADIUS/1.1, and historic
-    return context
-
-
-def _why(exc: OSError | ssl.SSLError) -> str:
-    return str(exc.strerror or exc) if isinstance(exc, OSError) and exc.strerror else str(exc)
-
-
-def bind_tls(listen: tuple[tuple[str, int], ...], copies: int) -> list[list[socket.socket]]:
-    """`copies` sets of listening TCP sockets (SO_REUSEPORT shares each port between the workers). Raises OSError
-    with the address in the message."""
-    sets: list[list[socket.socket]] = []
-    try:
-        for _ in range(copies):
-            socks: list[socket.socket] = []
-            sets.append(socks)
-            for host, port in listen:
-                socks.append(_listen(host, port, shared=copies > 1))
-    except BaseException:
-        for sock in (s for socks in sets for s in socks):
-            sock.close()
-        raise
-    return sets
-
-
-def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot listen on {format_address((host, port))}: {exc.strerror}") from None
-        sock.listen(128)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class TlsServer:
@@ -172,9 +106,6 @@ class TlsServer:
         self._thread.join(timeout)
         os.close(self._wake_r)
         os.close(self._wake_w)
-
-    def open_connections(self) -> int:
-        return len(self._conns)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):  # a full pipe: the loop is awake anyway
@@ -267,9 +198,9 @@ class TlsServer:
             self._write(conn)
         except (ssl.SSLError, OSError) as exc:
             if conn.client is None:
-                self._refused(conn.addr, "tls_handshake", f"the TLS handshake failed: {_why(exc)}", conn)
+                self._refused(conn.addr, "tls_handshake", f"the TLS handshake failed: {describe_error(exc)}", conn)
             else:
-                self._close(conn, "tls_closed_error", f"failed: {_why(exc)}")
+                self._close(conn, "tls_closed_error", f"failed: {describe_error(exc)}")
 
     def _matched(self, conn: Connection) -> bool:
         """After the handshake: the client this peer is (False: refused, closed), and the protocol."""
@@ -340,7 +271,7 @@ class TlsServer:
             try:
                 self._write(conn)
             except (ssl.SSLError, OSError) as exc:
-                self._close(conn, "tls_closed_error", f"failed: {_why(exc)}")
+                self._close(conn, "tls_closed_error", f"failed: {describe_error(exc)}")
 
     def _housekeeping(self, now: float) -> None:
         for conn in list(self._conns.values()):
@@ -380,6 +311,8 @@ class TlsServer:
     def _flush_on_stop(self) -> None:
         """The replies still queued, written within STOP_FLUSH_SECONDS."""
         deadline = time.monotonic() + STOP_FLUSH_SECONDS
+        for sock in self._listeners:
+            self._selector.unregister(sock)
         self._write_replies()
         while time.monotonic() < deadline and any(conn.outbuf for conn in self._conns.values()):
             for key, _ in self._selector.select(0.05):

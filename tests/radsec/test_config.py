@@ -11,7 +11,7 @@ import pytest
 from otpcore.config import RADSEC_SECRET, parse_config
 from otpcore.errors import ConfigError
 from radiusd.clients import ClientTable
-from radiusd.tls import server_context
+from radiusd.tlssetup import server_context
 from tests.kit.config import Client
 from tests.kit.radiusd import RadiusServer
 from tests.kit.radsec import RadsecPki

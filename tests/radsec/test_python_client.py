@@ -4,6 +4,7 @@ timeout and the clean-up of connections that die."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
 import struct
@@ -195,3 +196,22 @@ def test_an_idle_connection_is_closed(make_server: object, tmp_path: Path) -> No
     srv.wait_log(r"radsec connection closed: from=127\.0\.0\.1:\d+ client=nas reason=idle for 1 s")
     counters = srv.counters()
     assert counters["tls_closed_idle"] == 1 and counters["tls_open"] == 0 and counters["tls_accepted"] == 1
+
+
+def test_a_reload_closes_the_connections_of_clients_gone(make_server: object, tmp_path: Path) -> None:
+    pki = RadsecPki(tmp_path)
+    srv: RadiusServer = make_server(clients=[Client("nas", "127.0.0.1", secret=None),  # type: ignore[operator]
+                                             Client("other", "127.0.0.2", secret=None)], radius=pki.radius_keys())
+    srv.start()
+    files = pki.client("nas")
+    with RadsecClient(pki, files) as staying, RadsecClient(pki, files, source="127.0.0.2") as going:
+        for client in (staying, going):
+            sent = build_request(None, None, code=STATUS_SERVER, secret=RADSEC_SECRET)
+            check_reply(sent, client.ask(sent.raw))
+        srv.clients = [Client("nas", "127.0.0.1", secret=None)]
+        srv.write_config()
+        srv.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        assert going.closed_by_server(15)
+        srv.wait_log(r"radsec connection closed: from=127\.0\.0\.2:\d+ client=other reason=its client is no longer")
+        sent = build_request(None, None, code=STATUS_SERVER, secret=RADSEC_SECRET)
+        assert check_reply(sent, staying.ask(sent.raw)).code == ACCESS_ACCEPT
