@@ -15,12 +15,15 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from otpbase.escape import escape
 from otpbase.radius import (
     BAD_AUTHENTICATOR,
     MALFORMED,
     MISSING_MESSAGE_AUTHENTICATOR,
     UNSUPPORTED_CODE,
 )
+
+from .udp import Address, format_address
 
 __all__ = ["INTERVAL", "MAX_KEYS", "OVERLOAD", "UNKNOWN_CLIENT", "DropLog", "describe"]
 
@@ -30,7 +33,7 @@ INTERVAL = 60.0  # seconds between two warning lines for one client and reason
 MAX_KEYS = 1024
 UNKNOWN_CLIENT = "unknown_client"
 OVERLOAD = "overload"
-_OTHERS = "(other sources)"  # the key of every drop past MAX_KEYS
+_OTHERS = "(others)"  # the key of every drop past MAX_KEYS
 
 # What each reason means to the admin who sees it.
 EXPLAINED = {
@@ -64,7 +67,7 @@ def describe(data: bytes) -> str:
 class _Entry:
     next_line: float  # monotonic time from which the next warning line may be written
     count: int = 0  # drops since the last line
-    last: str = ""  # where the last one came from, and what it was
+    last: tuple[Address, bytes | str] = ("", 0), ""  # where the last one came from, and what it was
 
 
 class DropLog:
@@ -75,12 +78,13 @@ class DropLog:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
 
-    def drop(self, reason: str, who: str, source: str, what: str, now: float) -> None:
-        """One dropped request: `who` is the client's name (or the source address of an unknown one), `source` the
-        address and port it came from, `what` the packet (`Access-Request id=7`); all of it safe to log (escaped)."""
-        detail = f"from={source} {what}"
+    def drop(self, reason: str, who: str, addr: Address, what: bytes | str, now: float) -> None:
+        """One dropped request: `who` is the client's name (or the source address of an unknown one), `addr` where
+        it came from, `what` the packet (its bytes, described from its header) or a description of it. Nothing is
+        formatted unless a line is written: a flood of drops costs a dict lookup each."""
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("dropped request: reason=%s client=%s %s%s", reason, who, detail, self._label)
+            log.debug("dropped request: reason=%s client=%s %s%s", reason, escape(who, space=True),
+                      _detail(addr, what), self._label)
         with self._lock:
             key = (who, reason)
             entry = self._entries.get(key)
@@ -90,10 +94,12 @@ class DropLog:
                     entry = self._entries.get(key)
                 if entry is None:
                     self._entries[key] = _Entry(now + self._interval)
-                    self._first(reason, key[0], detail)
+                    log.warning("dropped request: reason=%s client=%s %s: %s (more of these are counted, one line a "
+                                "minute)%s", reason, escape(key[0], space=True), _detail(addr, what),
+                                EXPLAINED.get(reason, reason), self._label)
                     return
             entry.count += 1
-            entry.last = detail
+            entry.last = addr, what
             if now >= entry.next_line:
                 self._summary(reason, key[0], entry, now)
 
@@ -109,12 +115,12 @@ class DropLog:
                 else:
                     del self._entries[key]
 
-    def _first(self, reason: str, who: str, detail: str) -> None:
-        log.warning("dropped request: reason=%s client=%s %s: %s (more of these are counted, one line a minute)%s",
-                    reason, who, detail, EXPLAINED.get(reason, reason), self._label)
-
     def _summary(self, reason: str, who: str, entry: _Entry, now: float) -> None:
-        log.warning("dropped requests: reason=%s client=%s count=%d since the last line, the last %s%s", reason, who,
-                    entry.count, entry.last, self._label)
+        log.warning("dropped requests: reason=%s client=%s count=%d since the last line, the last %s%s", reason,
+                    escape(who, space=True), entry.count, _detail(*entry.last), self._label)
         entry.count = 0
         entry.next_line = now + self._interval
+
+
+def _detail(addr: Address, what: bytes | str) -> str:
+    return f"from={format_address(addr)} {describe(what) if isinstance(what, bytes) else what}"

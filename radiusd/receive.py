@@ -13,7 +13,6 @@ import socket
 import time
 from typing import NamedTuple
 
-from otpbase.escape import escape
 from otpbase.radius import (
     ACCESS_ACCEPT,
     BAD_AUTHENTICATOR,
@@ -33,9 +32,9 @@ from .admission import Admission
 from .clients import ClientTable
 from .decide import CodeGroup
 from .dedup import Key
-from .droplog import OVERLOAD, UNKNOWN_CLIENT, DropLog, describe
+from .droplog import OVERLOAD, UNKNOWN_CLIENT, DropLog
 from .jobs import AccessJob, AccountingJob, Counters, Shared
-from .udp import Address, format_address, send
+from .udp import Address, send
 
 __all__ = ["ACCESS_NAMES", "ACCOUNTING_NAMES", "ACCOUNTING_RECEIVE_COUNTERS", "RECEIVE_COUNTERS", "CounterNames",
            "Receiver"]
@@ -61,7 +60,7 @@ class CounterNames(NamedTuple):
 
 
 ACCESS_NAMES = CounterNames("received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR,
-                 UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server")
+                            UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server")
 # Accounting has counters of its own, prefixed: acct_received, acct_bad_authenticator, ...
 ACCOUNTING_NAMES = CounterNames(*(f"acct_{name}" for name in ACCESS_NAMES))
 
@@ -174,7 +173,7 @@ class Receiver:
     def dropped(self, reason: str, who: str, data: bytes, addr: Address) -> None:
         """Explained in the log (rate-limited, droplog.py); `who`: the client's name, or the address of an unknown
         one."""
-        self.drops.drop(reason, escape(who, space=True), format_address(addr), describe(data), time.monotonic())
+        self.drops.drop(reason, who, addr, data, time.monotonic())
 
     def _queue(self, job: AccessJob | AccountingJob, urgent: bool, names: CounterNames) -> None:
         admitted, shed = self._admission.offer(job, urgent=urgent)
@@ -187,5 +186,4 @@ class Receiver:
         self._shared.cache.abandon(dropped.key)
         self.counters[names.overload] += 1
         what = f"{'Access' if isinstance(dropped, AccessJob) else 'Accounting'}-Request id={dropped.request.id}"
-        self.drops.drop(OVERLOAD, escape(dropped.client.name, space=True), format_address(dropped.addr), what,
-                        time.monotonic())
+        self.drops.drop(OVERLOAD, dropped.client.name, dropped.addr, what, time.monotonic())

@@ -38,7 +38,7 @@ from .jobs import Counters
 from .tlsconn import ALPN_RADIUS11, MAX_UNSENT, Connection, peer_names
 from .tlsreceive import TlsReceiver
 from .tlssetup import describe_error
-from .udp import Address, format_address
+from .udp import Address
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLS_COUNTERS", "TlsServer"]
 
@@ -292,7 +292,7 @@ class TlsServer:
 
     def _refused(self, addr: Address, reason: str, why: str, conn: Connection | None = None) -> None:
         self.counters["tls_refused"] += 1
-        self.drops.drop(reason, addr[0], format_address(addr), f"RadSec connection: {why}", time.monotonic())
+        self.drops.drop(reason, addr[0], addr, f"RadSec connection: {why}", time.monotonic())
         if conn is not None:
             self._close(conn, "", "")
 
