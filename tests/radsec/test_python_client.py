@@ -215,3 +215,23 @@ def test_a_reload_closes_the_connections_of_clients_gone(make_server: object, tm
         srv.wait_log(r"radsec connection closed: from=127\.0\.0\.2:\d+ client=other reason=its client is no longer")
         sent = build_request(None, None, code=STATUS_SERVER, secret=RADSEC_SECRET)
         assert check_reply(sent, staying.ask(sent.raw)).code == ACCESS_ACCEPT
+
+
+def test_several_workers_share_the_radsec_port(make_server: object, tmp_path: Path) -> None:
+    pki = RadsecPki(tmp_path)
+    nas = Client("nas", "127.0.0.1", secret=None, first_factor="none")
+    srv: RadiusServer = make_server(clients=[nas], radius=pki.radius_keys(), workers=2)  # type: ignore[operator]
+    srv.start()
+    user = srv.add_user("w2", None)
+    clients = [RadsecClient(pki, pki.client("nas")) for _ in range(4)]
+    try:
+        sent = build_request("w2", user.code().encode(), secret=RADSEC_SECRET)
+        assert check_reply(sent, clients[0].ask(sent.raw)).code == ACCESS_ACCEPT
+        for client in clients[1:]:  # the same code again, on connections that may reach either worker: a replay
+            sent = build_request("w2", user.code().encode(), secret=RADSEC_SECRET)
+            assert check_reply(sent, client.ask(sent.raw)).code == ACCESS_REJECT
+    finally:
+        for client in clients:
+            client.close()
+    assert [d["reason"] for d in srv.decisions("w2")][1:] == ["replay"] * 3
+    assert srv.counters()["tls_accepted"] == 4
