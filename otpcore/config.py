@@ -31,6 +31,7 @@ __all__ = [
     "Policy",
     "RadiusConfig",
     "StoreConfig",
+    "TlsConfig",
     "config_path",
     "load_config",
     "parse_address",
@@ -40,6 +41,8 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path("/etc/otp/otp.toml")
 FIRST_FACTORS = ("store", "pam", "ldap", "none")
+RADSEC_SECRET = b"radsec"  # RFC 6614 §2.3: the shared secret of RADIUS over TLS unless one is configured
+_TLS_KEYS = ("tls_listen", "tls_cert", "tls_key", "tls_ca", "tls_idle_timeout")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class ClientConfig:
     secret: bytes = field(repr=False)
     first_factor: str = "store"
     require_message_authenticator: bool = True
+    # RadSec (RFC 6614): the certificate's subject common name or one of its subjectAltNames must be this (None: any
+    # certificate tls_ca trusts). A client given no secret is reached only over TLS, with the secret "radsec".
+    tls_subject: str | None = None
+    tls_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,19 @@ class RadiusConfig:
     workers: int = 1
     login_threads: int = 4  # per worker: the password logins (and other slow requests) checked at the same time
     clients: tuple[ClientConfig, ...] = ()
+    tls: TlsConfig | None = None  # RadSec: None unless tls_listen is set
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """RadSec (RFC 6614, RADIUS/1.1 of RFC 9765 when a client offers it): where, with which certificate, trusting
+    which CA for the clients' certificates."""
+
+    listen: tuple[tuple[str, int], ...]
+    cert: Path
+    key: Path
+    ca: Path
+    idle_timeout: int = 300  # seconds without a request before a connection is closed
 
 
 @dataclass(frozen=True)
@@ -195,7 +215,7 @@ def _parse_oob_policy(t: Mapping[str, Any], d: Policy) -> dict[str, Any]:
 
 
 def _parse_radius(t: Mapping[str, Any], base: Path) -> RadiusConfig:
-    keys.known_keys(t, "radius", {"listen", "accounting_listen", "workers", "login_threads", "clients"})
+    keys.known_keys(t, "radius", {"listen", "accounting_listen", "workers", "login_threads", "clients", *_TLS_KEYS})
     listen = _addresses(t, "radius.listen", t.get("listen", ["127.0.0.1:1812"]), 1812)
     if "accounting_listen" in t:
         acct = _addresses(t, "radius.accounting_listen", t["accounting_listen"], 1813)
@@ -211,40 +231,76 @@ def _parse_radius(t: Mapping[str, Any], base: Path) -> RadiusConfig:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"radius.clients: duplicate client name {name!r}")
+    tls = _parse_tls(t, base)
+    if tls is None:
+        for i, client in enumerate(clients):
+            if client.tls_only:
+                raise ConfigError(f"radius.clients[{i}].secret: missing (without one a client is reached only over "
+                                  "RadSec, and radius.tls_listen is not set)")
     return RadiusConfig(listen=listen, accounting_listen=acct, workers=workers, login_threads=login_threads,
-                        clients=clients)
+                        clients=clients, tls=tls)
+
+
+def _parse_tls(t: Mapping[str, Any], base: Path) -> TlsConfig | None:
+    """tls_listen with its certificate, key and CA, all or nothing."""
+    given = [name for name in _TLS_KEYS if name in t]
+    if not given:
+        return None
+    if "tls_listen" not in t:
+        raise ConfigError(f"radius.{given[0]}: RadSec needs radius.tls_listen too")
+    for name in ("tls_cert", "tls_key", "tls_ca"):
+        if name not in t:
+            raise ConfigError(f"radius.{name}: missing (radius.tls_listen is set)")
+    return TlsConfig(
+        listen=_addresses(t, "radius.tls_listen", t["tls_listen"], 2083),
+        cert=keys.path(t, "radius", "tls_cert", None, base),
+        key=keys.path(t, "radius", "tls_key", None, base),
+        ca=keys.path(t, "radius", "tls_ca", None, base),
+        idle_timeout=keys.integer(t, "radius", "tls_idle_timeout", TlsConfig.idle_timeout, minimum=1,
+                                  maximum=86_400),
+    )
 
 
 def _parse_client(t: Any, key: str, base: Path) -> ClientConfig:
     if not isinstance(t, Mapping):
         raise ConfigError(f"{key}: must be a table")
     keys.known_keys(t, key, {"name", "address", "secret", "secret_file", "first_factor",
-                             "require_message_authenticator"})
+                             "require_message_authenticator", "tls_subject"})
     address = keys.text(t, key, "address", None)
     try:
         network = ipaddress.ip_network(address, strict=False)
     except ValueError:
         raise ConfigError(f"{key}.address: not an address or CIDR: {address!r}") from None
     name = keys.text(t, key, "name", str(network))
-    if ("secret" in t) == ("secret_file" in t):
-        raise ConfigError(f"{key}.secret: give exactly one of secret or secret_file")
+    secret = _client_secret(t, key, base)
+    return ClientConfig(
+        name=name,
+        network=network,
+        secret=RADSEC_SECRET if secret is None else secret,
+        first_factor=keys.choice(t, key, "first_factor", "store", FIRST_FACTORS),
+        require_message_authenticator=keys.boolean(t, key, "require_message_authenticator", True),
+        tls_subject=keys.optional_text(t, key, "tls_subject"),
+        tls_only=secret is None,
+    )
+
+
+def _client_secret(t: Mapping[str, Any], key: str, base: Path) -> bytes | None:
+    """secret or secret_file; None for neither: a RadSec-only client (never matched over UDP)."""
+    if "secret" in t and "secret_file" in t:
+        raise ConfigError(f"{key}.secret: give one of secret or secret_file, not both")
     if "secret" in t:
         secret = keys.text(t, key, "secret", None).encode()
-    else:
+    elif "secret_file" in t:
         secret_path = keys.path(t, key, "secret_file", None, base)
         try:
             secret = secret_path.read_bytes().strip()
         except OSError as exc:
             raise ConfigError(f"{key}.secret_file: cannot read {secret_path}: {exc.strerror}") from None
+    else:
+        return None
     if not secret:
         raise ConfigError(f"{key}.secret: must not be empty")
-    return ClientConfig(
-        name=name,
-        network=network,
-        secret=secret,
-        first_factor=keys.choice(t, key, "first_factor", "store", FIRST_FACTORS),
-        require_message_authenticator=keys.boolean(t, key, "require_message_authenticator", True),
-    )
+    return secret
 
 
 def _addresses(t: Mapping[str, Any], key: str, value: Any, default_port: int) -> tuple[tuple[str, int], ...]:

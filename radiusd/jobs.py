@@ -8,7 +8,6 @@ admission.py). Counters are not shared: a thread writes only its own dict, and t
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -20,7 +19,7 @@ from otpcore.errors import OtpError
 
 from .admission import IssuedStates
 from .dedup import Key, ReplyCache
-from .udp import Address
+from .udp import Address, Sender
 
 __all__ = ["AccessJob", "AccountingJob", "Counters", "Shared", "error_detail"]
 
@@ -30,7 +29,7 @@ Counters = dict[str, int]
 class AccessJob(NamedTuple):
     """An authenticated Access-Request, in flight in the cache under `key` until it is answered or abandoned."""
 
-    sock: socket.socket
+    sock: Sender  # a UDP socket, or the RadSec connection the request came on
     addr: Address
     key: Key
     client: ClientConfig
@@ -38,7 +37,7 @@ class AccessJob(NamedTuple):
 
 
 class AccountingJob(NamedTuple):
-    sock: socket.socket
+    sock: Sender  # a UDP socket, or the RadSec connection the request came on
     addr: Address
     key: Key
     client: ClientConfig

@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = Path(args.config) if args.config else None
         loader = _loader(path, listen)
         config = loader()
+        if config.radius.tls is not None:
+            from .tlssetup import server_context
+
+            server_context(config.radius.tls)  # a certificate that cannot be used is one line here
         if config.radius.workers > 1:
             # Open the store once here, so a missing store or key is one line, not one per worker.
             _verifier_factory()(config).close()
@@ -65,15 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     bound = _bind(config)
     if isinstance(bound, int):
         return bound
-    sockets, acct_sockets = bound
+    sockets, acct_sockets, tls_sockets = bound
     if demo is not None:  # announced only now that the port is ours: a demo that cannot start says only why
         from .demo import banner
 
         print(banner(demo, config.radius.listen[0]), flush=True)
     if config.radius.workers == 1:
-        return _run_worker(config, sockets[0], loader, "", acct_sockets[0])
-    return Supervisor(sockets, acct_sockets, loader,
-                      lambda socks, label, acct: _run_worker(config, socks, loader, label, acct)).run()
+        return _run_worker(config, sockets[0], loader, "", acct_sockets[0], tls_sockets[0])
+    return Supervisor([sockets, acct_sockets, tls_sockets], loader,
+                      lambda socks, label, acct, tls: _run_worker(config, socks, loader, label, acct, tls)).run()
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -96,8 +100,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _bind(config: Config) -> tuple[list[list[socket.socket]], list[list[socket.socket]]] | int:
-    """The sockets of every worker (RADIUS, accounting), or the exit status after one line on stderr."""
+_Sets = list[list[socket.socket]]  # a list of sockets per worker
+
+
+def _bind(config: Config) -> tuple[_Sets, _Sets, _Sets] | int:
+    """The sockets of every worker (RADIUS, accounting, RadSec), or the exit status after one line on stderr."""
     workers = config.radius.workers
     try:
         sockets = bind_sockets(config.radius.listen, workers)
@@ -108,14 +115,28 @@ def _bind(config: Config) -> tuple[list[list[socket.socket]], list[list[socket.s
         acct_sockets = bind_sockets(config.radius.accounting_listen, workers)
     except OSError as exc:
         if not _default_accounting(config):
-            for sock in (s for socks in sockets for s in socks):
-                sock.close()
+            _close(sockets)
             print(f"otp-radiusd: radius.accounting_listen: {exc.strerror}", file=sys.stderr)
             return 1
         # Not configured, and the default port is taken (another RADIUS server on this host?): run without it,
         # and say so once ready (_run_worker).
         acct_sockets = [[] for _ in range(workers)]
-    return sockets, acct_sockets
+    tls_sockets: _Sets = [[] for _ in range(workers)]
+    if config.radius.tls is not None:
+        from .tlssetup import bind_tls
+
+        try:
+            tls_sockets = bind_tls(config.radius.tls.listen, workers)
+        except OSError as exc:
+            _close(sockets + acct_sockets)
+            print(f"otp-radiusd: radius.tls_listen: {exc.strerror}", file=sys.stderr)
+            return 1
+    return sockets, acct_sockets, tls_sockets
+
+
+def _close(sets: _Sets) -> None:
+    for sock in (s for socks in sets for s in socks):
+        sock.close()
 
 
 def _setup_logging(level: str) -> None:
@@ -154,9 +175,9 @@ def _verifier_factory() -> VerifierFactory:
 
 
 def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[], Config], label: str,
-                acct_sockets: Sequence[socket.socket] = ()) -> int:
+                acct_sockets: Sequence[socket.socket] = (), tls_sockets: Sequence[socket.socket] = ()) -> int:
     worker = Worker(config, sockets, verifier_factory=_verifier_factory(), config_loader=loader, label=label,
-                    accounting_sockets=acct_sockets)
+                    accounting_sockets=acct_sockets, tls_sockets=tls_sockets)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     signal.signal(signal.SIGHUP, lambda *_: worker.request_reload())
@@ -172,12 +193,14 @@ def _run_worker(config: Config, sockets: list[socket.socket], loader: Callable[[
     else:
         log.warning("accounting is off: cannot listen on %s (set radius.accounting_listen)%s",
                     ", ".join(format_address(a) for a in config.radius.accounting_listen), label)
+    if tls_sockets:
+        where += " (RadSec " + ", ".join(format_address(s.getsockname()) for s in tls_sockets) + ")"
     count = len(config.radius.clients)
     log.info("ready: listening on %s with %d %s%s", where, count, "client" if count == 1 else "clients", label)
     if not config.radius.clients:
         log.warning("no [[radius.clients]] configured: every request is dropped%s", label)
     worker.serve()
-    for sock in [*sockets, *acct_sockets]:
+    for sock in [*sockets, *acct_sockets, *tls_sockets]:
         sock.close()
     log.info("stopped%s", label)
     return 0

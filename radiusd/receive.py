@@ -32,17 +32,19 @@ from .admission import Admission
 from .clients import ClientTable
 from .decide import CodeGroup
 from .dedup import Key
+from .droplog import OVERLOAD, UNKNOWN_CLIENT, DropLog
 from .jobs import AccessJob, AccountingJob, Counters, Shared
 from .udp import Address, send
 
-__all__ = ["ACCOUNTING_RECEIVE_COUNTERS", "RECEIVE_COUNTERS", "Receiver"]
+__all__ = ["ACCESS_NAMES", "ACCOUNTING_NAMES", "ACCOUNTING_RECEIVE_COUNTERS", "RECEIVE_COUNTERS", "CounterNames",
+           "Receiver"]
 
 log = logging.getLogger("otp.radiusd")
 
 RECEIVE_BATCH = 64  # datagrams read from one socket before looking at the others
 
 
-class _Names(NamedTuple):
+class CounterNames(NamedTuple):
     """The counters of one kind of socket."""
 
     received: str
@@ -57,13 +59,13 @@ class _Names(NamedTuple):
     status_server: str
 
 
-_ACCESS = _Names("received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR,
-                 UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server")
+ACCESS_NAMES = CounterNames("received", "unknown_client", MALFORMED, BAD_AUTHENTICATOR, MISSING_MESSAGE_AUTHENTICATOR,
+                            UNSUPPORTED_CODE, "duplicate_answered", "duplicate_in_flight", "overload", "status_server")
 # Accounting has counters of its own, prefixed: acct_received, acct_bad_authenticator, ...
-_ACCOUNTING = _Names(*(f"acct_{name}" for name in _ACCESS))
+ACCOUNTING_NAMES = CounterNames(*(f"acct_{name}" for name in ACCESS_NAMES))
 
-RECEIVE_COUNTERS = (*_ACCESS, "errors")
-ACCOUNTING_RECEIVE_COUNTERS = tuple(_ACCOUNTING)
+RECEIVE_COUNTERS = (*ACCESS_NAMES, "errors")
+ACCOUNTING_RECEIVE_COUNTERS = tuple(ACCOUNTING_NAMES)
 
 
 class Receiver:
@@ -71,10 +73,11 @@ class Receiver:
     request goes to the queue)."""
 
     def __init__(self, shared: Shared, clients: ClientTable, admission: Admission[AccessJob | AccountingJob],
-                 accounting_sockets: frozenset[socket.socket]) -> None:
+                 accounting_sockets: frozenset[socket.socket], drops: DropLog) -> None:
         self.clients = clients
         self.group: CodeGroup | None = None
         self.counters: Counters = dict.fromkeys(RECEIVE_COUNTERS + ACCOUNTING_RECEIVE_COUNTERS, 0)
+        self.drops = drops
         self._shared = shared
         self._admission = admission
         self._accounting_sockets = accounting_sockets
@@ -96,7 +99,7 @@ class Receiver:
 
     def access(self, sock: socket.socket, data: bytes, addr: Address) -> None:
         """An Access-Request (or Status-Server) on an authentication socket."""
-        known = self._new_request(sock, data, addr, _ACCESS)
+        known = self._new_request(sock, data, addr, ACCESS_NAMES)
         if known is None:
             return
         client, key = known
@@ -106,9 +109,10 @@ class Receiver:
                                      require_message_authenticator=client.require_message_authenticator)
         except Drop as drop:
             counters[drop.reason] += 1
+            self.dropped(drop.reason, client.name, data, addr)
             return
         if request.code == STATUS_SERVER:
-            counters[_ACCESS.status_server] += 1
+            counters[ACCESS_NAMES.status_server] += 1
             send(sock, encode_reply(ACCESS_ACCEPT, request, client.secret), addr)
             return
         job = AccessJob(sock, addr, key, client, request)
@@ -118,12 +122,12 @@ class Receiver:
             group.pending.append(job)  # decided at the end of this pass of the receive loop, with the others read
             return
         urgent = request.state is not None and self._shared.states.valid(request.state)
-        self._queue(job, urgent, _ACCESS)
+        self._queue(job, urgent, ACCESS_NAMES)
 
     def accounting(self, sock: socket.socket, data: bytes, addr: Address) -> None:
         """An Accounting-Request (or Status-Server) on an accounting socket: checked here, recorded by an evaluating
         thread."""
-        known = self._new_request(sock, data, addr, _ACCOUNTING)
+        known = self._new_request(sock, data, addr, ACCOUNTING_NAMES)
         if known is None:
             return
         client, key = known
@@ -131,15 +135,16 @@ class Receiver:
             request = decode_accounting(data, client.secret)
         except Drop as drop:
             self.counters[f"acct_{drop.reason}"] += 1
+            self.dropped(drop.reason, client.name, data, addr)
             return
         if request.code == STATUS_SERVER:
-            self.counters[_ACCOUNTING.status_server] += 1
+            self.counters[ACCOUNTING_NAMES.status_server] += 1
             send(sock, encode_accounting_response(request, client.secret), addr)
             return
         self._shared.cache.begin(key)
-        self._queue(AccountingJob(sock, addr, key, client, request), False, _ACCOUNTING)
+        self._queue(AccountingJob(sock, addr, key, client, request), False, ACCOUNTING_NAMES)
 
-    def _new_request(self, sock: socket.socket, data: bytes, addr: Address, names: _Names
+    def _new_request(self, sock: socket.socket, data: bytes, addr: Address, names: CounterNames
                      ) -> tuple[ClientConfig, Key] | None:
         """The client and cache key of a request seen for the first time; None for one dropped or answered here (from
         an unknown address, too short, or a retransmission: the cached reply again, or nothing while in flight)."""
@@ -148,9 +153,11 @@ class Receiver:
         client = self.clients.lookup(addr[0])
         if client is None:
             counters[names.unknown_client] += 1
+            self.dropped(UNKNOWN_CLIENT, addr[0], data, addr)
             return None
         if len(data) < 20:
             counters[names.malformed] += 1
+            self.dropped(MALFORMED, client.name, data, addr)
             return None
         key = (addr[0], addr[1], data[1], data[4:20])
         cached = self._shared.cache.lookup(key, time.monotonic())
@@ -163,11 +170,20 @@ class Receiver:
             counters[names.duplicate_in_flight] += 1  # RFC 5080 §2.2.2: the first one is still being evaluated
         return None
 
-    def _queue(self, job: AccessJob | AccountingJob, urgent: bool, names: _Names) -> None:
+    def dropped(self, reason: str, who: str, data: bytes, addr: Address) -> None:
+        """Explained in the log (rate-limited, droplog.py); `who`: the client's name, or the address of an unknown
+        one."""
+        self.drops.drop(reason, who, addr, data, time.monotonic())
+
+    def _queue(self, job: AccessJob | AccountingJob, urgent: bool, names: CounterNames) -> None:
         admitted, shed = self._admission.offer(job, urgent=urgent)
         if not admitted:
-            self._shared.cache.abandon(job.key)
-            self.counters[names.overload] += 1
+            dropped = job
         elif shed is not None:  # the queue was full: the oldest ordinary request made room
-            self._shared.cache.abandon(shed.key)  # as if never received: a retransmission is evaluated
-            self.counters[names.overload] += 1
+            dropped = shed  # as if never received: a retransmission is evaluated
+        else:
+            return
+        self._shared.cache.abandon(dropped.key)
+        self.counters[names.overload] += 1
+        what = f"{'Access' if isinstance(dropped, AccessJob) else 'Accounting'}-Request id={dropped.request.id}"
+        self.drops.drop(OVERLOAD, dropped.client.name, dropped.addr, what, time.monotonic())

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from otpcore.config import Config
+from otpcore.errors import OtpError
 from otpcore.store import writer_turn
 
 from . import logsink
@@ -29,9 +30,13 @@ from .checkpoint import Checkpointer
 from .clients import ClientTable
 from .decide import EVALUATE_COUNTERS, CodeGroup, Decider
 from .dedup import ReplyCache
+from .droplog import DropLog
 from .evaluate import Evaluators
 from .jobs import AccessJob, AccountingJob, Counters, Shared
 from .receive import ACCOUNTING_RECEIVE_COUNTERS, RECEIVE_COUNTERS, Receiver
+from .tls import TLS_COUNTERS, TlsServer
+from .tlsreceive import TlsReceiver
+from .tlssetup import server_context
 from .udp import bind_sockets, format_address
 from .verifier import VerifierFactory, VerifierLike, open_verifier
 
@@ -54,7 +59,7 @@ _Job = AccessJob | AccountingJob
 class Worker:
     def __init__(self, config: Config, sockets: Sequence[socket.socket], *, verifier_factory: VerifierFactory,
                  config_loader: Callable[[], Config] | None = None, label: str = "",
-                 accounting_sockets: Sequence[socket.socket] = ()) -> None:
+                 accounting_sockets: Sequence[socket.socket] = (), tls_sockets: Sequence[socket.socket] = ()) -> None:
         self._config = config
         self._sockets = [*sockets, *accounting_sockets]
         self._factory = verifier_factory
@@ -68,8 +73,10 @@ class Worker:
         self._decider = Decider(self._shared)
         self._evaluators = Evaluators(config.radius.login_threads, self._admission, self._decider, self._shared,
                                       factory=verifier_factory, config=config)
+        self._drops = DropLog(label)
         self._receiver = Receiver(self._shared, ClientTable(config.radius.clients), self._admission,
-                                  frozenset(accounting_sockets))
+                                  frozenset(accounting_sockets), self._drops)
+        self._tls = self._tls_server(config, tls_sockets)
         self._turn = writer_turn(config.store, shared=config.radius.workers > 1)  # for the receiving thread's groups
         self._checkpointer: Checkpointer | None = None
         self._stopping = False
@@ -94,10 +101,11 @@ class Worker:
         self._wake()
 
     def counters(self) -> dict[str, int]:
-        out = dict.fromkeys(COUNTERS, 0)
+        out = dict.fromkeys(COUNTERS + (TLS_COUNTERS if self._tls is not None else ()), 0)
         group = self._receiver.group
+        tls = [self._tls.counters, self._tls.receiver.counters] if self._tls is not None else []
         for counters in [self._receiver.counters, *self._evaluators.counters, self._stale_counters,
-                         *([group.counters] if group is not None else [])]:
+                         *([group.counters] if group is not None else []), *tls]:
             for name, value in list(counters.items()):
                 out[name] = out.get(name, 0) + value
         out["cached_replies"] = len(self._shared.cache)
@@ -124,6 +132,8 @@ class Worker:
             self._admission.close()
             self._evaluators.join(STOP_DRAIN_SECONDS)
             raise
+        if self._tls is not None:
+            self._tls.start()
 
     def serve(self) -> None:
         """The receive loop, until stop(). Then the queued requests are answered and the verifiers closed."""
@@ -152,6 +162,7 @@ class Worker:
                 if now >= next_housekeeping:
                     self._shared.cache.expire(now)
                     self._shared.states.expire()
+                    self._drops.flush(now)
                     next_housekeeping = now + HOUSEKEEPING_INTERVAL
         finally:
             selector.close()
@@ -167,6 +178,8 @@ class Worker:
 
     def _shut_down(self) -> None:
         """After the receive loop: what is queued is answered, then every verifier closed."""
+        if self._tls is not None:
+            self._tls.pause()  # no new request; the replies to those queued still go out
         if self._receiver.group is not None:
             self._receiver.group.close(self._shared)
         else:
@@ -176,6 +189,8 @@ class Worker:
         self._admission.close()
         if not self._evaluators.join(STOP_DRAIN_SECONDS):
             log.warning("stopping with requests still being evaluated%s", self._label)
+        if self._tls is not None:
+            self._tls.stop(STOP_DRAIN_SECONDS)
         self._log_counters()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -204,10 +219,16 @@ class Worker:
             return
         old, new = self._config.radius, config.radius
         if (new.listen, new.accounting_listen, new.workers, new.login_threads) != \
-                (old.listen, old.accounting_listen, old.workers, old.login_threads):
-            log.warning("radius.listen, radius.accounting_listen, radius.workers and radius.login_threads take effect "
-                        "at the next start%s", self._label)
+                (old.listen, old.accounting_listen, old.workers, old.login_threads) or \
+                (new.tls is None) != (old.tls is None) or (new.tls and old.tls and new.tls.listen != old.tls.listen):
+            log.warning("radius.listen, radius.accounting_listen, radius.tls_listen, radius.workers and "
+                        "radius.login_threads take effect at the next start%s", self._label)
         self._receiver.clients = ClientTable(new.clients)
+        if self._tls is not None and new.tls is not None:
+            try:
+                self._tls.reload(server_context(new.tls), ClientTable(new.clients, tls=True), new.tls.idle_timeout)
+            except OtpError as exc:
+                log.error("reload: %s; RadSec keeps the running certificates and clients%s", exc, self._label)
         self._config = config
         self._shared.states.ttl = config.policy.challenge_timeout
         self._evaluators.reload(config)  # each evaluating thread reopens its verifier with the new policy
@@ -215,6 +236,16 @@ class Worker:
             self._receiver.group.reopen(self._factory, config, self._label)
         count = len(self._receiver.clients)
         log.info("reloaded %s: %d %s%s", config.path, count, "client" if count == 1 else "clients", self._label)
+
+    def _tls_server(self, config: Config, sockets: Sequence[socket.socket]) -> TlsServer | None:
+        """The TLS thread (not started) for the RadSec sockets; raises ConfigError if the certificates cannot be
+        loaded."""
+        tls = config.radius.tls
+        if tls is None or not sockets:
+            return None
+        receiver = TlsReceiver(self._shared, ClientTable(()), self._admission, frozenset(), self._drops)
+        return TlsServer(list(sockets), server_context(tls), ClientTable(config.radius.clients, tls=True), receiver,
+                         tls.idle_timeout, self._label)
 
     def _log_counters(self) -> None:
         log.info("counters%s: %s", self._label, " ".join(f"{k}={v}" for k, v in self.counters().items()))

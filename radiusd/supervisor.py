@@ -24,14 +24,16 @@ FAST_FAILURE_SECONDS = 5.0  # a worker dying this soon after its start stops the
 STOP_TIMEOUT_SECONDS = 15.0
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD)
 
-RunWorker = Callable[[list[socket.socket], str, list[socket.socket]], int]  # sockets, label, accounting sockets
+# sockets, label, accounting sockets, RadSec sockets
+RunWorker = Callable[[list[socket.socket], str, list[socket.socket], list[socket.socket]], int]
 
 
 class Supervisor:
-    def __init__(self, sockets: list[list[socket.socket]], acct_sockets: list[list[socket.socket]],
-                 loader: Callable[[], Config], run_worker: RunWorker) -> None:
-        self._sockets = sockets
-        self._acct_sockets = acct_sockets
+    def __init__(self, kinds: list[list[list[socket.socket]]], loader: Callable[[], Config],
+                 run_worker: RunWorker) -> None:
+        """`kinds`: the sockets (RADIUS, accounting, RadSec), each a list of one list per worker."""
+        self._sockets, self._acct_sockets, self._tls_sockets = kinds
+        self._kinds = kinds
         self._loader = loader
         self._run_worker = run_worker
         self._flags: set[int] = set()
@@ -62,7 +64,7 @@ class Supervisor:
                 log.error("workers did not stop in time: killing them")
                 self._signal_all(signal.SIGKILL)
         signal.set_wakeup_fd(-1)
-        for sock in (s for socks in [*self._sockets, *self._acct_sockets] for s in socks):
+        for sock in (s for sets in self._kinds for socks in sets for s in socks):
             sock.close()
         log.info("stopped")
         return self._exit_code
@@ -81,11 +83,13 @@ class Supervisor:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(self._wake_r)
             os.close(self._wake_w)
-            for i, socks in [*enumerate(self._sockets), *enumerate(self._acct_sockets)]:
-                if i != index:
-                    for sock in socks:
-                        sock.close()
-            code = self._run_worker(self._sockets[index], f" worker={index + 1}", self._acct_sockets[index])
+            for sets in self._kinds:
+                for i, socks in enumerate(sets):
+                    if i != index:
+                        for sock in socks:
+                            sock.close()
+            code = self._run_worker(self._sockets[index], f" worker={index + 1}", self._acct_sockets[index],
+                                    self._tls_sockets[index])
         except BaseException:
             log.exception("worker %d failed", index + 1)
         finally:

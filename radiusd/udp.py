@@ -5,14 +5,20 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Address", "bind_sockets", "format_address", "send"]
+__all__ = ["Address", "Sender", "bind_sockets", "format_address", "send"]
 
 Address = Any  # a peer as recvfrom() gives it: (host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6
 
 
-def send(sock: socket.socket, data: bytes, addr: Address) -> None:
+class Sender(Protocol):
+    """Where a reply goes: a UDP socket, or a RadSec connection (tlsconn.Connection)."""
+
+    def sendto(self, data: bytes, addr: Address, /) -> object: ...
+
+
+def send(sock: Sender, data: bytes, addr: Address) -> None:
     with contextlib.suppress(OSError):  # a full send buffer or an unreachable client: the client retransmits
         sock.sendto(data, addr)
 

@@ -5,6 +5,10 @@ verified in constant time over the bytes received (RFC 3579 §3.2), with the pol
 required to send one; a Status-Server always must (RFC 5997 §3); and a request carrying Proxy-State without one is
 the BlastRADIUS pattern, dropped whatever the client's setting. The PAP User-Password is unhidden to bytes. This is
 the hot path of the server: it does not go through pyrad's dictionary-driven packets.
+
+Over RADIUS/1.1 (RFC 9765, negotiated on a TLS connection) nothing is MD5: TLS authenticates the packet, a
+Message-Authenticator is ignored, the User-Password is the password itself, and the Authenticator field carries the
+Token (its first four octets) that the reply echoes.
 """
 
 from __future__ import annotations
@@ -55,10 +59,14 @@ class Request(NamedTuple):
     password: bytes | None = None  # the PAP User-Password, unhidden, trailing NUL padding removed
     state: bytes | None = None
     other_auth: bool = False  # CHAP, EAP or ARAP: methods that cannot carry a one-time password
+    radius11: bool = False  # came over RADIUS/1.1: the reply carries the Token and no MD5 (replies.encode_reply)
 
 
-def decode_request(data: bytes, secret: bytes, *, require_message_authenticator: bool) -> Request:
-    """Check and decode an Access-Request or Status-Server from a client with this shared secret.
+def decode_request(data: bytes, secret: bytes, *, require_message_authenticator: bool, tls: bool = False,
+                   radius11: bool = False) -> Request:
+    """Check and decode an Access-Request or Status-Server from a client with this shared secret. `tls`: it came
+    over a TLS connection, which authenticates it: a Message-Authenticator is checked when there is one, never
+    required (BlastRADIUS needs a forged UDP packet). `radius11`: a RADIUS/1.1 packet, which has no secret.
 
     Raises Drop for anything that must get no answer.
     """
@@ -67,15 +75,17 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
     if code != ACCESS_REQUEST and code != STATUS_SERVER:
         raise Drop(UNSUPPORTED_CODE)
     ma_offset, found = scan(data, _WANTED)
-    if ma_offset:
+    if radius11:
+        pass  # RFC 9765 §5.2: TLS authenticates the packet; a Message-Authenticator means nothing
+    elif ma_offset:
         if not message_authenticator_ok(data, ma_offset, secret):
             raise Drop(BAD_AUTHENTICATOR)
-    elif require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in found:
+    elif (require_message_authenticator or code == STATUS_SERVER or PROXY_STATE in found) and not tls:
         raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
     proxy_state = echoed_proxy_states(found)
     authenticator = data[4:20]
     if code == STATUS_SERVER:
-        return Request(code, data[1], authenticator, proxy_state)
+        return Request(code, data[1], authenticator, proxy_state, radius11=radius11)
 
     names = found.get(USER_NAME)
     if names is None or len(names) != 1 or not names[0]:
@@ -91,13 +101,18 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
         if len(hidden) != 1 or other_auth:
             raise Drop(MALFORMED)
         value = hidden[0]
-        if len(value) < 16 or len(value) > MAX_PASSWORD or len(value) % 16:  # RFC 2865 §5.2
+        if radius11:  # RFC 9765 §5.1.1: the password itself, 1 to 128 octets
+            if not value or len(value) > MAX_PASSWORD:
+                raise Drop(MALFORMED)
+            password = value
+        elif len(value) < 16 or len(value) > MAX_PASSWORD or len(value) % 16:  # RFC 2865 §5.2
             raise Drop(MALFORMED)
-        password = pap_unhide(value, secret, authenticator)
+        else:
+            password = pap_unhide(value, secret, authenticator)
     state = None
     states = found.get(STATE)
     if states is not None:
         if len(states) != 1:
             raise Drop(MALFORMED)
         state = states[0]
-    return Request(code, data[1], authenticator, proxy_state, user, password, state, other_auth)
+    return Request(code, data[1], authenticator, proxy_state, user, password, state, other_auth, radius11)

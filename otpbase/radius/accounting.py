@@ -74,6 +74,7 @@ class AccountingRequest:
     input_octets: int | None = None  # Acct-Input-Gigawords included
     output_octets: int | None = None
     terminate_cause: str | None = None  # the dictionary's name (User-Request, ...), else the number
+    radius11: bool = False  # came over RADIUS/1.1 (RFC 9765): no authenticator to check, none in the reply
 
     @property
     def status_name(self) -> str:
@@ -86,8 +87,10 @@ class AccountingRequest:
         return float(self.event_timestamp) if self.event_timestamp is not None else now - self.delay_time
 
 
-def decode_accounting(data: bytes, secret: bytes) -> AccountingRequest:
-    """Check and decode an Accounting-Request (or Status-Server) from a client with this shared secret.
+def decode_accounting(data: bytes, secret: bytes, *, tls: bool = False, radius11: bool = False) -> AccountingRequest:
+    """Check and decode an Accounting-Request (or Status-Server) from a client with this shared secret. `tls`: it
+    came over a TLS connection, so a Status-Server needs no Message-Authenticator; `radius11`: a RADIUS/1.1 packet,
+    authenticated by its TLS connection: nothing to check (RFC 9765).
 
     Raises Drop for anything that must get no answer.
     """
@@ -97,11 +100,16 @@ def decode_accounting(data: bytes, secret: bytes) -> AccountingRequest:
         raise Drop(UNSUPPORTED_CODE)
     ma_offset, attributes = scan(data)
     authenticator = data[4:20]
+    if radius11:
+        if code == STATUS_SERVER:
+            return AccountingRequest(code, 0, authenticator, echoed_proxy_states(attributes), radius11=True)
+        return _session_record(code, 0, authenticator, attributes, radius11=True)
     if code == STATUS_SERVER:
         # The authenticator is random, as in an Access-Request: the Message-Authenticator is the proof (RFC 5997 §3).
         if not ma_offset:
-            raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
-        if not message_authenticator_ok(data, ma_offset, secret):
+            if not tls:
+                raise Drop(MISSING_MESSAGE_AUTHENTICATOR)
+        elif not message_authenticator_ok(data, ma_offset, secret):
             raise Drop(BAD_AUTHENTICATOR)
         return AccountingRequest(code, data[1], authenticator, echoed_proxy_states(attributes))
     if not authenticator_ok(data, ZERO16, secret):
@@ -113,7 +121,8 @@ def decode_accounting(data: bytes, secret: bytes) -> AccountingRequest:
     return _session_record(code, data[1], authenticator, attributes)
 
 
-def _session_record(code: int, ident: int, authenticator: bytes, attributes: _Attributes) -> AccountingRequest:
+def _session_record(code: int, ident: int, authenticator: bytes, attributes: _Attributes, *,
+                    radius11: bool = False) -> AccountingRequest:
     """The attributes of an authenticated Accounting-Request, read; Drop when one it must carry is missing."""
     proxy_state = echoed_proxy_states(attributes)
     status_type = _integer(attributes, ACCT_STATUS_TYPE)
@@ -140,6 +149,7 @@ def _session_record(code: int, ident: int, authenticator: bytes, attributes: _At
         input_octets=_octets(attributes, ACCT_INPUT_OCTETS, ACCT_INPUT_GIGAWORDS),
         output_octets=_octets(attributes, ACCT_OUTPUT_OCTETS, ACCT_OUTPUT_GIGAWORDS),
         terminate_cause=_terminate_cause(attributes),
+        radius11=radius11,
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "echoed_proxy_states",
     "framed",
     "scan",
+    "stream_length",
 ]
 
 # Reasons a packet is dropped; each is a counter of the server.
@@ -56,6 +57,15 @@ def framed(data: bytes) -> bytes:
     if length < HEADER or length > size or length > MAX_PACKET:
         raise Drop(MALFORMED)
     return data if length == size else data[:length]
+
+
+def stream_length(header: bytes | bytearray) -> int:
+    """The Length field of the packet whose first four octets are `header`, read from a stream (RADIUS over TLS);
+    Drop (malformed) when it is out of bounds: the stream cannot be framed any further (RFC 6613 §2.6.4)."""
+    length = (header[2] << 8) | header[3]
+    if length < HEADER or length > MAX_PACKET:
+        raise Drop(MALFORMED)
+    return length
 
 
 def scan(data: bytes, wanted: frozenset[int] = ALL_ATTRIBUTES) -> tuple[int, dict[int, list[bytes]]]:

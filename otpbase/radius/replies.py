@@ -3,6 +3,9 @@
 Every answer carries a Message-Authenticator as its first attribute, then what this server sends: Reply-Message,
 State, the attributes its caller encoded, and the request's Proxy-States, unchanged and in order (RFC 2865 §5.33).
 They are built directly (the hot path), the few Reply-Message texts there are encoded once.
+
+The answer to a RADIUS/1.1 request (RFC 9765) has neither authenticator nor Message-Authenticator: its Reserved-1
+octet is zero and its Authenticator field the request's Token followed by twelve zero octets.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class Answered(Protocol):
     @property
     def proxy_state(self) -> tuple[bytes, ...]: ...
 
+    @property
+    def radius11(self) -> bool: ...
+
 
 def encode_reply(code: int, request: Answered, secret: bytes, *, message: str = "", state: bytes | None = None,
                  extra: bytes = b"") -> bytes:
@@ -44,7 +50,7 @@ def encode_reply(code: int, request: Answered, secret: bytes, *, message: str = 
     The Message-Authenticator (RFC 3579 §3.2) is computed over the reply with the Request Authenticator in place of
     the Response Authenticator, which (RFC 2865 §3) is then computed over the reply with the Message-Authenticator.
     """
-    parts = [MA_PLACEHOLDER]
+    parts = [b"" if request.radius11 else MA_PLACEHOLDER]
     if message:
         parts.append(_reply_message(message))
     if state is not None:
@@ -65,13 +71,16 @@ def encode_accounting_response(request: Answered, secret: bytes) -> bytes:
     """
     proxy = b"".join(attribute(PROXY_STATE, value) for value in request.proxy_state)
     vector = request.authenticator if request.code == STATUS_SERVER else ZERO16
-    return _signed_reply(ACCOUNTING_RESPONSE, request, MA_PLACEHOLDER + proxy, secret, vector)
+    return _signed_reply(ACCOUNTING_RESPONSE, request, proxy if request.radius11 else MA_PLACEHOLDER + proxy, secret,
+                         vector)
 
 
 def _signed_reply(code: int, request: Answered, attributes: bytes, secret: bytes, vector: bytes) -> bytes:
     length = 20 + len(attributes)
     if length > MAX_PACKET:
         raise ValueError("reply longer than 4096 octets")
+    if request.radius11:  # RFC 9765 §4.1: Reserved-1 zero, the Token, Reserved-2 zero; nothing signed
+        return bytes((code, 0, length >> 8, length & 0xFF)) + request.authenticator[:4] + ZERO16[:12] + attributes
     header = bytes((code, request.id, length >> 8, length & 0xFF))
     attributes = signed(header, vector, attributes, secret)
     return header + packet_authenticator(header, request.authenticator, attributes, secret) + attributes

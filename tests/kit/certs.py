@@ -51,29 +51,39 @@ class CertAuthority:
     def issue_server(self, dns_names: tuple[str, ...] = ("localhost",),
                      addresses: tuple[str, ...] = ("127.0.0.1", "::1")) -> IssuedCert:
         """A server certificate whose subjectAltName names the loopback host, signed by this CA."""
+        return self._issue(dns_names[0], dns_names, addresses, ExtendedKeyUsageOID.SERVER_AUTH)
+
+    def issue_client(self, common_name: str, dns_names: tuple[str, ...] = (),
+                     addresses: tuple[str, ...] = ()) -> IssuedCert:
+        """A client certificate (RadSec clients, RFC 6614: TLS client authentication), signed by this CA."""
+        return self._issue(common_name, dns_names, addresses, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    def _issue(self, common_name: str, dns_names: tuple[str, ...], addresses: tuple[str, ...],
+               usage: x509.ObjectIdentifier) -> IssuedCert:
         key = ec.generate_private_key(ec.SECP256R1())
         alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
         now = datetime.datetime.now(datetime.UTC)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _BACKDATE)
             .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             # present, as clients that insist on one check it (OpenVPN's `remote-cert-tls server`)
             .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
                                          data_encipherment=False, key_agreement=True, key_cert_sign=False,
                                          crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                            critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         return IssuedCert(cert.public_bytes(serialization.Encoding.PEM), key_pem)

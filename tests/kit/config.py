@@ -18,13 +18,18 @@ class Client:
 
     name: str
     address: str
-    secret: str = SECRET_TEXT
+    secret: str | None = SECRET_TEXT  # None: a RadSec-only client (secret "radsec")
     first_factor: str = "store"
     require_message_authenticator: bool = True
+    tls_subject: str | None = None
 
     def toml(self) -> list[str]:
-        return ["[[radius.clients]]", f"name = {toml_value(self.name)}", f"address = {toml_value(self.address)}",
-                f"secret = {toml_value(self.secret)}", f"first_factor = {toml_value(self.first_factor)}",
+        lines = ["[[radius.clients]]", f"name = {toml_value(self.name)}", f"address = {toml_value(self.address)}"]
+        if self.secret is not None:
+            lines.append(f"secret = {toml_value(self.secret)}")
+        if self.tls_subject is not None:
+            lines.append(f"tls_subject = {toml_value(self.tls_subject)}")
+        return [*lines, f"first_factor = {toml_value(self.first_factor)}",
                 f"require_message_authenticator = {toml_value(self.require_message_authenticator)}", ""]
 
 
@@ -41,17 +46,19 @@ def toml_value(value: object) -> str:
 
 def config_text(*, folder: Path | None = None, listen: Sequence[str] = (), accounting_listen: Sequence[str] = (),
                 workers: int | None = None, clients: Sequence[Client] = (), policy: Mapping[str, object] | None = None,
-                extra: str = "") -> str:
-    """The store and key in `folder` (absolute paths), or beside the config file (relative ones) by default."""
+                extra: str = "", radius: Mapping[str, object] | None = None) -> str:
+    """The store and key in `folder` (absolute paths), or beside the config file (relative ones) by default;
+    `radius`: further keys of [radius] (tls_listen, ...)."""
     base = "" if folder is None else f"{folder}/"
     lines = ["[store]", f'path = "{base}otp.sqlite"', f'key_file = "{base}otp.key"', ""]
-    radius = [f"listen = {toml_value(list(listen))}"] if listen else []
+    table = [f"listen = {toml_value(list(listen))}"] if listen else []
     if workers is not None:
-        radius.append(f"workers = {workers}")
+        table.append(f"workers = {workers}")
     if accounting_listen:
-        radius.append(f"accounting_listen = {toml_value(list(accounting_listen))}")
-    if radius:
-        lines += ["[radius]", *radius, ""]
+        table.append(f"accounting_listen = {toml_value(list(accounting_listen))}")
+    table += [f"{key} = {toml_value(value)}" for key, value in (radius or {}).items()]
+    if table:
+        lines += ["[radius]", *table, ""]
     for client in clients:
         lines += client.toml()
     lines.append("[policy]")

@@ -193,11 +193,12 @@ def _distinct_free_ports(n: int, below: int) -> list[int]:
 class RadiusServer(Radiusd):
     """otp-radiusd with a store of its own in `folder`. Authentication and accounting on free loopback ports (never
     the shared defaults), `policy` over TEST_POLICY, `extra_config` appended to the config (delivery tables, ...),
-    `port_below` for NASes that cannot write every port."""
+    `port_below` for NASes that cannot write every port, `radius` for further [radius] keys."""
 
     def __init__(self, folder: Path, *, clients: Sequence[Client], policy: Mapping[str, object] | None = None,
                  workers: int = 1, listen: Sequence[str] | None = None, args: Sequence[str] = (),
-                 extra_config: str = "", port_below: int = 65536) -> None:
+                 extra_config: str = "", port_below: int = 65536, radius: Mapping[str, object] | None = None
+                 ) -> None:
         super().__init__(folder / "otp.toml", folder / "radiusd.log", workers=workers, args=args)
         self.dir = folder
         self.store_path = folder / "otp.sqlite"
@@ -207,6 +208,7 @@ class RadiusServer(Radiusd):
         self.clients = list(clients)
         self.policy = {**TEST_POLICY, **(policy or {})}
         self.extra_config = extra_config
+        self.radius = dict(radius or {})  # further [radius] keys (tls_listen, ...)
         self.write_config()
         with self.admin() as admin:
             admin.init()
@@ -218,7 +220,7 @@ class RadiusServer(Radiusd):
     def write_config(self) -> None:
         self.config_path.write_text(config_text(
             listen=self.listen, workers=self.workers, accounting_listen=[f"127.0.0.1:{self.acct_port}"],
-            clients=self.clients, policy=self.policy, extra=self.extra_config))
+            clients=self.clients, policy=self.policy, extra=self.extra_config, radius=self.radius))
 
     @contextlib.contextmanager
     def admin(self) -> Iterator[Admin]:

@@ -9,7 +9,7 @@ import shlex
 import tomllib
 from pathlib import Path
 
-from otpcore.config import ClientConfig, Policy, RadiusConfig, StoreConfig, parse_config
+from otpcore.config import ClientConfig, Policy, RadiusConfig, StoreConfig, TlsConfig, parse_config
 from otpcore.delivery_config import SmsConfig, SmtpConfig
 from otpcore.ldap_config import LdapConfig
 
@@ -66,10 +66,12 @@ def test_the_example_as_shipped_gives_the_defaults_and_no_client():
 def test_every_key_is_documented_with_its_default(tmp_path):
     data = uncommented(tmp_path)
     assert store_keys(data) == {f.name for f in dataclasses.fields(StoreConfig)}
-    assert set(data["radius"]) == {f.name for f in dataclasses.fields(RadiusConfig)}
+    tls_keys = {f"tls_{f.name}" for f in dataclasses.fields(TlsConfig)}  # [radius] tls_listen, ... make a TlsConfig
+    assert set(data["radius"]) == {f.name for f in dataclasses.fields(RadiusConfig)} - {"tls"} | tls_keys
     assert set(data["policy"]) == {f.name for f in dataclasses.fields(Policy)}
     client_keys = set().union(*(set(c) for c in data["radius"]["clients"]))
-    expected = {f.name for f in dataclasses.fields(ClientConfig)} - {"network"} | {"address", "secret_file"}
+    expected = {f.name for f in dataclasses.fields(ClientConfig)} - {"network", "tls_only"} | {"address",
+                                                                                              "secret_file"}
     assert client_keys == expected
     assert section_keys(data, "delivery.smtp") == file_keys(SmtpConfig)
     assert section_keys(data, "delivery.sms") == file_keys(SmsConfig)
@@ -80,8 +82,10 @@ def test_every_key_is_documented_with_its_default(tmp_path):
     defaults = RadiusConfig()
     assert (config.radius.listen, config.radius.accounting_listen, config.radius.workers) == (
         defaults.listen, defaults.accounting_listen, defaults.workers)
-    assert [c.name for c in config.radius.clients] == ["vpn", "localhost"]
+    assert [c.name for c in config.radius.clients] == ["vpn", "localhost", "site-b"]
     assert config.radius.clients[1].secret == b"s3cret"
+    assert config.radius.clients[2].tls_only and config.radius.tls is not None
+    assert config.radius.tls.idle_timeout == TlsConfig.idle_timeout
     smtp = config.delivery.smtp
     assert smtp is not None and (smtp.username, smtp.password) == ("otp", "secret")
     assert dataclasses.replace(smtp, username=None, password=None) == SmtpConfig()
