@@ -72,6 +72,18 @@ class CodeChecker:
             ctx.count_failure(row, _entry(code), door, client, now)
             return ctx.finish(user, door, client, now, Verdict.REJECT, sent_reason or reason, result.token_id)
 
+    def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float) -> Decision:
+        """Two consecutive codes over the wide resync range (policy.resync_window): audited as "resync"."""
+        ctx = self.ctx
+        with ctx.store.transaction():
+            row = ctx.store.user(user)
+            if row is None:
+                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
+            result = pol.resync(ctx.otp_tokens(row), code1, code2, ctx.policy, now)
+            if not result.ok or not ctx.advance(result):
+                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
+            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.RESYNC, result.token_id)
+
     def check_sent(self, row: UserRow, token_rows: Sequence[TokenRow], code: str, now: float
                    ) -> tuple[Reason | None, int | None]:
         """A sent code given without its State (inside a transaction). (None, None): no sent code has this value

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import oob
 from . import policy as pol
+from .chap import FIRST_FACTORS, Response
 from .codecheck import RETRY_MESSAGE, CodeChecker
 from .config import Config
 from .context import CHALLENGE_MESSAGE, REJECT_MESSAGE, VerifyContext
@@ -28,6 +29,7 @@ from .firstfactor import FirstFactor, first_factor
 from .ldap_config import LdapConfig
 from .oobsend import CodeSender, SendResult
 from .reseal import reseal_legacy_tokens
+from .responsecheck import ResponseChecker
 from .seal import Sealer, load_key_file
 from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
 
@@ -50,6 +52,7 @@ class Verifier:
                  delivery_config: DeliveryConfig | None = None, ldap: LdapConfig | None = None) -> None:
         self.ctx = VerifyContext(store, sealer, policy)
         self.codes = CodeChecker(self.ctx)
+        self.responses = ResponseChecker(self.ctx)
         self.sender = CodeSender(self.ctx, self._deliverer, self.directory)
         self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
         self._delivery_config = delivery_config
@@ -109,9 +112,11 @@ class Verifier:
             yield
 
     @staticmethod
-    def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
-        """Whether login() of this request is a code check alone (first_factor "none", a code, no State): store
-        reads and writes and HMACs only, so it may share a `batch()` with others."""
+    def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
+        """Whether login() of this request is a code check alone (first_factor "none", a code, no State), or
+        login_response() one (`response`): store reads and writes and hashes only, so it may share a `batch()`."""
+        if response:
+            return first_factor in FIRST_FACTORS and state is None
         return first_factor == "none" and bool(password) and state is None
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
@@ -142,6 +147,13 @@ class Verifier:
                                     source=source)
         return self._password_login(user, password, self._first_factor(first_factor), door=door, client=client,
                                     now=now)
+
+    def login_response(self, user: str, response: Response, *, first_factor: str, door: str, client: str, now: float,
+                       source: str | None = None) -> Decision:
+        """CHAP, MS-CHAP, MS-CHAPv2 (otpcore.chap): the code ("none") or the reversible password and the code
+        ("store"), proved by `response`; on ACCEPT, `response.matched` is what it proved."""
+        self.ctx.source = source
+        return self.responses.check(user, response, first_factor=first_factor, door=door, client=client, now=now)
 
     def verify_code(self, user: str, code: str, *, door: str, client: str, now: float, source: str | None = None
                     ) -> Decision:
@@ -194,16 +206,8 @@ class Verifier:
     def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float,
                source: str | None = None) -> Decision:
         """Two consecutive codes over the wide resync range (policy.resync_window): audited as "resync"."""
-        ctx = self.ctx
-        ctx.source = source
-        with ctx.store.transaction():
-            row = ctx.store.user(user)
-            if row is None:
-                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
-            result = pol.resync(ctx.otp_tokens(row), code1, code2, ctx.policy, now)
-            if not result.ok or not ctx.advance(result):
-                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
-            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.RESYNC, result.token_id)
+        self.ctx.source = source
+        return self.codes.resync(user, code1, code2, door=door, client=client, now=now)
 
     # -- password + code ----------------------------------------------------------------------------------------------
 

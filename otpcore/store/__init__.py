@@ -1,10 +1,10 @@
 """The store: the only package that touches a database.
 
 The core and the doors use the `Store` interface (`interface`) and the row types (`rows`), and get a store from
-`open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`) holds its
-SQL, written once for every engine (`dialect` has the few fragments that differ); `sqlcore` has the transaction and
-the state a group commit keeps in it; `sessionrules` the pure rules of accounting. One subpackage per engine:
-`sqlite` (the default). Every database error leaves as otpcore.errors.StoreError.
+`open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`, `phantoms`,
+`reversible`) holds its SQL, written once for every engine (`dialect` has the few fragments that differ); `sqlcore`
+has the transaction and the state a group commit keeps in it; `sessionrules` the pure rules of accounting. One
+subpackage per engine: `sqlite` (the default). Every database error leaves as otpcore.errors.StoreError.
 """
 
 from __future__ import annotations

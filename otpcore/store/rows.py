@@ -10,7 +10,7 @@ __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "SessionEv
            "TokenRow", "UserRow"]
 
 # The version of the schema these rows are read from: every backend migrates its database up to it.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class UserRow(NamedTuple):
