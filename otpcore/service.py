@@ -113,10 +113,10 @@ class Verifier:
 
     @staticmethod
     def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
-        """Whether login() of this request is a code check alone (first_factor "none", a code, no State), or
-        login_response() one (`response`): store reads and writes and hashes only, so it may share a `batch()`."""
+        """Whether login() is a code check alone (first_factor "none", a code, no State), or login_response() one
+        (`response`; a State is ignored): store reads and writes and hashes only, so it may share a `batch()`."""
         if response:
-            return first_factor in FIRST_FACTORS and state is None
+            return first_factor in FIRST_FACTORS
         return first_factor == "none" and bool(password) and state is None
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
