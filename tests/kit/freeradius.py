@@ -227,7 +227,8 @@ class FreeRadiusFrontEnd:
         ca = make_ca("eap-ca")
         ca.write_cert(self.confdir / "tls" / "ca.pem")
         ca.write_cert(self.ca_pem)
-        ca.issue_server(("radius.test",)).write(self.confdir / "tls" / "server.pem", self.confdir / "tls" / "server.key")
+        tls = self.confdir / "tls"
+        ca.issue_server(("radius.test",)).write(tls / "server.pem", tls / "server.key")
         (self.confdir / "radiusd.conf").write_text(RADIUSD_CONF.format(
             dir=self.confdir, port=self.port, otp_port=self.otp_port, pap_source=PAP_SOURCE, peap_source=PEAP_SOURCE,
             front_end_secret=FRONT_END_SECRET, supplicant_secret=SUPPLICANT_SECRET))
