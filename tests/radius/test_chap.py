@@ -132,3 +132,20 @@ def test_a_first_factor_that_needs_the_password_refuses(server: RadiusServer) ->
     attrs = f'User-Name = "{user.name}"\nCHAP-Password = "{user.code()}"\nMessage-Authenticator = 0x00\n'
     assert "Received Access-Reject" in radclient(server, attrs, "127.0.0.3")
     assert server.decisions(user.name)[-1]["reason"] == "unsupported_auth"
+
+
+def test_responses_join_the_receiving_threads_group_commits() -> None:
+    """A response of a "none" or "store" client is hashes and store writes: decided with the PAP code checks."""
+    from types import SimpleNamespace
+
+    from otpbase.radius.chap import MsChap2Proof
+    from otpcore.service import Verifier
+    from radiusd.decide import batchable
+
+    def job(first_factor: str) -> SimpleNamespace:
+        proof = MsChap2Proof(1, bytes(16), bytes(16), bytes(24))
+        return SimpleNamespace(request=SimpleNamespace(password=None, state=b"their State", proof=proof),
+                               client=SimpleNamespace(first_factor=first_factor))
+
+    assert batchable(Verifier, job("none")) and batchable(Verifier, job("store"))  # type: ignore[arg-type]
+    assert not batchable(Verifier, job("pam"))  # type: ignore[arg-type]
