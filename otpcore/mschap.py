@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from types import ModuleType
+from typing import NamedTuple
 
 __all__ = [
     "MppeKeys",
+    "asymmetric_start_key",
     "authenticator_response",
     "challenge_hash",
     "challenge_response",
     "chap_response",
+    "master_key",
     "mppe_keys_v1",
     "mppe_keys_v2",
     "nt_password_hash",
@@ -96,15 +99,12 @@ def authenticator_response(password: str, nt_response: bytes, challenge8: bytes)
     return b"S=" + digest.hex().upper().encode()
 
 
-class MppeKeys:
-    """The initial MPPE keys the NAS encrypts with: from the server's side, the key it sends with, the key it
+class MppeKeys(NamedTuple):
+    """The initial MPPE keys the NAS encrypts with, from the server's side: the key it sends with, the one it
     receives with."""
 
-    __slots__ = ("recv_key", "send_key")
-
-    def __init__(self, send_key: bytes, recv_key: bytes) -> None:
-        self.send_key = send_key
-        self.recv_key = recv_key
+    send_key: bytes
+    recv_key: bytes
 
 
 def master_key(password: str, nt_response: bytes) -> bytes:
