@@ -62,6 +62,9 @@ def register(user: Any) -> None:
     s = user.add_parser("passwd", help="set the first-factor password")
     s.add_argument("name")
     s.add_argument("--password-stdin", action="store_true", required=True)
+    s.add_argument("--reversible", action="store_true",
+                   help="also keep the password itself, sealed, for MS-CHAPv2/CHAP logins with password + code "
+                        "(a compromise of the store and its key file reveals it)")
     s.set_defaults(handler=passwd)
 
 
@@ -127,8 +130,10 @@ def show(args: argparse.Namespace, config: Config) -> int:
         user = admin.user(args.name)
         tokens = [token_json(t, owner, config) for t, owner in admin.tokens(args.name)]
         granted = reply_admin(admin.store).granted(user) if user.reply_group or user.reply else ()
+        reversible = admin.has_reversible_password(args.name)
     data = user_json(user, config, sum(1 for t in tokens if t["active"]))
     data["accept_attributes"] = pairs_json(granted)
+    data["reversible_password"] = reversible
     data["tokens"] = tokens
     if args.json:
         print(json.dumps(data, indent=2))
@@ -166,8 +171,8 @@ def passwd(args: argparse.Namespace, config: Config) -> int:
         raise InputError("the new password is read with --password-stdin")
     password = read_password()
     with Admin(config) as admin:
-        admin.set_password(args.name, password, now=time.time())
-    print(f"password of {args.name} set")
+        admin.set_password(args.name, password, now=time.time(), reversible=args.reversible)
+    print(f"password of {args.name} set{' (reversible)' if args.reversible else ''}")
     return 0
 
 

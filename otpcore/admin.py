@@ -16,10 +16,10 @@ from . import oob
 from .config import Config
 from .errors import ConfigError, InputError, NotFoundError, OtpError, SealError, StoreError
 from .oath import encode_base32
-from .passwords import hash_password
+from .passwords import hash_password, validate_reversible
 from .policy import CLEAR
 from .reseal import reseal_legacy_tokens, row_identity
-from .seal import Sealer, create_key_file, load_key_file
+from .seal import Sealer, create_key_file, load_key_file, password_identity
 from .specs import OTP_TOKEN_TYPES, TokenSpec, UserSpec, validate_user_name
 from .store import Store, TokenRow, UserRow, open_store, store_present
 from .uri import otpauth_uri
@@ -166,11 +166,23 @@ class Admin:
             self._audit(name, "contact_set", now)
         return row._replace(email=new_email, phone=new_phone)
 
-    def set_password(self, name: str, password: bytes | None, *, now: float) -> None:
+    def set_password(self, name: str, password: bytes | None, *, now: float, reversible: bool = False) -> None:
+        """The first-factor password (its argon2 hash). With `reversible`, the password itself is kept too, sealed to
+        the user, for challenge-response logins (MS-CHAPv2, CHAP); without, any such copy is removed."""
+        if reversible:
+            validate_reversible(password or b"")
         password_hash = hash_password(password) if password else None
         with self.store.transaction():
-            self.store.set_password_hash(self.store.require_user(name).id, password_hash)
-            self._audit(name, "password_set", now)
+            row = self.store.require_user(name)
+            self.store.set_password_hash(row.id, password_hash)
+            sealed = None
+            if reversible and password:
+                sealed = self.sealer.seal(password, password_identity(row.id, row.name))
+            self.store.set_reversible_password(row.id, sealed)
+            self._audit(name, "password_set_reversible" if reversible else "password_set", now)
+
+    def has_reversible_password(self, name: str) -> bool:
+        return self.store.reversible_password(self.store.require_user(name).id) is not None
 
     # -- tokens -------------------------------------------------------------------------------------------------------
 
@@ -259,6 +271,7 @@ class Admin:
                     self.store.update_user_contact(row.id, email=user.email, phone=user.phone)
                     if password_hash:
                         self.store.set_password_hash(row.id, password_hash)
+                        self.store.set_reversible_password(row.id, None)  # it was the old password's
                 held = self._tokens_holding(row.id, token.secret)
                 if not held:
                     self._insert_token(row, token, now)

@@ -43,17 +43,11 @@ class CodeChecker:
         """The code alone, for a user (a TOTP/HOTP code, or an email/sms code sent before)."""
         ctx = self.ctx
         with ctx.store.transaction():
-            if ctx.throttled(door, client, now):
-                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.THROTTLED)
-            row, token_rows = ctx.store.user_with_tokens(user)  # under the write lock: the state we decide on
-            if row is None:  # refused, counted and locked as a real user is, at the same cost
-                if ctx.phantom_locked(user, now):
-                    return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
-                pol.check_code([ctx.phantom], code, ctx.policy, now)
-                ctx.count_failure(None, _entry(code), door, client, now, user=user)
-                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
-            if ctx.is_locked(row, now):
-                return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
+            opened = ctx.open_check(user, _entry(code), door=door, client=client, now=now,
+                                    phantom_work=lambda: pol.check_code([ctx.phantom], code, ctx.policy, now))
+            if isinstance(opened, Decision):
+                return opened
+            row, token_rows = opened
             result = self.prechecked.pop((tuple(token_rows), code, now), None) if self.prechecked else None
             if result is None:
                 tokens = ctx.otp_tokens(row, token_rows)
@@ -71,6 +65,18 @@ class CodeChecker:
                 return ctx.accept(row, door, client, now, Reason.OK, sent_token)
             ctx.count_failure(row, _entry(code), door, client, now)
             return ctx.finish(user, door, client, now, Verdict.REJECT, sent_reason or reason, result.token_id)
+
+    def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float) -> Decision:
+        """Two consecutive codes over the wide resync range (policy.resync_window): audited as "resync"."""
+        ctx = self.ctx
+        with ctx.store.transaction():
+            row = ctx.store.user(user)
+            if row is None:
+                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
+            result = pol.resync(ctx.otp_tokens(row), code1, code2, ctx.policy, now)
+            if not result.ok or not ctx.advance(result):
+                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
+            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.RESYNC, result.token_id)
 
     def check_sent(self, row: UserRow, token_rows: Sequence[TokenRow], code: str, now: float
                    ) -> tuple[Reason | None, int | None]:

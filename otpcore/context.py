@@ -5,7 +5,7 @@ make the same way (an audit row with its decision, a failed login counted, a suc
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import oob
 from . import policy as pol
@@ -69,6 +69,25 @@ class VerifyContext:
 
     def is_locked(self, row: UserRow, now: float) -> bool:
         return pol.is_locked(self.failures(row), self.policy, now)
+
+    def open_check(self, user: str, entry: bytes, *, door: str, client: str, now: float,
+                   phantom_work: Callable[[], object]) -> Decision | tuple[UserRow, list[TokenRow]]:
+        """The start of a check, inside its transaction: the client's throttle, then the user and its active tokens,
+        read under the write lock (the state it decides on). A name nobody has is refused, counted and locked as a
+        user is, after `phantom_work` (the work a user's check costs); a locked user is refused. Returns the
+        decision when the check ends here, else what it needs to go on."""
+        if self.throttled(door, client, now):
+            return self.finish(user, door, client, now, Verdict.REJECT, Reason.THROTTLED)
+        row, token_rows = self.store.user_with_tokens(user)
+        if row is None:
+            if self.phantom_locked(user, now):
+                return self.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
+            phantom_work()
+            self.count_failure(None, entry, door, client, now, user=user)
+            return self.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
+        if self.is_locked(row, now):
+            return self.finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
+        return row, token_rows
 
     def phantom_locked(self, user: str, now: float) -> bool:
         """Whether a name nobody has is locked: it is counted and locked as a user is (otpcore.store.phantoms)."""

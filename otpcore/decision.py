@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     NO_PASSWORD = "no_password"  # first factor "store" and the user has no password in the store
     NOT_IN_GROUP = "not_in_group"  # first factor "ldap": the password is right, the entry is not in ldap.group_dn
     RESYNC = "resync"  # accepted: two consecutive codes moved the token's counter or clock drift (token resync)
+    WRONG_RESPONSE = "wrong_response"  # a CHAP/MS-CHAP response that no password + code of the user's matches
 
 
 class Decision(NamedTuple):

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from .errors import InputError
@@ -21,6 +21,8 @@ __all__ = [
     "Match",
     "decode_base32",
     "encode_base32",
+    "find_hotp",
+    "find_totp",
     "hotp",
     "resync_hotp",
     "resync_totp",
@@ -88,11 +90,29 @@ def verify_totp(
     if not _well_formed(code, digits):
         return None
     current = time_step(now, period, t0)
-    centre = current + drift
+    return _first_match(secret, code, _steps(current + drift, window), current, digits, algorithm)
+
+
+def find_hotp(secret: bytes, matches: Callable[[str], bool], counter: int, lookahead: int, digits: int = 6,
+              algorithm: str = "SHA1") -> Match | None:
+    """verify_hotp() for a code the client did not send but proved it knows (CHAP, MS-CHAP): the first counter whose
+    code `matches`."""
+    return _first_found(secret, matches, range(counter, counter + lookahead + 1), counter, digits, algorithm)
+
+
+def find_totp(secret: bytes, matches: Callable[[str], bool], now: float, *, window: int, drift: int = 0,
+              digits: int = 6, algorithm: str = "SHA1", period: int = 30, t0: int = 0) -> Match | None:
+    """verify_totp() for a code the client proved it knows: the steps of the window, in the same order."""
+    current = time_step(now, period, t0)
+    return _first_found(secret, matches, _steps(current + drift, window), current, digits, algorithm)
+
+
+def _steps(centre: int, window: int) -> list[int]:
+    """The steps of a TOTP window, nearest-first."""
     steps = [centre]
     for d in range(1, window + 1):
         steps += [centre - d, centre + d]
-    return _first_match(secret, code, steps, current, digits, algorithm)
+    return steps
 
 
 def resync_hotp(
@@ -167,5 +187,13 @@ def _first_match(
         if value < 0:
             continue
         if hmac.compare_digest(hotp(secret, value, digits, algorithm), code):
+            return Match(value, value - reference)
+    return None
+
+
+def _first_found(secret: bytes, matches: Callable[[str], bool], candidates: Iterable[int], reference: int,
+                 digits: int, algorithm: str) -> Match | None:
+    for value in candidates:
+        if value >= 0 and matches(hotp(secret, value, digits, algorithm)):
             return Match(value, value - reference)
     return None

@@ -17,17 +17,25 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import oob
-from .context import VerifyContext
-from .decision import Reason
+from .context import CHALLENGE_MESSAGE, VerifyContext
+from .decision import Decision, Reason, Verdict
 from .errors import OtpError
 from .store import ChallengeRow, TokenRow, UserRow
 
 if TYPE_CHECKING:
     from .firstfactor.ldap import Directory
 
-__all__ = ["CodeSender", "SendResult"]
+__all__ = ["NOT_SENT_MESSAGE", "PENDING_MESSAGE", "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "CodeSender",
+           "SendResult", "sent_decision"]
 
 log = logging.getLogger("otpcore.service")
+
+SENT_MESSAGES = {("email",): "Enter the code sent to you by e-mail", ("sms",): "Enter the code sent to you by SMS",
+                 ("email", "sms"): "Enter the code sent to you by e-mail and SMS"}
+PENDING_MESSAGE = "Enter the code sent to you earlier"
+NOT_SENT_MESSAGE = "The code could not be sent, try again later"
+WAIT_MESSAGE = "A code was sent recently, wait before asking again"
+SENT_REJECT_MESSAGE = "A code has been sent to you, log in again with it"
 
 
 class SendResult(NamedTuple):
@@ -148,3 +156,24 @@ class CodeSender:
         except Exception as exc:  # a broken sender must not break the login: the code was not sent
             log.exception("user=%s: delivery failed", messages[0].user)
             return [f"delivery failed: {type(exc).__name__}"] * len(messages)
+
+
+def sent_decision(ctx: VerifyContext, user: str, sent: SendResult, *, door: str, client: str, now: float,
+                  challenge: bool) -> Decision:
+    """The answer to a request for a code from someone who proved the first factor (or the help desk)."""
+    finish = ctx.finish
+    if sent.reason is Reason.CHALLENGE_SENT and not challenge:
+        decision = finish(user, door, client, now, Verdict.REJECT, Reason.CODE_SENT, sent.token_id)
+        return decision._replace(message=SENT_REJECT_MESSAGE)
+    if sent.state is not None:
+        decision = finish(user, door, client, now, Verdict.CHALLENGE, sent.reason, sent.token_id)
+        message = SENT_MESSAGES.get(sent.channels, CHALLENGE_MESSAGE) if sent.channels else PENDING_MESSAGE
+        return decision._replace(state=sent.state, message=message)
+    if sent.reason is Reason.LOCKED:
+        return finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
+    decision = finish(user, door, client, now, Verdict.REJECT, sent.reason)
+    if sent.reason is Reason.DELIVERY_FAILED:
+        return decision._replace(message=NOT_SENT_MESSAGE)
+    if sent.reason in (Reason.RESEND_TOO_SOON, Reason.SEND_LIMIT):
+        return decision._replace(message=WAIT_MESSAGE)
+    return decision

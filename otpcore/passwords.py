@@ -10,10 +10,12 @@ import contextlib
 from functools import cache
 from typing import TYPE_CHECKING
 
+from .errors import InputError
+
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-__all__ = ["ARGON2_PARAMETERS", "burn_time", "hash_password", "verify_password"]
+__all__ = ["ARGON2_PARAMETERS", "burn_time", "hash_password", "validate_reversible", "verify_password"]
 
 ARGON2_PARAMETERS = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1, "hash_len": 32, "salt_len": 16}
 
@@ -55,3 +57,11 @@ def burn_time(password: bytes) -> None:
 
     with contextlib.suppress(VerificationError):
         _hasher().verify(_dummy_hash(), password)
+
+
+def validate_reversible(password: bytes) -> str:
+    """A password kept reversible is text: MS-CHAP hashes its characters (UTF-16), CHAP its UTF-8 octets."""
+    try:
+        return password.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("a reversible password must be valid UTF-8") from None

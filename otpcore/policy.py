@@ -6,7 +6,7 @@ the [policy] settings (otpcore.config reads them from the file).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -25,6 +25,7 @@ __all__ = [
     "Policy",
     "ThrottleState",
     "check_code",
+    "check_response",
     "effective",
     "is_locked",
     "locked_until",
@@ -187,27 +188,49 @@ def throttle_failure(state: ThrottleState, policy: Policy, now: float) -> Thrott
 
 def check_code(tokens: Sequence[OtpToken], code: str, policy: Policy, now: float) -> CodeCheck:
     """Try the code on every token of the right length; a fresh match wins over a replayed one."""
+    return _check(tokens, code, policy, now)
+
+
+def check_response(tokens: Sequence[OtpToken], matches: Callable[[str], bool], policy: Policy, now: float
+                   ) -> CodeCheck:
+    """check_code() for a code the client proved it knows without sending it (CHAP, MS-CHAP): every code each token
+    accepts now (the TOTP window, the HOTP look-ahead) is tried with `matches`, in the same order."""
+    return _check(tokens, matches, policy, now)
+
+
+def _check(tokens: Sequence[OtpToken], probe: str | Callable[[str], bool], policy: Policy, now: float) -> CodeCheck:
+    """`probe`: the code sent, or what tells whether a code is the one the client proved it knows."""
     replay: CodeCheck | None = None
     for row, secret in tokens:
-        if len(code) != row.digits:
+        if isinstance(probe, str) and len(probe) != row.digits:
             continue
-        if row.type == "hotp":
-            lookahead = row.window if row.window is not None else policy.hotp_lookahead
-            hit = oath.verify_hotp(secret, code, row.counter, lookahead, row.digits, row.algorithm)
-            if hit is not None:
-                return CodeCheck(True, Reason.OK, row.id, "hotp", row.counter, hit.value + 1)
-            continue
-        window = row.window if row.window is not None else policy.totp_window
-        hit = oath.verify_totp(secret, code, now, window=window, drift=row.drift, digits=row.digits,
-                               algorithm=row.algorithm, period=row.period, t0=row.t0)
+        hit = _hit(row, secret, probe, policy, now)
         if hit is None:
             continue
+        if row.type == "hotp":
+            return CodeCheck(True, Reason.OK, row.id, "hotp", row.counter, hit.value + 1)
         if hit.value > row.last_step:
             # A login keeps the drift within the cap (or within the drift a resync set): it may shrink, never grow.
             drift = hit.offset if abs(hit.offset) <= max(policy.drift_cap, abs(row.drift)) else row.drift
             return CodeCheck(True, Reason.OK, row.id, "totp", row.last_step, hit.value, drift)
         replay = CodeCheck(False, Reason.REPLAY, row.id)
     return replay or CodeCheck(False, Reason.WRONG_CODE)
+
+
+def _hit(row: TokenRow, secret: bytes, probe: str | Callable[[str], bool], policy: Policy, now: float
+         ) -> oath.Match | None:
+    """Where the token's codes (the HOTP look-ahead, the TOTP window around the drift) meet the probe."""
+    if row.type == "hotp":
+        lookahead = row.window if row.window is not None else policy.hotp_lookahead
+        if isinstance(probe, str):
+            return oath.verify_hotp(secret, probe, row.counter, lookahead, row.digits, row.algorithm)
+        return oath.find_hotp(secret, probe, row.counter, lookahead, row.digits, row.algorithm)
+    window = row.window if row.window is not None else policy.totp_window
+    if isinstance(probe, str):
+        return oath.verify_totp(secret, probe, now, window=window, drift=row.drift, digits=row.digits,
+                                algorithm=row.algorithm, period=row.period, t0=row.t0)
+    return oath.find_totp(secret, probe, now, window=window, drift=row.drift, digits=row.digits,
+                          algorithm=row.algorithm, period=row.period, t0=row.t0)
 
 
 def resync(tokens: Sequence[OtpToken], code1: str, code2: str, policy: Policy, now: float) -> CodeCheck:

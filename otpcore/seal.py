@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import SealError
 
-__all__ = ["Sealer", "create_key_file", "legacy_token_identity", "load_key_file", "token_identity"]
+__all__ = ["Sealer", "create_key_file", "legacy_token_identity", "load_key_file", "password_identity",
+           "token_identity"]
 
 _KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -29,6 +30,11 @@ _NONCE_BYTES = 12
 def token_identity(token_id: int, user_id: int, kind: str, algorithm: str, digits: int, period: int) -> bytes:
     """Associated data binding a sealed secret to its token row: the row, its owner and what the codes depend on."""
     return b"otp-token-v2:%d:%d:%s:%s:%d:%d" % (token_id, user_id, kind.encode(), algorithm.encode(), digits, period)
+
+
+def password_identity(user_id: int, name: str) -> bytes:
+    """Associated data binding a sealed reversible password to its user (otpcore.store.reversible)."""
+    return b"otp-password-v1:%d:%s" % (user_id, name.encode("utf-8", "surrogatepass"))
 
 
 def legacy_token_identity(token_id: int) -> bytes:

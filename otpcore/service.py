@@ -10,7 +10,6 @@ throttle.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,16 +17,27 @@ from typing import TYPE_CHECKING
 
 from . import oob
 from . import policy as pol
+from .chap import FIRST_FACTORS, Response
 from .codecheck import RETRY_MESSAGE, CodeChecker
 from .config import Config
 from .context import CHALLENGE_MESSAGE, REJECT_MESSAGE, VerifyContext
 from .decision import Decision, Reason, Verdict
 from .delivery_config import DeliveryConfig
+from .emptycode import EmptyCodes
 from .errors import ConfigError
 from .firstfactor import FirstFactor, first_factor
 from .ldap_config import LdapConfig
-from .oobsend import CodeSender, SendResult
+from .oobsend import (
+    NOT_SENT_MESSAGE,
+    PENDING_MESSAGE,
+    SENT_MESSAGES,
+    SENT_REJECT_MESSAGE,
+    WAIT_MESSAGE,
+    CodeSender,
+    sent_decision,
+)
 from .reseal import reseal_legacy_tokens
+from .responsecheck import ResponseChecker
 from .seal import Sealer, load_key_file
 from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
 
@@ -37,12 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["CHALLENGE_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE", "RETRY_MESSAGE",
            "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier"]
 
-SENT_MESSAGES = {("email",): "Enter the code sent to you by e-mail", ("sms",): "Enter the code sent to you by SMS",
-                 ("email", "sms"): "Enter the code sent to you by e-mail and SMS"}
-PENDING_MESSAGE = "Enter the code sent to you earlier"
-NOT_SENT_MESSAGE = "The code could not be sent, try again later"
-WAIT_MESSAGE = "A code was sent recently, wait before asking again"
-SENT_REJECT_MESSAGE = "A code has been sent to you, log in again with it"
 
 
 class Verifier:
@@ -50,7 +54,9 @@ class Verifier:
                  delivery_config: DeliveryConfig | None = None, ldap: LdapConfig | None = None) -> None:
         self.ctx = VerifyContext(store, sealer, policy)
         self.codes = CodeChecker(self.ctx)
+        self.responses = ResponseChecker(self.ctx)
         self.sender = CodeSender(self.ctx, self._deliverer, self.directory)
+        self.empty = EmptyCodes(self.ctx, self.codes, self.sender, self.has_active_token)
         self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
         self._delivery_config = delivery_config
         self._first_factors: dict[str, FirstFactor] = {}
@@ -109,9 +115,11 @@ class Verifier:
             yield
 
     @staticmethod
-    def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
-        """Whether login() of this request is a code check alone (first_factor "none", a code, no State): store
-        reads and writes and HMACs only, so it may share a `batch()` with others."""
+    def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
+        """Whether login() is a code check alone (first_factor "none", a code, no State), or login_response() one
+        (`response`; a State is ignored): store reads and writes and hashes only, so it may share a `batch()`."""
+        if response:
+            return first_factor in FIRST_FACTORS
         return first_factor == "none" and bool(password) and state is None
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
@@ -143,6 +151,13 @@ class Verifier:
         return self._password_login(user, password, self._first_factor(first_factor), door=door, client=client,
                                     now=now)
 
+    def login_response(self, user: str, response: Response, *, first_factor: str, door: str, client: str, now: float,
+                       source: str | None = None) -> Decision:
+        """CHAP, MS-CHAP, MS-CHAPv2 (otpcore.chap): the code ("none") or the reversible password and the code
+        ("store"), proved by `response`; on ACCEPT, `response.matched` is what it proved."""
+        self.ctx.source = source
+        return self.responses.check(user, response, first_factor=first_factor, door=door, client=client, now=now)
+
     def verify_code(self, user: str, code: str, *, door: str, client: str, now: float, source: str | None = None
                     ) -> Decision:
         """The code alone (the password was checked elsewhere, e.g. by pam_unix, or there is none).
@@ -151,7 +166,7 @@ class Verifier:
         the same challenge, so the answer tells nobody who has which tokens."""
         self.ctx.source = source
         if not code.strip():
-            return self._empty_code(user, door=door, client=client, now=now)
+            return self.empty.ask(user, door=door, client=client, now=now)
         return self.codes.check(user, code, door=door, client=client, now=now)
 
     def send_code(self, user: str, *, door: str, client: str, now: float, force: bool = False,
@@ -164,7 +179,7 @@ class Verifier:
         if row is None:
             return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
         sent = self.sender.send(row, door=door, client=client, now=now, force=force, move_pending=False)
-        return self._sent_decision(row.name, sent, door=door, client=client, now=now, challenge=True)
+        return sent_decision(self.ctx, row.name, sent, door=door, client=client, now=now, challenge=True)
 
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
                          source: str | None = None) -> Decision:
@@ -177,7 +192,7 @@ class Verifier:
             challenge = ctx.store.take_challenge(state)
             text = code.decode("ascii", "replace")
             if challenge is not None and challenge.user_id == 0 and challenge.client == client:
-                return self._answer_phantom(challenge, user, text, door=door, client=client, now=now)
+                return self.empty.answer_phantom(challenge, user, text, door=door, client=client, now=now)
             row = ctx.store.user_by_id(challenge.user_id) if challenge else None
             if challenge is None or row is None or row.name != user or challenge.client != client:
                 return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.BAD_STATE)
@@ -194,16 +209,8 @@ class Verifier:
     def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float,
                source: str | None = None) -> Decision:
         """Two consecutive codes over the wide resync range (policy.resync_window): audited as "resync"."""
-        ctx = self.ctx
-        ctx.source = source
-        with ctx.store.transaction():
-            row = ctx.store.user(user)
-            if row is None:
-                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.UNKNOWN_USER)
-            result = pol.resync(ctx.otp_tokens(row), code1, code2, ctx.policy, now)
-            if not result.ok or not ctx.advance(result):
-                return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.WRONG_CODE)
-            return ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.RESYNC, result.token_id)
+        self.ctx.source = source
+        return self.codes.resync(user, code1, code2, door=door, client=client, now=now)
 
     # -- password + code ----------------------------------------------------------------------------------------------
 
@@ -264,7 +271,7 @@ class Verifier:
         ctx, user = self.ctx, row.name
         if ctx.oob_tokens(row, token_rows):  # the password opens the way to an email/sms code
             sent = self.sender.send(row, door=door, client=client, now=now, move_pending=ctx.policy.challenge)
-            return self._sent_decision(user, sent, door=door, client=client, now=now, challenge=ctx.policy.challenge)
+            return sent_decision(ctx, user, sent, door=door, client=client, now=now, challenge=ctx.policy.challenge)
         if not any(t.type in pol.OTP_TYPES for t in token_rows):
             return self._without_token(user, row, door=door, client=client, now=now)
         if not ctx.policy.challenge:
@@ -284,102 +291,6 @@ class Verifier:
                 return self.ctx.accept(row, door, client, now, Reason.NO_TOKEN_ACCEPTED)
             return self.ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED)
         return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
-
-    def _sent_decision(self, user: str, sent: SendResult, *, door: str, client: str, now: float, challenge: bool
-                       ) -> Decision:
-        """The answer to a request for a code from someone who proved the first factor (or the help desk)."""
-        finish = self.ctx.finish
-        if sent.reason is Reason.CHALLENGE_SENT and not challenge:
-            decision = finish(user, door, client, now, Verdict.REJECT, Reason.CODE_SENT, sent.token_id)
-            return decision._replace(message=SENT_REJECT_MESSAGE)
-        if sent.state is not None:
-            decision = finish(user, door, client, now, Verdict.CHALLENGE, sent.reason, sent.token_id)
-            message = SENT_MESSAGES.get(sent.channels, CHALLENGE_MESSAGE) if sent.channels else PENDING_MESSAGE
-            return decision._replace(state=sent.state, message=message)
-        if sent.reason is Reason.LOCKED:
-            return finish(user, door, client, now, Verdict.LOCKED, Reason.LOCKED)
-        decision = finish(user, door, client, now, Verdict.REJECT, sent.reason)
-        if sent.reason is Reason.DELIVERY_FAILED:
-            return decision._replace(message=NOT_SENT_MESSAGE)
-        if sent.reason in (Reason.RESEND_TOO_SOON, Reason.SEND_LIMIT):
-            return decision._replace(message=WAIT_MESSAGE)
-        return decision
-
-    # -- an empty code: the same challenge for everybody --------------------------------------------------------------
-
-    def _empty_code(self, user: str, *, door: str, client: str, now: float) -> Decision:
-        ctx = self.ctx
-        if ctx.throttled(door, client, now):
-            return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.THROTTLED)
-        row = ctx.store.user(user)
-        if row is None:
-            reason = Reason.UNKNOWN_USER
-        elif ctx.is_locked(row, now):
-            reason = Reason.LOCKED
-        elif not ctx.oob_tokens(row):  # an authenticator app's code answers the challenge
-            reason = Reason.CHALLENGE_SENT if self.has_active_token(user) else Reason.NO_TOKEN
-        else:
-            sent = self.sender.send(row, door=door, client=client, now=now, move_pending=ctx.policy.challenge)
-            if sent.reason is Reason.DELIVERY_FAILED:
-                return self._sent_decision(user, sent, door=door, client=client, now=now, challenge=False)
-            if sent.state is not None:
-                return self._uniform(user, sent.reason, sent.state, sent.token_id, door=door, client=client, now=now)
-            reason = sent.reason
-        # Nothing sent: a decoy challenge, answered as a real one is (wrong codes ask again, then refused), except
-        # that a user with an authenticator app may answer it with the app's code.
-        state = self._decoy(row, user, client, now) if ctx.policy.challenge else None
-        return self._uniform(user, reason, state, None, door=door, client=client, now=now)
-
-    def _uniform(self, user: str, reason: Reason, state: bytes | None, token_id: int | None, *, door: str,
-                 client: str, now: float) -> Decision:
-        if state is None:  # policy.challenge off: "log in again with the code", sent or not
-            decision = self.ctx.finish(user, door, client, now, Verdict.REJECT, reason, token_id)
-            return decision._replace(message=SENT_REJECT_MESSAGE)
-        decision = self.ctx.finish(user, door, client, now, Verdict.CHALLENGE, reason, token_id)
-        return decision._replace(state=state, message=CHALLENGE_MESSAGE)
-
-    def _decoy(self, row: UserRow | None, user: str, client: str, now: float) -> bytes:
-        """A challenge like the one of a sent code, for a code that was never sent (user_id 0: nobody's)."""
-        ctx = self.ctx
-        settings = oob.settings_for(ctx.policy, {})
-        state = os.urandom(16)
-        code_hash = os.urandom(16) if row is not None else self._phantom_hash(user)
-        with ctx.store.transaction():
-            ctx.store.purge_challenges(now)
-            ctx.store.add_challenge(ChallengeRow(
-                state=state, user_id=row.id if row is not None else 0, client=client, token_id=None, created=now,
-                expires=now + settings.validity, code_hash=code_hash, attempts=0,
-                state_expires=now + min(settings.validity, ctx.policy.challenge_timeout)))
-        return state
-
-    def _phantom_hash(self, user: str) -> bytes:
-        return self.ctx.sealer.fingerprint(b"phantom", user.encode("utf-8", "surrogatepass"))
-
-    def _answer_phantom(self, challenge: ChallengeRow, user: str, code: str, *, door: str, client: str, now: float
-                        ) -> Decision:
-        """An answer to the decoy challenge of an unknown user: refused the way a wrong code of a real one is."""
-        ctx = self.ctx
-        assert challenge.code_hash is not None
-        if not hmac.compare_digest(challenge.code_hash, self._phantom_hash(user)):
-            return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.BAD_STATE)
-        if ctx.phantom_locked(user, now):
-            return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
-        if now >= (challenge.state_expires or challenge.expires) and now < challenge.expires:
-            ctx.store.add_challenge(challenge)
-            return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.EXPIRED_STATE)
-        pol.check_code([ctx.phantom], code, ctx.policy, now)  # the work a real answer costs
-        outcome, attempts = oob.check_code(stored_hash=challenge.code_hash, given_hash=bytes(16),
-                                           attempts=challenge.attempts, expires=challenge.expires,
-                                           settings=oob.settings_for(ctx.policy, {}), now=now)
-        if outcome is oob.CodeOutcome.EXPIRED:
-            return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.EXPIRED_CODE)
-        if outcome is oob.CodeOutcome.EXHAUSTED and attempts == challenge.attempts:
-            ctx.store.add_challenge(challenge)
-            return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.TOO_MANY_ATTEMPTS)
-        if ctx.count_failure(None, code.encode("utf-8", "surrogatepass"), door, client, now, user=user):
-            return ctx.finish(user, door, client, now, Verdict.LOCKED, Reason.UNKNOWN_USER)
-        return self.codes.retry(challenge, attempts, outcome, user, Reason.UNKNOWN_USER, door=door, client=client,
-                                now=now)
 
     # -- helpers ------------------------------------------------------------------------------------------------------
 

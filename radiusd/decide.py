@@ -27,6 +27,7 @@ from otpcore.store import WriterTurn
 from . import logsink
 from .jobs import AccessJob, Counters, Shared, error_detail
 from .replyattrs import encoded
+from .responses import FIRST_FACTORS, login_response
 from .scrv1 import join_scrv1
 from .udp import format_address, send
 from .verifier import VerifierFactory, VerifierLike, reopen
@@ -64,10 +65,14 @@ _REPLY = {  # verdict -> (reply code, result in the log and counters)
 
 
 def batchable(verifier: VerifierLike, job: AccessJob) -> bool:
-    """Judged on the password login() will get (an `SCRV1::` turns into an empty one, which may send a code)."""
-    password = job.request.password
+    """Judged on the password login() will get (an `SCRV1::` turns into an empty one, which may send a code), or on
+    the proof login_response() will get."""
+    request = job.request
+    if request.proof is not None:
+        return request.password is None and verifier.batchable(None, job.client.first_factor, None, response=True)
+    password = request.password
     return verifier.batchable(None if password is None else join_scrv1(password), job.client.first_factor,
-                              job.request.state)
+                              request.state)
 
 
 class Decider:
@@ -135,13 +140,17 @@ class Decider:
                 send(job.sock, reply, job.addr)
 
     def _decide(self, verifier: VerifierLike, job: AccessJob, now: float) -> Outcome:
-        """The verdict on one request: (reply code, result, reason, Reply-Message, State). Raises on a fault."""
+        """The verdict on one request: (reply code, result, reason, Reply-Message, State, attributes). Raises on a
+        fault."""
         request = job.request
         client = job.client
+        extra = b""
         if request.password is None:
-            # CHAP, EAP, ARAP or no password at all: no one-time password can be in there
-            return Outcome(ACCESS_REJECT, "reject", "unsupported_auth", LOCAL_REJECT_MESSAGE)
-        if request.state is not None:
+            if request.proof is None or client.first_factor not in FIRST_FACTORS:
+                # EAP, ARAP, no password at all, or a proof this client's first factor cannot check
+                return Outcome(ACCESS_REJECT, "reject", "unsupported_auth", LOCAL_REJECT_MESSAGE)
+            decision, extra = login_response(verifier, job, DOOR, now)  # CHAP, MS-CHAP, MS-CHAPv2
+        elif request.state is not None:
             self._shared.states.discard(request.state)  # single use
             decision = verifier.answer_challenge(request.state, request.user, request.password, door=DOOR,
                                                  client=client.name, now=now, source=job.addr[0])
@@ -155,11 +164,11 @@ class Decider:
         if code == ACCESS_CHALLENGE and not state:
             code, result, message = ACCESS_REJECT, "reject", LOCAL_REJECT_MESSAGE
         if decision.reply and code == ACCESS_ACCEPT:  # what the Accept grants (radiusd.replyattrs)
-            extra = encoded(decision.reply)
-            if extra is None:  # logged: an Accept without the attributes could grant more than they say
+            granted = encoded(decision.reply)
+            if granted is None:  # logged: an Accept without the attributes could grant more than they say
                 return Outcome(ACCESS_REJECT, "reject", "bad_reply_attributes", LOCAL_REJECT_MESSAGE)
-            return Outcome(code, result, reason, message, extra=extra)
-        return Outcome(code, result, reason, message, state)
+            extra += granted
+        return Outcome(code, result, reason, message, state, extra)
 
     def _failed(self, job: AccessJob, exc: Exception, counters: Counters) -> None:
         request = job.request

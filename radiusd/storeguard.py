@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from otpcore.chap import Response
 from otpcore.config import Config
 from otpcore.decision import Decision
 from otpcore.errors import OtpError, StoreError
@@ -74,6 +75,17 @@ class GuardedVerifier:
         self._recovered()
         return decision
 
+    def login_response(self, user: str, response: Response, *, first_factor: str, door: str, client: str, now: float,
+                       source: str | None = None) -> Decision:
+        verifier = self._ensure()
+        try:
+            decision = verifier.login_response(user, response, first_factor=first_factor, door=door, client=client,
+                                               now=now, source=source)
+        except StoreError as exc:
+            raise self._faulted(exc) from None
+        self._recovered()
+        return decision
+
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
         """The verifier's precheck(), an optimisation only: whatever fails here is left for the batch to meet (a store
         fault) or costs only the time it took; the requests are decided all the same."""
@@ -87,9 +99,11 @@ class GuardedVerifier:
                 log.warning("checking codes ahead failed (%s: %s); requests are decided without it",
                             type(exc).__name__, exc)
 
-    def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
+    def batchable(self, password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False
+                  ) -> bool:
         """Nothing while the store is dropped after a fault: each request then reopens it by itself."""
-        return self._verifier is not None and self._verifier.batchable(password, first_factor, state)
+        return self._verifier is not None and self._verifier.batchable(password, first_factor, state,
+                                                                       response=response)
 
     @contextlib.contextmanager
     def batch(self, users: Sequence[str] = ()) -> Iterator[None]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from otpcore.chap import Response
 from otpcore.config import Config
 from otpcore.decision import Decision
 from otpcore.store import Store
@@ -37,8 +38,14 @@ class VerifierLike(Protocol):
         """The second leg: the State of our Access-Challenge and the code alone."""
         ...
 
-    def batchable(self, password: bytes | None, first_factor: str, state: bytes | None) -> bool:
-        """Whether login() of this request is a code check alone, which may share a batch() with others."""
+    def login_response(self, user: str, response: Response, *, first_factor: str, door: str, client: str, now: float,
+                       source: str | None = None) -> Decision:
+        """CHAP, MS-CHAP or MS-CHAPv2 (otpcore.chap): the code, or the reversible password and the code, proved."""
+        ...
+
+    def batchable(self, password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False
+                  ) -> bool:
+        """Whether login() (login_response() with `response`) of this request may share a batch() with others."""
         ...
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .authenticators import message_authenticator_ok
+from .chap import Proof, decode_proof
 from .constants import (
     ACCESS_REQUEST,
     ARAP_PASSWORD,
+    CHAP_CHALLENGE,
     CHAP_PASSWORD,
     EAP_MESSAGE,
     MAX_PASSWORD,
@@ -28,6 +30,7 @@ from .constants import (
     STATUS_SERVER,
     USER_NAME,
     USER_PASSWORD,
+    VENDOR_SPECIFIC,
 )
 from .framing import (
     BAD_AUTHENTICATOR,
@@ -44,8 +47,8 @@ from .pap import pap_unhide
 __all__ = ["Request", "decode_request"]
 
 # The attributes a request is decided on; the decoder keeps only these.
-_WANTED = frozenset((USER_NAME, USER_PASSWORD, CHAP_PASSWORD, STATE, PROXY_STATE, ARAP_PASSWORD, EAP_MESSAGE,
-                     MESSAGE_AUTHENTICATOR))
+_WANTED = frozenset((USER_NAME, USER_PASSWORD, CHAP_PASSWORD, CHAP_CHALLENGE, STATE, PROXY_STATE, ARAP_PASSWORD,
+                     EAP_MESSAGE, VENDOR_SPECIFIC, MESSAGE_AUTHENTICATOR))
 
 
 class Request(NamedTuple):
@@ -58,8 +61,9 @@ class Request(NamedTuple):
     user: str = ""
     password: bytes | None = None  # the PAP User-Password, unhidden, trailing NUL padding removed
     state: bytes | None = None
-    other_auth: bool = False  # CHAP, EAP or ARAP: methods that cannot carry a one-time password
+    other_auth: bool = False  # EAP, ARAP or an MS-CHAP response that makes no proof: methods this server cannot check
     radius11: bool = False  # came over RADIUS/1.1: the reply carries the Token and no MD5 (replies.encode_reply)
+    proof: Proof | None = None  # CHAP, MS-CHAP or MS-CHAPv2 (the code, or password + code, proved by a hash)
 
 
 def decode_request(data: bytes, secret: bytes, *, require_message_authenticator: bool, tls: bool = False,
@@ -94,11 +98,13 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
         user = names[0].decode("utf-8")
     except UnicodeDecodeError:
         raise Drop(MALFORMED) from None
-    other_auth = CHAP_PASSWORD in found or EAP_MESSAGE in found or ARAP_PASSWORD in found
+    proof, other_auth = None, EAP_MESSAGE in found or ARAP_PASSWORD in found
+    if not other_auth and (CHAP_PASSWORD in found or VENDOR_SPECIFIC in found):
+        proof, other_auth = decode_proof(found, authenticator)
     password = None
     hidden = found.get(USER_PASSWORD)
     if hidden is not None:
-        if len(hidden) != 1 or other_auth:
+        if len(hidden) != 1 or other_auth or proof is not None or CHAP_PASSWORD in found:
             raise Drop(MALFORMED)
         value = hidden[0]
         if radius11:  # RFC 9765 §5.1.1: the password itself, 1 to 128 octets
@@ -115,4 +121,4 @@ def decode_request(data: bytes, secret: bytes, *, require_message_authenticator:
         if len(states) != 1:
             raise Drop(MALFORMED)
         state = states[0]
-    return Request(code, data[1], authenticator, proxy_state, user, password, state, other_auth, radius11)
+    return Request(code, data[1], authenticator, proxy_state, user, password, state, other_auth, radius11, proof)

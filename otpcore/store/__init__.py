@@ -2,8 +2,8 @@
 
 The core and the doors use the `Store` interface (`interface`) and the row types (`rows`), and get a store from
 `open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`,
-`phantoms`, `replygroups`) holds its SQL, written once for every engine (`dialect` has the few fragments that
-differ); `sqlcore` has the transaction and the state a group commit keeps in it; `sessionrules` the pure rules of
+`phantoms`, `replygroups`, `reversible`) holds its SQL, written once for every engine (`dialect` has the few fragments
+that differ); `sqlcore` has the transaction and the state a group commit keeps in it; `sessionrules` the pure rules of
 accounting. One subpackage per engine: `sqlite` (the default, `[store] path`) and `postgres` (`[store] url`: several
 servers, one state), each imported only when the configuration names it. Every database error leaves as
 otpcore.errors.StoreError.

@@ -99,6 +99,14 @@ class Store(Protocol):
         """The names of the group's users, in order."""
         ...
 
+    def reversible_password(self, user_id: int) -> bytes | None:
+        """The user's reversible password, sealed (otpcore.seal.password_identity); None: the user has none."""
+        ...
+
+    def set_reversible_password(self, user_id: int, sealed: bytes | None) -> None:
+        """Keep the sealed reversible password (None: keep none). delete_user() removes it too."""
+        ...
+
     # -- the per-client throttle --------------------------------------------------------------------------------------
 
     def throttle(self, key: str) -> ThrottleState: ...

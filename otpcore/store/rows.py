@@ -10,7 +10,7 @@ __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "ReplyGrou
            "SessionWrite", "TokenRow", "UserRow"]
 
 # The version of the schema these rows are read from: every backend migrates its database up to it.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class UserRow(NamedTuple):

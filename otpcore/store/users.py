@@ -50,6 +50,7 @@ class UserSql:
         self.replace_contact = q("UPDATE users SET email = ?, phone = ? WHERE id = ?")
         self.set_password_hash = q("UPDATE users SET password_hash = ? WHERE id = ?")
         self.delete_challenges = q("DELETE FROM challenges WHERE user_id = ?")
+        self.delete_reversible = q("DELETE FROM reversible_passwords WHERE user_id = ?")
         self.delete_tokens = q("DELETE FROM tokens WHERE user_id = ?")
         self.delete = q("DELETE FROM users WHERE id = ?")
         self.set_failures = q("UPDATE users SET failures = ?, last_bad = ?, locked_at = ?, lockouts = ? WHERE id = ?")
@@ -149,7 +150,7 @@ class Users(SqlStore):
     def delete_user(self, user_id: int) -> None:
         self._changed("user", user_id)
         sql = self._user_sql
-        for statement in (sql.delete_challenges, sql.delete_tokens, sql.delete):
+        for statement in (sql.delete_challenges, sql.delete_reversible, sql.delete_tokens, sql.delete):
             self._run(statement, (user_id,))
 
     def set_failure_state(self, user_id: int, state: FailureState) -> None:

@@ -209,9 +209,11 @@ def test_user_name_rules() -> None:
     assert dropped(build_request("a", b"pw", extra=[(1, b"b")]).raw) == radius.MALFORMED
 
 
-def test_chap_is_flagged_and_pap_plus_chap_is_malformed() -> None:
-    req = decode(build_request("alice", None, extra=[(3, os.urandom(17))]).raw)
-    assert req.other_auth and req.password is None
+def test_chap_is_a_proof_and_pap_plus_chap_is_malformed() -> None:
+    sent = build_request("alice", None, extra=[(3, b"\x07" + bytes(16))])
+    req = decode(sent.raw)
+    assert not req.other_auth and req.password is None
+    assert req.proof == (7, bytes(16), sent.raw[4:20])  # no CHAP-Challenge: the Request Authenticator is the challenge
     assert dropped(build_request("alice", b"pw", extra=[(3, os.urandom(17))]).raw) == radius.MALFORMED
 
 

@@ -369,7 +369,7 @@ def test_an_scrv1_password_that_joins_to_nothing_is_not_batched() -> None:
     from radiusd.decide import batchable
 
     def job(password: bytes) -> SimpleNamespace:
-        return SimpleNamespace(request=SimpleNamespace(password=password, state=None),
+        return SimpleNamespace(request=SimpleNamespace(password=password, state=None, proof=None),
                                client=SimpleNamespace(first_factor="none"))
 
     assert batchable(Verifier, job(b"123456"))

@@ -57,7 +57,7 @@ class GatedVerifier:
         raise AssertionError("no challenges here")
 
     @staticmethod
-    def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
+    def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
         return False  # every request goes to the evaluating threads
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:

@@ -35,7 +35,7 @@ class StubVerifier:
     store: object = None  # none: accounting is not tested here, and no checkpoints
 
     @staticmethod
-    def batchable(password: bytes | None, first_factor: str, state: bytes | None) -> bool:
+    def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
         return False  # every request goes to the evaluating threads
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
@@ -156,9 +156,9 @@ def test_challenge_state_goes_to_answer_challenge(running: Running) -> None:
     assert [c[0] for c in running.verifier.calls] == ["login", "answer"]
 
 
-def test_chap_is_rejected_without_asking_the_core(running: Running) -> None:
+def test_eap_is_rejected_without_asking_the_core(running: Running) -> None:
     with UdpClient(running.address) as client:
-        reply = client.ask(build_request("dave", None, extra=[(3, bytes(17))]))
+        reply = client.ask(build_request("dave", None, extra=[(79, b"\x02\x01\x00\x0a\x01dave")]))
     assert reply.code == ACCESS_REJECT
     assert running.verifier.calls == []
 

@@ -30,6 +30,7 @@ from ..challenges import Challenges, ChallengeSql
 from ..dialect import POSTGRES
 from ..phantoms import Phantoms, PhantomSql
 from ..replygroups import ReplyGroups, ReplyGroupSql
+from ..reversible import ReversiblePasswords, ReversibleSql
 from ..rows import SCHEMA_VERSION
 from ..sessions import Sessions, SessionSql
 from ..sqlcore import Params
@@ -42,7 +43,8 @@ from .trips import Trips
 __all__ = ["PostgresStore"]
 
 
-class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups):
+class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups,
+                    ReversiblePasswords):
     """A Store (otpcore.store.interface) on one PostgreSQL connection."""
 
     dialect = POSTGRES
@@ -55,6 +57,7 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phanto
     _throttle_sql = ThrottleSql(POSTGRES)
     _phantom_sql = PhantomSql(POSTGRES)
     _reply_group_sql = ReplyGroupSql(POSTGRES)
+    _reversible_sql = ReversibleSql(POSTGRES)
 
     def __init__(self, conn: psycopg.Connection[Any], where: str) -> None:
         super().__init__()

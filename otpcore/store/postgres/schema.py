@@ -106,6 +106,11 @@ _REPLY_GROUPS = (
     "CREATE INDEX idx_users_reply_group ON users (reply_group) WHERE reply_group IS NOT NULL",
 )
 
+# The sealed passwords of the users who opted in to challenge-response logins (otpcore.store.reversible).
+_REVERSIBLE_PASSWORDS = (
+    "CREATE TABLE reversible_passwords (user_id bigint PRIMARY KEY REFERENCES users (id), sealed bytea NOT NULL)",
+)
+
 # (version reached, its statements); the last version is rows.SCHEMA_VERSION
-MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [(7, _SCHEMA_7), (8, _REPLY_GROUPS)]
+MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [(7, _SCHEMA_7), (8, _REPLY_GROUPS), (9, _REVERSIBLE_PASSWORDS)]
 

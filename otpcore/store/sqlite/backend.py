@@ -19,6 +19,7 @@ from ..challenges import Challenges, ChallengeSql
 from ..dialect import SQLITE
 from ..phantoms import Phantoms, PhantomSql
 from ..replygroups import ReplyGroups, ReplyGroupSql
+from ..reversible import ReversiblePasswords, ReversibleSql
 from ..rows import SCHEMA_VERSION
 from ..sessions import Sessions, SessionSql
 from ..sqlcore import Params
@@ -31,7 +32,7 @@ __all__ = ["BUSY_TIMEOUT_MS", "SqliteStore"]
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups):
+class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups, ReversiblePasswords):
     """A Store (otpcore.store.interface) on one SQLite connection; also Checkpointing and Replaceable."""
 
     dialect = SQLITE
@@ -44,6 +45,7 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
     _throttle_sql = ThrottleSql(SQLITE)
     _phantom_sql = PhantomSql(SQLITE)
     _reply_group_sql = ReplyGroupSql(SQLITE)
+    _reversible_sql = ReversibleSql(SQLITE)
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         super().__init__()

@@ -110,8 +110,14 @@ def _migration_reply_attributes(db: Any) -> None:
         db.execute(sql)
 
 
+def _migration_reversible_passwords(db: Any) -> None:
+    """The sealed passwords of the users who opted in to challenge-response logins (otpcore.store.reversible)."""
+    db.execute("CREATE TABLE reversible_passwords (user_id INTEGER PRIMARY KEY REFERENCES users (id), "
+               "sealed BLOB NOT NULL)")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Any], None]]] = [
     (1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends), (4, _migration_hardening),
     (5, _migration_audit_source), (6, _migration_phantoms), (7, _migration_directory_users),
-    (8, _migration_reply_attributes),
+    (8, _migration_reply_attributes), (9, _migration_reversible_passwords),
 ]
