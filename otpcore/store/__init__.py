@@ -1,10 +1,10 @@
 """The store: the only package that touches a database.
 
 The core and the doors use the `Store` interface (`interface`) and the row types (`rows`), and get a store from
-`open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`) holds its
-SQL, written once for every engine (`dialect` has the few fragments that differ); `sqlcore` has the transaction and
-the state a group commit keeps in it; `sessionrules` the pure rules of accounting. One subpackage per engine:
-`sqlite` (the default). Every database error leaves as otpcore.errors.StoreError.
+`open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`, `portal`)
+holds its SQL, written once for every engine (`dialect` has the few fragments that differ); `sqlcore` has the
+transaction and the state a group commit keeps in it; `sessionrules` the pure rules of accounting. One subpackage per
+engine: `sqlite` (the default). Every database error leaves as otpcore.errors.StoreError.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from .rows import (
     SCHEMA_VERSION,
     AuditRow,
     ChallengeRow,
+    InviteRow,
     NasClosed,
+    PortalSessionRow,
     SessionEvent,
     SessionRow,
     SessionWrite,
@@ -27,8 +29,9 @@ from .rows import (
 if TYPE_CHECKING:
     from ..config import StoreConfig
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Checkpointing", "NasClosed", "SessionEvent", "SessionRow",
-           "SessionWrite", "Store", "TokenRow", "UserRow", "WriterTurn", "open_store", "writer_turn"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Checkpointing", "InviteRow", "NasClosed", "PortalSessionRow",
+           "SessionEvent", "SessionRow", "SessionWrite", "Store", "TokenRow", "UserRow", "WriterTurn", "open_store",
+           "writer_turn"]
 
 
 def open_store(config: StoreConfig, *, create: bool = False) -> Store:

@@ -12,7 +12,18 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from ..policy import FailureState, ThrottleState
-from .rows import AuditRow, ChallengeRow, NasClosed, SessionEvent, SessionRow, SessionWrite, TokenRow, UserRow
+from .rows import (
+    AuditRow,
+    ChallengeRow,
+    InviteRow,
+    NasClosed,
+    PortalSessionRow,
+    SessionEvent,
+    SessionRow,
+    SessionWrite,
+    TokenRow,
+    UserRow,
+)
 
 __all__ = ["Checkpointing", "Store", "WriterTurn"]
 
@@ -147,6 +158,26 @@ class Store(Protocol):
                            cause: str = "NAS-Reboot") -> NasClosed: ...
 
     def sessions(self, *, active_only: bool = False, user: str | None = None) -> list[SessionRow]: ...
+
+    # -- the self-service portal (otp-web) ----------------------------------------------------------------------------
+
+    def portal_session(self, key: bytes) -> PortalSessionRow | None: ...
+
+    def put_portal_session(self, row: PortalSessionRow) -> None: ...
+
+    def delete_portal_session(self, key: bytes) -> None: ...
+
+    def purge_portal_sessions(self, now: float) -> None: ...
+
+    def invite(self, user: str) -> InviteRow | None: ...
+
+    def put_invite(self, row: InviteRow) -> None: ...
+
+    def delete_invite(self, user: str) -> bool:
+        """True when the user had an invite (now gone: single use)."""
+        ...
+
+    def purge_invites(self, now: float) -> None: ...
 
 
 @runtime_checkable

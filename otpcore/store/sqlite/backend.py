@@ -18,6 +18,7 @@ from ..audit import Audit, AuditSql
 from ..challenges import Challenges, ChallengeSql
 from ..dialect import SQLITE
 from ..phantoms import Phantoms, PhantomSql
+from ..portal import Portal, PortalSql
 from ..rows import SCHEMA_VERSION
 from ..sessions import Sessions, SessionSql
 from ..sqlcore import Params
@@ -30,7 +31,7 @@ __all__ = ["BUSY_TIMEOUT_MS", "SqliteStore"]
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms):
+class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, Portal):
     """A Store (otpcore.store.interface) on one SQLite connection; also Checkpointing."""
 
     dialect = SQLITE
@@ -42,6 +43,7 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
     _session_sql = SessionSql(SQLITE)
     _throttle_sql = ThrottleSql(SQLITE)
     _phantom_sql = PhantomSql(SQLITE)
+    _portal_sql = PortalSql(SQLITE)
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         super().__init__()
