@@ -7,11 +7,13 @@ Exit status: 0 after a clean stop, 1 when it cannot start (store, key, address i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -92,6 +94,19 @@ def _bind(config: Config) -> socket.socket:
 def _serve(config: Config, door: object, sock: socket.socket) -> int:
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        """SIGTERM and SIGINT stop the server, which then exits 0 (uvicorn would raise the signal again on its way
+        out, and a clean stop would look like a death by signal to systemd)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     from .app import create_app
 
     web = config.web
@@ -105,7 +120,7 @@ def _serve(config: Config, door: object, sock: socket.socket) -> int:
         log_config=None, proxy_headers=web.behind_proxy, forwarded_allow_ips="127.0.0.1,::1",
         ssl_certfile=str(web.tls_cert) if web.tls_cert else None, ssl_keyfile=str(web.tls_key) if web.tls_key else None,
         timeout_keep_alive=30, limit_concurrency=2048)
-    server = uvicorn.Server(uv)
+    server = _Server(uv)
     server.run(sockets=[sock])
     log.info("stopped")
     return 0
