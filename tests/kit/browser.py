@@ -14,6 +14,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from .tools import tool
 
@@ -44,8 +46,15 @@ class Browser:
         element.clear()
         element.send_keys(text)
 
+    def click(self, css: str) -> None:
+        """Click what submits a form or follows a link, and wait until the next page has replaced this one (a click
+        returns before the browser has navigated: the next step would race it)."""
+        page = self.find("html")
+        self.find(css).click()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
+
     def submit(self, form: str) -> None:
-        self.find(f"{form} button[type=submit]").click()
+        self.click(f"{form} button[type=submit]")
 
     @property
     def text(self) -> str:
