@@ -30,8 +30,10 @@ def register(user: Any) -> None:
 def invite(args: argparse.Namespace, config: Config) -> int:
     web = config.web
     with Admin(config) as admin:
-        email = _address(admin, args.name) if args.send else None
-        if args.send and not email:
+        email = _address(admin, args.name)  # also: a user of the store or the directory, or nobody to invite
+        if not args.send:
+            email = None
+        elif not email:
             raise InputError(f"{args.name} has no e-mail address to send the code to (user set --email)")
         now = time.time()
         service = SelfService(admin.store, admin.sealer, config.policy)
