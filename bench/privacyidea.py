@@ -7,11 +7,9 @@ The versions are pinned: a benchmark compares two known programs.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -44,6 +42,12 @@ with app.app_context():
     from privacyidea.lib.token import init_token
     from privacyidea.lib.user import User
     if sys.argv[4] == "realm":
+        from sqlalchemy import create_engine, text
+        users = create_engine("sqlite:///" + sys.argv[2])
+        with users.begin() as c:
+            c.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"))
+            c.execute(text("INSERT INTO users (name) VALUES (:name)"),
+                      [{"name": line.split()[0]} for line in open(sys.argv[3])])
         save_resolver({"resolver": "bench", "type": "sqlresolver", "Driver": "sqlite", "Database": sys.argv[2],
                        "Table": "users", "Map": '{"userid": "id", "username": "name"}', "Editable": False})
         set_realm("bench", [{"name": "bench"}])
@@ -95,14 +99,12 @@ class PrivacyIdea:
         manage = str(self.venv / "bin" / "pi-manage")
         for step in ("create_enckey", "create_audit_keys", "create_tables"):
             subprocess.run([manage, "setup", step], env=env, check=True, capture_output=True)
-        # The users: an SQL resolver on a table of their own (an indexed look-up per request; a passwd-file resolver
-        # would read the whole file at every request, which is not how privacyIDEA is run for 20 000 users).
-        users_db = f / "users.sqlite"
-        with contextlib.closing(sqlite3.connect(users_db)) as db, db:
-            db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
-            db.executemany("INSERT INTO users (name) VALUES (?)", [(name,) for name, _ in users])
-        command = [str(self.python), "-c", _PROVISION, str(self.config), str(users_db)]
-        subprocess.run([*command, "-", "realm"], env=env, check=True, capture_output=True)
+        # The users: an SQL resolver on a table of their own, made with privacyIDEA's SQLAlchemy (an indexed look-up
+        # per request; a passwd-file resolver reads the whole file at every request).
+        names = f / "names.txt"
+        names.write_text("".join(f"{name}\n" for name, _ in users))
+        command = [str(self.python), "-c", _PROVISION, str(self.config), str(f / "users.sqlite")]
+        subprocess.run([*command, str(names), "realm"], env=env, check=True, capture_output=True)
         started = time.monotonic()
         # init_token costs tens of milliseconds (a dozen commits through the ORM): two processes share the work
         children = []
