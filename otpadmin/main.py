@@ -16,7 +16,7 @@ from otpbase.version import VersionAction
 from otpcore.config import load_config
 from otpcore.errors import ConfigError, InputError, OtpError
 
-from . import codes, groups, imports, install, notes, pamline, storecopy, tokens, trail, users
+from . import codes, groups, imports, install, invites, notes, pamline, storecopy, tokens, trail, users
 
 __all__ = ["build_parser", "main"]
 
@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(needs_config=True)
     sub = p.add_subparsers(metavar="COMMAND", parser_class=_Parser)
     install.register(sub)
-    users.register(sub.add_parser("user", help="manage users").add_subparsers(metavar="VERB", parser_class=_Parser))
+    user = sub.add_parser("user", help="manage users").add_subparsers(metavar="VERB", parser_class=_Parser)
+    users.register(user)
+    invites.register(user)
     groups.register(sub.add_parser("group", help="manage groups of users and the reply attributes of their Accepts")
                     .add_subparsers(metavar="VERB", parser_class=_Parser))
     token = sub.add_parser("token", help="manage tokens").add_subparsers(metavar="VERB", parser_class=_Parser)

@@ -138,6 +138,7 @@ class Admin:
     def delete_user(self, name: str, *, now: float) -> None:
         with self.store.transaction():
             self.store.delete_user(self.store.require_user(name).id)
+            self.store.delete_invite(name)  # an enrolment code must not outlive its user (nor serve a namesake)
             self._audit(name, "user_deleted", now)
 
     def unlock_user(self, name: str, *, now: float) -> None:

@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .ldap_config import LdapConfig, parse_ldap
 from .oob import ALPHABETS, OPTION_BOUNDS
 from .policy import Policy
+from .web_config import WebConfig, parse_web
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -113,6 +114,7 @@ class Config:
     # [delivery.smtp] / [delivery.sms]: how email and sms codes are sent (otpcore.delivery_config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     ldap: LdapConfig | None = None  # [ldap]: the directory of first_factor "ldap" (otpcore.ldap_config)
+    web: WebConfig = field(default_factory=WebConfig)  # [web]: otp-web, its API callers and portal (otpcore.web_config)
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -138,17 +140,20 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 def parse_config(data: Mapping[str, Any], *, base: Path = Path("."), path: Path | None = None) -> Config:
-    keys.known_keys(data, "", {"store", "radius", "policy", "delivery", "ldap"})
+    keys.known_keys(data, "", {"store", "radius", "policy", "delivery", "ldap", "web"})
     store = _parse_store(keys.subtable(data, "", "store"), base)
     radius = _parse_radius(keys.subtable(data, "", "radius"), base)
     policy = _parse_policy(keys.subtable(data, "", "policy"))
     delivery = parse_delivery(keys.subtable(data, "", "delivery"), base)
     ldap = parse_ldap(keys.subtable(data, "", "ldap"), base)
+    web = parse_web(keys.subtable(data, "", "web"), base)
     if ldap is None:
-        for i, client in enumerate(radius.clients):
-            if client.first_factor == "ldap":
-                raise ConfigError(f"radius.clients[{i}].first_factor: ldap needs an [ldap] table (the directory)")
-    return Config(path=path, store=store, radius=radius, policy=policy, delivery=delivery, ldap=ldap)
+        users = [(f"radius.clients[{i}]", c.first_factor) for i, c in enumerate(radius.clients)]
+        users += [(f"web.apps[{i}]", a.first_factor) for i, a in enumerate(web.apps)] + [("web", web.first_factor)]
+        for key, kind in users:
+            if kind == "ldap":
+                raise ConfigError(f"{key}.first_factor: ldap needs an [ldap] table (the directory)")
+    return Config(path=path, store=store, radius=radius, policy=policy, delivery=delivery, ldap=ldap, web=web)
 
 
 def parse_address(text: str, default_port: int, key: str) -> tuple[str, int]:
@@ -200,6 +205,7 @@ def _parse_policy(t: Mapping[str, Any]) -> Policy:
     values["no_token"] = keys.choice(t, "policy", "no_token", d.no_token, ("reject", "accept"))
     values["challenge"] = keys.boolean(t, "policy", "challenge", d.challenge)
     values["pam_service"] = keys.text(t, "policy", "pam_service", d.pam_service)
+    values["no_token_hint"] = keys.boolean(t, "policy", "no_token_hint", d.no_token_hint)
     values.update(_parse_oob_policy(t, d))
     return Policy(**values)
 

@@ -40,8 +40,7 @@ class VerifyContext:
         self._opened: dict[tuple[object, ...], bytes] = {}  # (token identity, sealed secret) -> secret
         # Users who do not exist are checked as if they had one 6-digit TOTP token with this secret, so that they
         # cost what a real user costs.
-        self.phantom = pol.OtpToken(TokenRow(0, 0, "totp", "SHA1", 6, 30, 0, 0, -1, 0, None, None, None, True, 0.0,
-                                             None, 2), os.urandom(20))
+        self.phantom = pol.OtpToken(TokenRow.unsaved("totp"), os.urandom(20))
         self._next_phantom_purge = 0.0
 
     # -- the end of every decision ------------------------------------------------------------------------------------

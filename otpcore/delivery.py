@@ -86,6 +86,11 @@ class Sender:
         else:
             raise DeliveryError(f"unknown delivery channel {message.channel!r}")
 
+    def send_mail(self, to: str, subject: str, body: str) -> None:
+        """A mail of the product's own (an enrolment code of `otp-admin user invite`) through [delivery.smtp]. Raises
+        DeliveryError."""
+        self._smtp_send(self._smtp("email"), to, subject, body)
+
     # -- channels -----------------------------------------------------------------------------------------------------
 
     def _send_into(self, message: Outgoing, results: list[str | None], index: int) -> None:

@@ -55,6 +55,9 @@ class Policy:
     challenge: bool = True
     challenge_timeout: int = 120
     pam_service: str = "login"
+    # A user with the right password and no token is told where to enrol one (web.public_url), when [web] lets
+    # users enrol themselves (self_enrollment open or invite): the RADIUS Reply-Message, the PAM message.
+    no_token_hint: bool = True
     # Failed logins one client (a NAS, or a PAM service and remote host) may cause: at most client_max_failures
     # within client_failure_window seconds (a leaky bucket), then its requests are refused until the rate falls.
     client_max_failures: int = 100  # 0 = no limit

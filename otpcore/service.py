@@ -44,14 +44,16 @@ from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
 if TYPE_CHECKING:
     from .firstfactor.ldap import Directory
 
-__all__ = ["CHALLENGE_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE", "RETRY_MESSAGE",
-           "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier"]
+__all__ = ["CHALLENGE_MESSAGE", "ENROL_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE",
+           "RETRY_MESSAGE", "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier"]
 
+ENROL_MESSAGE = "No one-time password token yet: enrol one at {url}"  # the password was right: no secret in it
 
 
 class Verifier:
     def __init__(self, store: Store, sealer: Sealer, policy: pol.Policy, *, delivery: oob.Deliverer | None = None,
-                 delivery_config: DeliveryConfig | None = None, ldap: LdapConfig | None = None) -> None:
+                 delivery_config: DeliveryConfig | None = None, ldap: LdapConfig | None = None,
+                 enrollment_url: str = "") -> None:
         self.ctx = VerifyContext(store, sealer, policy)
         self.codes = CodeChecker(self.ctx)
         self.responses = ResponseChecker(self.ctx)
@@ -62,6 +64,7 @@ class Verifier:
         self._first_factors: dict[str, FirstFactor] = {}
         self._ldap = ldap
         self._directory: Directory | None = None  # its connections, opened when first used, kept for the next login
+        self.enrollment_url = enrollment_url if policy.no_token_hint else ""  # the portal, for users without token
 
     @classmethod
     def open(cls, config: Config) -> Verifier:
@@ -72,7 +75,8 @@ class Verifier:
         except BaseException:
             store.close()
             raise
-        return cls(store, sealer, config.policy, delivery_config=config.delivery, ldap=config.ldap)
+        return cls(store, sealer, config.policy, delivery_config=config.delivery, ldap=config.ldap,
+                   enrollment_url=config.web.enrollment_hint())
 
     @property
     def store(self) -> Store:
@@ -203,8 +207,7 @@ class Verifier:
             return self.codes.check(row.name, text, door=door, client=client, now=now)
 
     def has_active_token(self, user: str) -> bool:
-        row = self.store.user(user)
-        return row is not None and bool(self.store.tokens(row.id, active_only=True))
+        return bool((row := self.store.user(user)) and self.store.tokens(row.id, active_only=True))
 
     def resync(self, user: str, code1: str, code2: str, *, door: str, client: str, now: float,
                source: str | None = None) -> Decision:
@@ -290,7 +293,8 @@ class Verifier:
             if row is not None:  # with what its reply group grants
                 return self.ctx.accept(row, door, client, now, Reason.NO_TOKEN_ACCEPTED)
             return self.ctx.finish(user, door, client, now, Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED)
-        return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)
+        message = ENROL_MESSAGE.format(url=self.enrollment_url) if self.enrollment_url else REJECT_MESSAGE
+        return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)._replace(message=message)
 
     # -- helpers ------------------------------------------------------------------------------------------------------
 

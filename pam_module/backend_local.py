@@ -70,6 +70,8 @@ class LocalBackend:
             return Outcome(CHALLENGE, reason, decision.message, decision.state)
         if decision.reason in (Reason.FIRST_FACTOR_UNAVAILABLE, Reason.DELIVERY_FAILED):
             return Outcome(UNAVAILABLE, reason)
+        if decision.reason is Reason.NO_TOKEN:  # the password was right: where to enrol a token, if anywhere
+            return Outcome(REJECT, reason, decision.message if "enrol" in decision.message else "")
         return Outcome(REJECT, reason)
 
     @staticmethod

@@ -16,6 +16,7 @@ Only names, verdicts and reasons are logged, never a code or a password.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -154,6 +155,9 @@ def _result(pamh: Any, outcome: Outcome, log: Log, where: str) -> int:
         log(ERR, f"{where}: authentication service unavailable ({outcome.detail})")
         return int(pamh.PAM_AUTHINFO_UNAVAIL)
     log(NOTICE, f"{where}: authentication failure ({outcome.detail})")
+    if outcome.message:  # a user with the right password and no token: where to enrol one (the portal)
+        with contextlib.suppress(pamh.exception):  # an application that cannot show text: the login fails all the same
+            pamh.conversation(pamh.Message(pamh.PAM_TEXT_INFO, outcome.message))
     return int(pamh.PAM_AUTH_ERR)
 
 

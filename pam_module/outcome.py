@@ -15,7 +15,7 @@ class Outcome:
     def __init__(self, kind: str, detail: str = "", message: str = "", state: bytes | None = None) -> None:
         self.kind = kind
         self.detail = detail  # for the log: a reason or the server that answered (never a code)
-        self.message = message  # challenge prompt
+        self.message = message  # challenge prompt; with REJECT, a text shown to the user (where to enrol a token)
         self.state = state
 
 

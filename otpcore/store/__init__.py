@@ -2,11 +2,11 @@
 
 The core and the doors use the `Store` interface (`interface`) and the row types (`rows`), and get a store from
 `open_store`. One module per aggregate (`users`, `tokens`, `challenges`, `audit`, `sessions`, `throttle`,
-`phantoms`, `replygroups`, `reversible`) holds its SQL, written once for every engine (`dialect` has the few fragments
-that differ); `sqlcore` has the transaction and the state a group commit keeps in it; `sessionrules` the pure rules of
-accounting. One subpackage per engine: `sqlite` (the default, `[store] path`) and `postgres` (`[store] url`: several
-servers, one state), each imported only when the configuration names it. Every database error leaves as
-otpcore.errors.StoreError.
+`phantoms`, `replygroups`, `reversible`, `portal`) holds its SQL, written once for every engine (`dialect` has the few
+fragments that differ); `sqlcore` has the transaction and the state a group commit keeps in it; `sessionrules` the
+pure rules of accounting. One subpackage per engine: `sqlite` (the default, `[store] path`) and `postgres`
+(`[store] url`: several servers, one state), each imported only when the configuration names it. Every database
+error leaves as otpcore.errors.StoreError.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from .rows import (
     SCHEMA_VERSION,
     AuditRow,
     ChallengeRow,
+    InviteRow,
     NasClosed,
+    PortalSessionRow,
     ReplyGroupRow,
     SessionEvent,
     SessionRow,
@@ -30,9 +32,9 @@ from .rows import (
 if TYPE_CHECKING:
     from ..config import StoreConfig
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Checkpointing", "NasClosed", "Replaceable", "ReplyGroupRow",
-           "SessionEvent", "SessionRow", "SessionWrite", "Store", "TokenRow", "UserRow", "WriterTurn", "open_store",
-           "store_present", "writer_turn"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "Checkpointing", "InviteRow", "NasClosed", "PortalSessionRow",
+           "Replaceable", "ReplyGroupRow", "SessionEvent", "SessionRow", "SessionWrite", "Store", "TokenRow", "UserRow",
+           "WriterTurn", "open_store", "store_present", "writer_turn"]
 
 
 def open_store(config: StoreConfig, *, create: bool = False) -> Store:

@@ -15,7 +15,9 @@ from ..policy import FailureState, ThrottleState
 from .rows import (
     AuditRow,
     ChallengeRow,
+    InviteRow,
     NasClosed,
+    PortalSessionRow,
     ReplyGroupRow,
     SessionEvent,
     SessionRow,
@@ -192,6 +194,26 @@ class Store(Protocol):
                            cause: str = "NAS-Reboot") -> NasClosed: ...
 
     def sessions(self, *, active_only: bool = False, user: str | None = None) -> list[SessionRow]: ...
+
+    # -- the self-service portal (otp-web) ----------------------------------------------------------------------------
+
+    def portal_session(self, key: bytes) -> PortalSessionRow | None: ...
+
+    def put_portal_session(self, row: PortalSessionRow) -> None: ...
+
+    def delete_portal_session(self, key: bytes) -> None: ...
+
+    def purge_portal_sessions(self, now: float) -> None: ...
+
+    def invite(self, user: str) -> InviteRow | None: ...
+
+    def put_invite(self, row: InviteRow) -> None: ...
+
+    def delete_invite(self, user: str) -> bool:
+        """True when the user had an invite (now gone: single use)."""
+        ...
+
+    def purge_invites(self, now: float) -> None: ...
 
 
 @runtime_checkable

@@ -6,11 +6,11 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "NasClosed", "ReplyGroupRow", "SessionEvent", "SessionRow",
-           "SessionWrite", "TokenRow", "UserRow"]
+__all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "InviteRow", "NasClosed", "PortalSessionRow", "ReplyGroupRow",
+           "SessionEvent", "SessionRow", "SessionWrite", "TokenRow", "UserRow"]
 
 # The version of the schema these rows are read from: every backend migrates its database up to it.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class UserRow(NamedTuple):
@@ -57,6 +57,11 @@ class TokenRow(NamedTuple):
     created: float
     options: str | None  # JSON: per-token knobs of out-of-band tokens
     seal: int  # how the secret is bound to the row: 1 = token id only (before schema 4), 2 = id, owner, parameters
+
+    @classmethod
+    def unsaved(cls, kind: str) -> TokenRow:
+        """A 6-digit SHA1 token of this kind that is in no store (yet): a candidate's parameters, a fresh state."""
+        return cls(0, 0, kind, "SHA1", 6, 30, 0, 0, -1, 0, None, None, None, True, 0.0, None, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +140,26 @@ class SessionRow:
     output_octets: int | None
     terminate_cause: str | None
     status: str  # active | stopped (Stop received) | closed (Accounting-On/Off of its NAS)
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSessionRow:
+    """A session of the self-service portal (otp-web, schema 8)."""
+
+    key: bytes  # keyed fingerprint of the session cookie (the cookie itself is never stored)
+    user: str | None
+    stage: str  # how far the login went: code (first factor passed), enrol (no token yet), in (logged in)
+    created: float
+    expires: float
+    data: str | None  # JSON: the pending challenge, the contact being confirmed, the time of the last re-login
+    sealed: bytes | None  # the secret of a token being enrolled, sealed to this session (active once proved)
+
+
+@dataclass(frozen=True, slots=True)
+class InviteRow:
+    """A one-time enrolment code of `otp-admin user invite` (schema 8), by user name."""
+
+    user: str
+    code_hash: bytes  # keyed fingerprint of the code
+    created: float
+    expires: float

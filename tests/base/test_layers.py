@@ -1,5 +1,5 @@
 """The packages' dependencies point down: otpbase (standard library only) <- otpcore <- the doors (otpadmin, radiusd,
-pam_module). Read from the source with `ast`, every import counted: at the top, inside functions, and under
+pam_module, otpweb). Read from the source with `ast`, every import counted: at the top, inside functions, and under
 TYPE_CHECKING, since a lazy import is still a dependency (and hides a cycle until the day it runs first)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("otpbase", "otpcore", "otpadmin", "radiusd", "pam_module")
-DOORS = ("otpadmin", "radiusd", "pam_module")
+PACKAGES = ("otpbase", "otpcore", "otpadmin", "radiusd", "pam_module", "otpweb")
+DOORS = ("otpadmin", "radiusd", "pam_module", "otpweb")
 
 
 def modules() -> dict[str, Path]:

@@ -12,7 +12,7 @@ from otpbase import version
 from tests.kit.tools import BIN
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
-COMMANDS = ["otp-admin", "otp-radiusd"]
+COMMANDS = ["otp-admin", "otp-radiusd", "otp-web"]
 
 
 def test_every_console_script_is_covered() -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from .mail import Certs, Mailbox, start_smtp
 from .pamservices import pam_service_file
 from .radiusd import RadiusServer
 from .tools import tool
 
-__all__ = ["make_server", "pam_service", "require_tool"]
+__all__ = ["make_server", "pam_service", "require_tool", "smtp_server"]
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +50,19 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., RadiusServer]]:
     for server in made:
         if server.proc is not None:
             assert server.stop() == 0, server.log()[-3000:]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Callable[..., Mailbox]]:
+    """start(mode="plain" | "starttls" | "ssl", certs=None) -> a Mailbox: aiosmtpd on a free loopback port, stopped
+    after the test."""
+    controllers = []
+
+    def start(mode: str = "plain", certs: Certs | None = None) -> Mailbox:
+        box, controller = start_smtp(mode, certs)
+        controllers.append(controller)
+        return box
+
+    yield start
+    for controller in controllers:
+        controller.stop()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.kit.mail import Mailbox
 from tests.kit.slapd import Slapd, running_slapd
-from tests.oob.conftest import Mailbox, smtp_server  # noqa: F401 - the real SMTP server fixture, shared
 
 from .kit import Site, ldap_table
 

@@ -14,9 +14,9 @@ import pytest
 from otpcore import oath
 from otpcore.decision import Reason, Verdict
 from tests.core.helpers import Cli
+from tests.kit.mail import smtp_table
 from tests.kit.netfaults import HOST, closed_port
 from tests.kit.slapd import Slapd
-from tests.oob.conftest import smtp_table
 
 from .conftest import Mailbox
 from .kit import SEED, Site

@@ -42,6 +42,11 @@ def unit() -> Unit:
     return parse_unit((PACKAGING / "otp-radiusd.service").read_text())
 
 
+@pytest.fixture
+def web_unit() -> Unit:
+    return parse_unit((PACKAGING / "otp-web.service").read_text())
+
+
 @pytest.fixture(scope="session")
 def run() -> Callable[..., subprocess.CompletedProcess[str]]:
     """run(*argv, input=None, check=True, env=None): text output captured; a failure shows both streams."""

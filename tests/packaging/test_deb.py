@@ -25,6 +25,8 @@ import pytest
 
 PKG = "otp-server"
 UNIT_PATH = Path("/lib/systemd/system/otp-radiusd.service")
+WEB_UNIT_PATH = Path("/lib/systemd/system/otp-web.service")
+WEB_KEY = "pkgtest-api-key-0123456789"
 CONFIG = Path("/etc/otp/otp.toml")
 KEY = Path("/etc/otp/otp.key")
 STORE = Path("/var/lib/otp/otp.sqlite")
@@ -32,6 +34,7 @@ PAM_SERVICE = Path("/etc/pam.d/otp-pkgtest")
 SECRET = "testing123"
 ALICE = ("alice", "alice-pw", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
 BOB = ("bob", "bob-pw", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+CAROL = ("carol", "carol-pw", "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U")  # otp-web's user
 APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 # What a system unit starts with (systemd's default environment).
 UNIT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
@@ -70,6 +73,12 @@ def snapshot() -> set[str]:
 def owner_mode(path: Path) -> tuple[str, str, int]:
     st = path.stat()
     return pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, stat.S_IMODE(st.st_mode)
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def free_udp_ports(count: int) -> list[int]:
@@ -130,7 +139,37 @@ def test_lintian_finds_no_error(deb: Path, require_tool, run: Run):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_install_provision_serve_remove_purge(deb: Path, unit, clean_system, require_tool, run: Run,
+def serve_web(web_unit: dict[str, dict[str, list[str]]], run: Run, tmp_path: Path) -> None:
+    """otp-web as its unit runs it, from the package's own environment: the API answers, from the shared store."""
+    import tomllib
+    import urllib.request
+
+    host, port = tomllib.loads(CONFIG.read_text())["web"]["listen"].split(":")
+    argv, popen_kw = unit_command(web_unit)
+    log_path = tmp_path / "otp-web.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **popen_kw)
+    try:
+        deadline = time.monotonic() + 30
+        while "ready: listening" not in log_path.read_text():
+            assert server.poll() is None, f"otp-web exited {server.returncode}:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, f"otp-web never got ready:\n{log_path.read_text()}"
+            time.sleep(0.2)
+        name, password, secret = CAROL
+        body = json.dumps({"user": name, "pass": password + totp(run, secret)}).encode()
+        request = urllib.request.Request(f"http://{host}:{port}/api/v1/validate/check", data=body, headers={
+            "Authorization": f"Bearer {WEB_KEY}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read())["result"] == "accept"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0, log_path.read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_install_provision_serve_remove_purge(deb: Path, unit, web_unit, clean_system, require_tool, run: Run,
                                               tmp_path: Path):
     for tool in ("apt-get", "setpriv", "radclient", "oathtool", "pamtester", "systemd-analyze"):
         require_tool(tool)
@@ -150,7 +189,9 @@ def test_install_provision_serve_remove_purge(deb: Path, unit, clean_system, req
     assert UNIT_PATH.read_text() == (Path(__file__).parents[2] / "packaging" / "otp-radiusd.service").read_text()
     assert os.readlink("/etc/systemd/system/multi-user.target.wants/otp-radiusd.service") == str(UNIT_PATH)
     run("systemd-analyze", "verify", UNIT_PATH)
-    for command in ("otp-admin", "otp-radiusd"):
+    run("systemd-analyze", "verify", WEB_UNIT_PATH)
+    assert not os.path.lexists("/etc/systemd/system/multi-user.target.wants/otp-web.service")  # the admin enables it
+    for command in ("otp-admin", "otp-radiusd", "otp-web"):
         assert Path(f"/usr/bin/{command}").is_file()
         assert "usage:" in run(command, "--help").stdout
     assert Path("/usr/share/man/man8/otp-admin.8.gz").is_file()
@@ -162,14 +203,17 @@ def test_install_provision_serve_remove_purge(deb: Path, unit, clean_system, req
     key_before = KEY.read_bytes()
 
     # -- provision, as an admin would (root, default config) ----------------------------------------------------------
-    for name, password, secret in (ALICE, BOB):
+    for name, password, secret in (ALICE, BOB, CAROL):
         run("otp-admin", "user", "add", name, "--password-stdin", input=password + "\n")
         run("otp-admin", "token", "add", name, "--type", "totp", "--secret", secret, "--qr", "none")
     port, acct_port = free_udp_ports(2)
     with CONFIG.open("w") as fh:  # rewritten in place: owner and mode stay the package's
         fh.write(f'[store]\npath = "{STORE}"\nkey_file = "{KEY}"\n\n'
                  f'[radius]\nlisten = ["127.0.0.1:{port}"]\naccounting_listen = ["127.0.0.1:{acct_port}"]\n\n'
-                 f'[[radius.clients]]\nname = "pkgtest"\naddress = "127.0.0.1"\nsecret = "{SECRET}"\n')
+                 f'[[radius.clients]]\nname = "pkgtest"\naddress = "127.0.0.1"\nsecret = "{SECRET}"\n\n'
+                 f'[web]\nlisten = "127.0.0.1:{free_tcp_port()}"\n\n'
+                 f'[[web.apps]]\nname = "pkgtest"\nkey = "{WEB_KEY}"\nfirst_factor = "store"\n')
+    serve_web(web_unit, run, tmp_path)
 
     # -- serve, the way the unit does ---------------------------------------------------------------------------------
     argv, popen_kw = unit_command(unit)
@@ -222,13 +266,14 @@ def test_install_provision_serve_remove_purge(deb: Path, unit, clean_system, req
     assert KEY.read_bytes() == key_before and owner_mode(KEY) == ("otp", "otp", 0o600)
     assert CONFIG.read_text() == config_text and owner_mode(CONFIG) == ("root", "otp", 0o640)
     users = json.loads(run("otp-admin", "user", "list", "--json").stdout)
-    assert sorted(u["name"] for u in users) == ["alice", "bob"]
+    assert sorted(u["name"] for u in users) == ["alice", "bob", "carol"]
 
     # -- remove: the program goes, the data, the config and the user stay -------------------------------------------
     store_digest = hashlib.sha256(STORE.read_bytes()).hexdigest()
     run("apt-get", "remove", "-y", PKG, env=APT_ENV)
     assert package_status(run) == "deinstall ok config-files"
-    for gone in ("/usr/bin/otp-admin", "/usr/bin/otp-radiusd", "/usr/lib/otp-server", str(UNIT_PATH)):
+    for gone in ("/usr/bin/otp-admin", "/usr/bin/otp-radiusd", "/usr/bin/otp-web", "/usr/lib/otp-server",
+                 str(UNIT_PATH), str(WEB_UNIT_PATH)):
         assert not os.path.lexists(gone), gone
     assert KEY.read_bytes() == key_before
     assert hashlib.sha256(STORE.read_bytes()).hexdigest() == store_digest

@@ -27,7 +27,7 @@ def render(page: Path, *options: str) -> str:
 
 
 def test_every_page_is_here() -> None:
-    assert [page.name for page in PAGES] == ["otp-admin.8", "otp-radiusd.8", "otp.toml.5"]
+    assert [page.name for page in PAGES] == ["otp-admin.8", "otp-radiusd.8", "otp-web.8", "otp.toml.5"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
@@ -83,13 +83,14 @@ def options_by_command(main: Callable[[list[str]], object], capsys: pytest.Captu
     return found
 
 
-@pytest.mark.parametrize(("page", "module"), [("otp-admin.8", "otpadmin.main"), ("otp-radiusd.8", "radiusd.main")])
+@pytest.mark.parametrize(("page", "module"), [("otp-admin.8", "otpadmin.main"), ("otp-radiusd.8", "radiusd.main"),
+                                             ("otp-web.8", "otpweb.main")])
 def test_the_man_pages_name_every_command_and_option(page: str, module: str,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     man = render(MAN / page, "-rLL=5000n", "-rHY=0")
     main = importlib.import_module(module).main
     commands = options_by_command(main, capsys)
-    assert len(commands) > 1 or module == "radiusd.main"
+    assert len(commands) > 1 or module in ("radiusd.main", "otpweb.main")
     assert "--version" in commands[()]
     for argv, options in commands.items():
         if argv:

@@ -12,6 +12,7 @@ from pathlib import Path
 from otpcore.config import ClientConfig, Policy, RadiusConfig, StoreConfig, TlsConfig, parse_config
 from otpcore.delivery_config import SmsConfig, SmtpConfig
 from otpcore.ldap_config import LdapConfig
+from otpcore.web_config import WebConfig
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 EXAMPLE = PACKAGING / "otp.toml.example"
@@ -27,8 +28,8 @@ FILE_KEYS = {"sender": {"from"}, "password": {"password", "password_file"}, "tok
 def uncommented(tmp_path: Path) -> dict:
     """The example with every commented-out key and table switched on (secret files pointed at a real file)."""
     text = COMMENTED.sub("", EXAMPLE.read_text())
-    for name in ("localhost.secret", "sms.token", "ldap.password"):
-        (tmp_path / name).write_text("s3cret\n")
+    for name in ("localhost.secret", "sms.token", "ldap.password", "intranet.key"):
+        (tmp_path / name).write_text("s3cret\n" if name != "intranet.key" else "s3cret-api-key-0123456789\n")
         text = text.replace(f'"/etc/otp/{name}"', f'"{tmp_path / name}"')
     return tomllib.loads(text)
 
@@ -96,6 +97,26 @@ def test_every_key_is_documented_with_its_default(tmp_path):
     ldap = config.ldap
     assert ldap is not None and ldap.bind_password == "s3cret"
     assert ldap == LdapConfig(urls=ldap.urls, bind_dn=ldap.bind_dn, bind_password="s3cret", base_dn=ldap.base_dn)
+    assert section_keys(data, "web") == {f.name for f in dataclasses.fields(WebConfig)}
+    assert set(data["web"]["apps"][0]) == {"name", "key_file", "first_factor"}
+    web = config.web
+    assert dataclasses.replace(web, public_url="", apps=()) == WebConfig()
+    assert web.apps[0].key == b"s3cret-api-key-0123456789" and web.public_url == "https://otp.example.org"
+
+
+def test_the_web_unit_is_installed_not_enabled_and_hardened_like_the_radius_one(unit, web_unit):
+    web = web_unit
+    assert shlex.split(web["Service"]["ExecStart"][0]) == ["/usr/bin/otp-web", "--config", "/etc/otp/otp.toml"]
+    shared = ("User", "Group", "UMask", "StateDirectory", "ReadWritePaths", "NoNewPrivileges", "ProtectSystem",
+              "ProtectHome", "PrivateTmp", "PrivateDevices", "CapabilityBoundingSet", "AmbientCapabilities",
+              "RestrictAddressFamilies", "RestrictNamespaces", "RestrictSUIDSGID", "LockPersonality",
+              "SystemCallArchitectures")
+    for key in shared:
+        assert web["Service"][key] == unit["Service"][key], key
+    assert set(unit["Service"]["SystemCallFilter"]) <= set(web["Service"]["SystemCallFilter"])
+    code = [line for line in (PACKAGING / "debian" / "postinst").read_text().splitlines()
+            if "otp-web" in line and not line.lstrip().startswith("#")]
+    assert code and not any("enable" in line or " start " in line for line in code), code  # only try-restart
 
 
 def test_the_unit_runs_the_server_as_otp_with_the_shipped_config(unit):

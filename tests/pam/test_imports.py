@@ -41,7 +41,8 @@ crypto = sys.modules.get("cryptography")
 print(json.dumps({"rc": rc, "modules": sorted(sys.modules), "cryptography": getattr(crypto, "__file__", None)}))
 '''
 
-HEAVY = ("pyrad", "asyncio", "click", "argon2", "sqlite_utils", "segno", "pam", "radiusd", "otpadmin")
+HEAVY = ("pyrad", "asyncio", "click", "argon2", "sqlite_utils", "segno", "pam", "radiusd", "otpadmin", "otpweb",
+         "starlette", "uvicorn", "jinja2", "anyio")
 
 
 def probe(line: str) -> dict:

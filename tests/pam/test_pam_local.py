@@ -125,3 +125,14 @@ def test_setcred_and_account_do_not_get_in_the_way(otp: OtpEnv, pam_service):
     p = subprocess.run([tool("pamtester"), service, "alice", "authenticate", "setcred", "acct_mgmt"],
                        input=totp(secret) + "\n", capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+def test_a_user_without_a_token_is_told_where_to_enrol_one(otp: OtpEnv, pam_service):
+    with otp.config.open("a") as config:
+        config.write('\n[web]\npublic_url = "https://otp.example.org"\n')
+    otp.admin("user", "add", "newbie", "--password-stdin", input="pw-of-newbie\n")
+    service = pam_service([module_line("local", "first_factor=store", config=otp.config)])
+    r = pamtester(service, "newbie", ["pw-of-newbie"])
+    assert r.status == "PAM_AUTH_ERR" and "enrol one at https://otp.example.org" in r.output
+    r = pamtester(service, "newbie", ["wrong-password"])
+    assert r.status == "PAM_AUTH_ERR" and "enrol" not in r.output

@@ -29,6 +29,7 @@ from ..audit import Audit, AuditSql
 from ..challenges import Challenges, ChallengeSql
 from ..dialect import POSTGRES
 from ..phantoms import Phantoms, PhantomSql
+from ..portal import Portal, PortalSql
 from ..replygroups import ReplyGroups, ReplyGroupSql
 from ..reversible import ReversiblePasswords, ReversibleSql
 from ..rows import SCHEMA_VERSION
@@ -44,7 +45,7 @@ __all__ = ["PostgresStore"]
 
 
 class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups,
-                    ReversiblePasswords):
+                    ReversiblePasswords, Portal):
     """A Store (otpcore.store.interface) on one PostgreSQL connection."""
 
     dialect = POSTGRES
@@ -58,6 +59,7 @@ class PostgresStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phanto
     _phantom_sql = PhantomSql(POSTGRES)
     _reply_group_sql = ReplyGroupSql(POSTGRES)
     _reversible_sql = ReversibleSql(POSTGRES)
+    _portal_sql = PortalSql(POSTGRES)
 
     def __init__(self, conn: psycopg.Connection[Any], where: str) -> None:
         super().__init__()

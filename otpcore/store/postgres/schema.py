@@ -111,6 +111,25 @@ _REVERSIBLE_PASSWORDS = (
     "CREATE TABLE reversible_passwords (user_id bigint PRIMARY KEY REFERENCES users (id), sealed bytea NOT NULL)",
 )
 
+# The self-service portal of otp-web: its sessions and the enrolment codes of `otp-admin user invite`.
+_PORTAL = (
+    """CREATE TABLE portal_sessions (
+        key bytea PRIMARY KEY,
+        "user" text,
+        stage text NOT NULL,
+        created double precision NOT NULL,
+        expires double precision NOT NULL,
+        data text,
+        sealed bytea)""",
+    "CREATE INDEX idx_portal_sessions_expires ON portal_sessions (expires)",
+    """CREATE TABLE invites (
+        "user" text PRIMARY KEY,
+        code_hash bytea NOT NULL,
+        created double precision NOT NULL,
+        expires double precision NOT NULL)""",
+)
+
 # (version reached, its statements); the last version is rows.SCHEMA_VERSION
-MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [(7, _SCHEMA_7), (8, _REPLY_GROUPS), (9, _REVERSIBLE_PASSWORDS)]
+MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [(7, _SCHEMA_7), (8, _REPLY_GROUPS), (9, _REVERSIBLE_PASSWORDS),
+                                                 (10, _PORTAL)]
 

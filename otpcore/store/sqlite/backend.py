@@ -18,6 +18,7 @@ from ..audit import Audit, AuditSql
 from ..challenges import Challenges, ChallengeSql
 from ..dialect import SQLITE
 from ..phantoms import Phantoms, PhantomSql
+from ..portal import Portal, PortalSql
 from ..replygroups import ReplyGroups, ReplyGroupSql
 from ..reversible import ReversiblePasswords, ReversibleSql
 from ..rows import SCHEMA_VERSION
@@ -32,7 +33,8 @@ __all__ = ["BUSY_TIMEOUT_MS", "SqliteStore"]
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups, ReversiblePasswords):
+class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms, ReplyGroups, ReversiblePasswords,
+                  Portal):
     """A Store (otpcore.store.interface) on one SQLite connection; also Checkpointing and Replaceable."""
 
     dialect = SQLITE
@@ -46,6 +48,7 @@ class SqliteStore(Users, Tokens, Challenges, Audit, Sessions, Throttle, Phantoms
     _phantom_sql = PhantomSql(SQLITE)
     _reply_group_sql = ReplyGroupSql(SQLITE)
     _reversible_sql = ReversibleSql(SQLITE)
+    _portal_sql = PortalSql(SQLITE)
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         super().__init__()

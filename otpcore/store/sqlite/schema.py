@@ -116,8 +116,21 @@ def _migration_reversible_passwords(db: Any) -> None:
                "sealed BLOB NOT NULL)")
 
 
+def _migration_portal(db: Any) -> None:
+    """The self-service portal of otp-web: its sessions and the enrolment codes of `otp-admin user invite`, each under
+    a keyed fingerprint (never the cookie or the code itself)."""
+    for sql in (
+        'CREATE TABLE portal_sessions (key BLOB PRIMARY KEY, "user" TEXT, stage TEXT NOT NULL, created FLOAT NOT NULL, '
+        "expires FLOAT NOT NULL, data TEXT, sealed BLOB)",
+        "CREATE INDEX idx_portal_sessions_expires ON portal_sessions (expires)",
+        'CREATE TABLE invites ("user" TEXT PRIMARY KEY, code_hash BLOB NOT NULL, created FLOAT NOT NULL, '
+        "expires FLOAT NOT NULL)",
+    ):
+        db.execute(sql)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Any], None]]] = [
     (1, _migration_1), (2, _migration_sessions), (3, _migration_audit_appends), (4, _migration_hardening),
     (5, _migration_audit_source), (6, _migration_phantoms), (7, _migration_directory_users),
-    (8, _migration_reply_attributes), (9, _migration_reversible_passwords),
+    (8, _migration_reply_attributes), (9, _migration_reversible_passwords), (10, _migration_portal),
 ]
