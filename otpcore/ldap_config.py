@@ -11,13 +11,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import tomlkeys as keys
-from .errors import ConfigError
+from .errors import ConfigError, InputError
+from .specs import validate_group_name
 
 __all__ = ["DEFAULT_USER_FILTER", "LdapConfig", "parse_ldap"]
 
 DEFAULT_USER_FILTER = "(&(objectClass=person)(uid={user}))"
 _KEYS = {"urls", "start_tls", "ca_file", "bind_dn", "bind_password_file", "base_dn", "user_filter", "email_attribute",
-         "phone_attribute", "group_dn", "timeout"}
+         "phone_attribute", "group_dn", "timeout", "group_attribute", "reply_groups"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class LdapConfig:
     phone_attribute: str = "mobile"
     group_dn: str = ""  # "": no group check
     timeout: int = 2  # seconds per URL, for connecting and for every operation together
+    group_attribute: str = "memberOf"  # the entry's attribute that lists its groups (AD; OpenLDAP's memberof overlay)
+    # (group DN, reply group) in the table's order: the first group the entry is a member of is the user's reply
+    # group; empty: the directory says nothing about reply groups
+    reply_groups: tuple[tuple[str, str], ...] = ()
 
 
 def parse_ldap(t: Mapping[str, Any], base: Path) -> LdapConfig | None:
@@ -59,7 +64,24 @@ def parse_ldap(t: Mapping[str, Any], base: Path) -> LdapConfig | None:
         phone_attribute=_attribute(t, "phone_attribute", "mobile"),
         group_dn=keys.text(t, "ldap", "group_dn", ""),
         timeout=keys.integer(t, "ldap", "timeout", 2, minimum=1, maximum=60),
+        group_attribute=_attribute(t, "group_attribute", "memberOf"),
+        reply_groups=_reply_groups(keys.subtable(t, "ldap", "reply_groups")),
     )
+
+
+def _reply_groups(table: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """[ldap.reply_groups]: "group DN" = "reply group name" (otp-admin group set makes the group)."""
+    pairs = []
+    for dn, name in table.items():
+        if "=" not in dn:
+            raise ConfigError(f"ldap.reply_groups: not a DN: {dn!r}")
+        if not isinstance(name, str):
+            raise ConfigError(f"ldap.reply_groups.{dn!r}: must be the name of a reply group")
+        try:
+            pairs.append((dn, validate_group_name(name)))
+        except InputError as exc:
+            raise ConfigError(f"ldap.reply_groups.{dn!r}: {exc}") from None
+    return tuple(pairs)
 
 
 def _urls(value: Any, start_tls: bool) -> tuple[str, ...]:

@@ -7,18 +7,17 @@ How a group's list and a user's own list combine, in `combine`: the group's pair
 of an attribute the user's list sets (the user's values replace the group's values of that attribute, a tag being
 part of the attribute's name: Tunnel-Private-Group-Id:1), then the user's pairs in their order.
 
-Groups from the directory (first_factor "ldap") are not read yet. The plan: an [ldap] table `reply_groups` mapping
-group DNs to reply groups; the directory's check of the password reads which of those groups list the entry (one
-search after the bind, as for group_dn) and the first one in the table's order is the user's group, carried to the
-accept (on the challenge row when the code comes in a second request) in place of the store's `users.reply_group`.
-Until then a directory user is put in a group with `otp-admin user set NAME --group G`, like any other.
+Groups from the directory: with [ldap.reply_groups], each password check by the directory (first_factor "ldap")
+names the user's reply group, and `follow_directory` writes it on the user's row when it changed, so the accept (in
+the same request, after a challenge, or on another node) grants it; an `otp-admin user set --group` of such a user
+lasts until their next login.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import re
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -27,23 +26,15 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .store import Store, UserRow
 
-__all__ = ["Checker", "ReplyPair", "combine", "dump_pairs", "granted", "load_pairs", "parse_pair",
-           "validate_group_name"]
+__all__ = ["Checker", "ReplyPair", "combine", "dump_pairs", "follow_directory", "granted", "load_pairs",
+           "parse_pair"]
 
 ReplyPair = tuple[str, str]  # (attribute name as the dictionary spells it, optionally ":tag"; value as text)
 
 # Checks a list of pairs as an Accept would carry it: the pairs as the dictionary spells them, or InputError.
 Checker = Callable[[Sequence[ReplyPair]], tuple[ReplyPair, ...]]
 
-_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def validate_group_name(name: str) -> str:
-    if not _GROUP_NAME.fullmatch(name):
-        raise InputError(f"invalid group name {name!r}: 1-64 letters, digits, '.', '_' or '-', starting with a "
-                         "letter or digit")
-    return name
-
+log = logging.getLogger("otpcore.replies")
 
 def parse_pair(text: str) -> ReplyPair:
     """`Attribute=value` (the value is everything after the first '=', spaces around both removed)."""
@@ -68,6 +59,22 @@ def granted(store: Store, row: UserRow) -> tuple[ReplyPair, ...]:
     """What an Accept of the user carries: its group's list and its own, combined."""
     group = store.reply_group(row.reply_group) if row.reply_group is not None else None
     return combine(load_pairs(group.attributes if group is not None else None), load_pairs(row.reply))
+
+
+def follow_directory(store: Store, row: UserRow, group: str | None) -> None:
+    """The directory says the user is in reply group `group` (None: in none of ldap.reply_groups): the row follows."""
+    if group is not None and store.reply_group(group) is None:
+        log.warning("ldap.reply_groups names the reply group %s, which does not exist (otp-admin group set): "
+                    "%s is given none", group, row.name)
+        group = None
+    if group == row.reply_group:
+        return
+    with store.transaction():
+        fresh = store.user_by_id(row.id)  # under the write lock: the user's own list is kept as it is now
+        if fresh is None or fresh.reply_group == group:
+            return
+        store.set_user_reply(row.id, group=group, attributes=fresh.reply)
+    log.info("directory: %s is now in reply group %s", row.name, group or "(none)")
 
 
 def dump_pairs(pairs: Sequence[ReplyPair]) -> str:

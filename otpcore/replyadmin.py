@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .errors import InputError, NotFoundError, StoreError
-from .replies import Checker, ReplyPair, combine, dump_pairs, granted, load_pairs, validate_group_name
+from .replies import Checker, ReplyPair, combine, dump_pairs, granted, load_pairs
+from .specs import validate_group_name
 from .store import ReplyGroupRow, Store, UserRow
 
 __all__ = ["GroupView", "ReplyAdmin"]

@@ -36,6 +36,7 @@ from .oobsend import (
     CodeSender,
     sent_decision,
 )
+from .replies import follow_directory
 from .reseal import reseal_legacy_tokens
 from .responsecheck import ResponseChecker
 from .seal import Sealer, load_key_file
@@ -224,7 +225,8 @@ class Verifier:
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.THROTTLED)
         row, token_rows = ctx.store.user_with_tokens(user)
         password_part, code, code_shaped = self._split(row, token_rows, password, now)
-        verdict = factor.check(user, row, password_part)  # the one slow check, on every path
+        checked = factor.check(user, row, password_part)  # the one slow check, on every path
+        verdict = checked.reason
         if verdict is Reason.FIRST_FACTOR_UNAVAILABLE:
             return ctx.finish(user, door, client, now, Verdict.REJECT, verdict)
         if row is None and verdict is Reason.OK:  # a directory user the store does not know yet: no token
@@ -235,6 +237,8 @@ class Verifier:
             if verdict is Reason.WRONG_PASSWORD and code is None and code_shaped:
                 verdict = Reason.WRONG_CODE  # no code of the user's ends the entry: the code is wrong for sure
             return self._refused(user, password, verdict, door=door, client=client, now=now)
+        if checked.sets_group:  # the directory's groups decide the reply group
+            follow_directory(ctx.store, row, checked.reply_group)
         if code is not None:
             return self.codes.check(row.name, code, door=door, client=client, now=now)
         return self._password_only(row, token_rows, door=door, client=client, now=now)

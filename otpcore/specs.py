@@ -3,6 +3,7 @@ anything touches the store (otpcore.admin writes them; otpcore.importers reads t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,11 +12,13 @@ from . import oob
 from .errors import InputError
 from .oath import ALGORITHMS
 
-__all__ = ["MAX_COUNTER", "OTP_TOKEN_TYPES", "TOKEN_TYPES", "TokenSpec", "UserSpec", "validate_user_name"]
+__all__ = ["MAX_COUNTER", "OTP_TOKEN_TYPES", "TOKEN_TYPES", "TokenSpec", "UserSpec", "validate_group_name",
+           "validate_user_name"]
 
 OTP_TOKEN_TYPES = ("totp", "hotp")
 TOKEN_TYPES = (*OTP_TOKEN_TYPES, *oob.CHANNELS)
 MAX_COUNTER = 2**62  # an HOTP counter and its look-ahead stay within SQLite's 64-bit INTEGER
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -76,4 +79,12 @@ class UserSpec:
 def validate_user_name(name: str) -> str:
     if not name or len(name) > 253 or any(c.isspace() or not c.isprintable() for c in name):
         raise InputError(f"invalid user name {name!r}: 1-253 printable characters, no spaces")
+    return name
+
+
+def validate_group_name(name: str) -> str:
+    """A reply group's name (otpcore.replies)."""
+    if not _GROUP_NAME.fullmatch(name):
+        raise InputError(f"invalid group name {name!r}: 1-64 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit")
     return name

@@ -1,6 +1,6 @@
 """First factors: how the password part of a login is checked, one module per kind, chosen per client.
 
-A first factor answers Reason.OK, a refusal (WRONG_PASSWORD, NO_PASSWORD, NOT_IN_GROUP ...) or
+A first factor answers (in a Checked) Reason.OK, a refusal (WRONG_PASSWORD, NO_PASSWORD, NOT_IN_GROUP ...) or
 FIRST_FACTOR_UNAVAILABLE (the check itself failed: the login is refused, never let through). For a user the store
 does not know (`row` None) it must do the work a real check does, so that timing does not tell who exists; "ldap"
 answers OK for a user of the directory the store does not know yet (the service then treats them as a user without
@@ -13,19 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from .checked import Checked
+
 if TYPE_CHECKING:
-    from ..decision import Reason
     from ..policy import Policy
     from ..store import UserRow
     from .ldap import Directory
 
-__all__ = ["KINDS", "FirstFactor", "first_factor"]
+__all__ = ["KINDS", "Checked", "FirstFactor", "first_factor"]
 
 KINDS = ("store", "pam", "ldap", "none")
 
 
 class FirstFactor(Protocol):
-    def check(self, user: str, row: UserRow | None, password: bytes) -> Reason: ...
+    def check(self, user: str, row: UserRow | None, password: bytes) -> Checked: ...
 
 
 def first_factor(kind: str, policy: Policy, directory: Callable[[], Directory]) -> FirstFactor:

@@ -3,8 +3,10 @@ e-mail addresses and phone numbers of its users, read when a code is sent.
 
 A check searches the user's entry with the service account (bind_dn), binds as the entry it found with the password,
 and with group_dn asks the group whether it lists that entry as a member (after the bind: a guesser learns nothing
-about groups). Every name costs the same round trips whether the directory has it or not (a name it does not have is
-answered by a search that matches nothing, in place of the bind).
+about groups). With reply_groups, the entry's groups (group_attribute, read by the same search) name the user's reply
+group: the first group of the table the entry is a member of, DNs compared as ldap3 normalises them. Every name
+costs the same round trips whether the directory has it or not (a name it does not have is answered by a search that
+matches nothing, in place of the bind).
 
 Bounded: each URL gets `timeout` seconds for everything a check does there (the socket's timeout is set to what is
 left before each step), then the next URL is tried; a URL that failed is tried after the others for SKIP_SECONDS.
@@ -32,9 +34,10 @@ from typing import Any, TypeVar
 from otpbase.escape import escape
 
 from ..decision import Reason
-from ..errors import DirectoryError
+from ..errors import ConfigError, DirectoryError
 from ..ldap_config import LdapConfig
 from ..store import UserRow
+from .checked import Checked
 
 __all__ = ["Directory", "Entry", "LdapPassword"]
 
@@ -56,6 +59,7 @@ class Entry:
     dn: str  # as the server spells it: the one to bind with
     email: str | None
     phone: str | None
+    groups: frozenset[str] = frozenset()  # the DNs of group_attribute, normalised (_dn_key); only with reply_groups
 
 
 class LdapPassword:
@@ -64,16 +68,16 @@ class LdapPassword:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
 
-    def check(self, user: str, row: UserRow | None, password: bytes) -> Reason:
+    def check(self, user: str, row: UserRow | None, password: bytes) -> Checked:
         """OK also for a user the store does not know: the directory does (the service decides what follows)."""
         try:
             secret: str | bytes = password.decode("utf-8")  # str: ldap3 prepares it (SASLprep), as other clients do
         except UnicodeDecodeError:
             secret = password
         try:
-            return self.directory.authenticate(row.name if row is not None else user, secret)
+            return self.directory.check(row.name if row is not None else user, secret)
         except DirectoryError:
-            return Reason.FIRST_FACTOR_UNAVAILABLE  # logged by the Directory, URL by URL
+            return Checked(Reason.FIRST_FACTOR_UNAVAILABLE)  # logged by the Directory, URL by URL
 
 
 class _Deadline:
@@ -117,6 +121,12 @@ class Directory:
                                      connect_timeout=config.timeout) for url in config.urls}
         self._session: _Session | None = None
         self._failed: dict[str, float] = {}  # url -> when it last failed (monotonic)
+        self._reply_groups: list[tuple[str, str]] = []  # (DN as compared, reply group)
+        for dn, group in config.reply_groups:
+            key = _dn_key(dn)
+            if key is None:
+                raise ConfigError(f"ldap.reply_groups: not a DN: {dn!r}")
+            self._reply_groups.append((key, group))
 
     def close(self) -> None:
         if self._session is not None:
@@ -131,20 +141,27 @@ class Directory:
 
     def authenticate(self, name: str, password: str | bytes) -> Reason:
         """OK, WRONG_PASSWORD, UNKNOWN_USER (no entry, or more than one) or NOT_IN_GROUP. Raises DirectoryError."""
+        return self.check(name, password).reason
+
+    def check(self, name: str, password: str | bytes) -> Checked:
+        """authenticate(), and with OK and reply_groups the user's reply group. Raises DirectoryError."""
         return self._on_any_url(lambda session, deadline: self._authenticate(session, deadline, name, password))
 
-    def _authenticate(self, session: _Session, deadline: _Deadline, name: str, password: str | bytes) -> Reason:
+    def _authenticate(self, session: _Session, deadline: _Deadline, name: str, password: str | bytes) -> Checked:
         entry = self._search(session, deadline, name)
         if not password:  # never sent: a DN with an empty password is an anonymous bind, which servers accept
-            return Reason.WRONG_PASSWORD if entry is not None else Reason.UNKNOWN_USER
+            return Checked(Reason.WRONG_PASSWORD if entry is not None else Reason.UNKNOWN_USER)
         if entry is None:
             self._search_nothing(session, deadline)  # the round trip a bind would have cost
-            return Reason.UNKNOWN_USER
+            return Checked(Reason.UNKNOWN_USER)
         if not self._bind_as(session, deadline, entry.dn, password):
-            return Reason.WRONG_PASSWORD
+            return Checked(Reason.WRONG_PASSWORD)
         if self.config.group_dn and not self._in_group(session, deadline, entry.dn):
-            return Reason.NOT_IN_GROUP
-        return Reason.OK
+            return Checked(Reason.NOT_IN_GROUP)
+        if not self._reply_groups:
+            return Checked(Reason.OK)
+        group = next((group for dn, group in self._reply_groups if dn in entry.groups), None)
+        return Checked(Reason.OK, sets_group=True, reply_group=group)
 
     # -- the steps ----------------------------------------------------------------------------------------------------
 
@@ -160,10 +177,12 @@ class Directory:
             return None
         # replace(), not format(): braces elsewhere in an admin's filter are the filter's own
         search_filter = config.user_filter.replace("{user}", escape_filter_chars(name))
+        attributes = [config.email_attribute, config.phone_attribute]
+        if self._reply_groups:
+            attributes.append(config.group_attribute)
         deadline.arm(session.service)
-        _, result, response, _ = session.service.search(
-            config.base_dn, search_filter, SUBTREE, attributes=[config.email_attribute, config.phone_attribute],
-            size_limit=2, time_limit=config.timeout)
+        _, result, response, _ = session.service.search(config.base_dn, search_filter, SUBTREE, attributes=attributes,
+                                                        size_limit=2, time_limit=config.timeout)
         entries = [r for r in response or () if r.get("type") == "searchResEntry"]
         if result["result"] == 4 or len(entries) > 1:  # sizeLimitExceeded: two entries or more
             log.warning("directory: ldap.user_filter matches more than one entry for %s: refused", escape(name))
@@ -171,9 +190,11 @@ class Directory:
         _answered(result, "the search of a user")
         if not entries:
             return None
-        attributes = entries[0].get("raw_attributes") or {}
-        return Entry(entries[0]["dn"], _first(attributes, config.email_attribute),
-                     _first(attributes, config.phone_attribute))
+        values = entries[0].get("raw_attributes") or {}
+        groups = frozenset(filter(None, map(_dn_key, _texts(values, config.group_attribute)))
+                           ) if self._reply_groups else frozenset()
+        return Entry(entries[0]["dn"], _first(values, config.email_attribute), _first(values, config.phone_attribute),
+                     groups)
 
     def _search_nothing(self, session: _Session, deadline: _Deadline) -> None:
         from ldap3 import BASE, NO_ATTRIBUTES
@@ -315,15 +336,31 @@ def _answered(result: dict[str, Any], what: str) -> None:
         raise _Failed(f"{what} was answered {result['description']}: {escape(result.get('message') or '')}")
 
 
-def _first(attributes: dict[str, Any], name: str) -> str | None:
-    """The attribute's first value as text (attribute names are case-insensitive: AD may spell them its way); None
-    for a value with control characters (it goes into mail headers and logs)."""
+def _texts(attributes: dict[str, Any], name: str) -> list[str]:
+    """The attribute's values as text (attribute names are case-insensitive: AD may spell them its way)."""
     for key, values in attributes.items():
-        if key.lower() == name.lower() and values:
-            value = values[0]
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            return text if text.isprintable() else None
-    return None
+        if key.lower() == name.lower():
+            return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values or ()]
+    return []
+
+
+def _first(attributes: dict[str, Any], name: str) -> str | None:
+    """The attribute's first value; None for a value with control characters (it goes into mail headers and logs)."""
+    texts = _texts(attributes, name)
+    return texts[0] if texts and texts[0].isprintable() else None
+
+
+def _dn_key(dn: str) -> str | None:
+    """A DN as compared: attribute types and values case-folded, the spaces around separators gone (ldap3 parses it,
+    escapes included); None for one that does not parse."""
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
+
+    try:
+        parts = parse_dn(dn, escape=True, strip=True)
+    except LDAPInvalidDnError:
+        return None
+    return ",".join(f"{kind.lower()}={value.lower()}" for kind, value, _ in parts)
 
 
 def _close(connection: Any) -> None:

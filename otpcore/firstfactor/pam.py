@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..decision import Reason
 from ..store import UserRow
+from .checked import Checked
 
 __all__ = ["PamPassword", "pam_authenticate"]
 
@@ -12,14 +13,14 @@ class PamPassword:
     def __init__(self, service: str) -> None:
         self.service = service
 
-    def check(self, user: str, row: UserRow | None, password: bytes) -> Reason:
+    def check(self, user: str, row: UserRow | None, password: bytes) -> Checked:
         # A user the store does not know is still asked of PAM (its hashing and fail delay), so timing tells nobody.
         verdict = pam_authenticate(row.name if row is not None else user, password, self.service)
         if verdict is None:
-            return Reason.FIRST_FACTOR_UNAVAILABLE
+            return Checked(Reason.FIRST_FACTOR_UNAVAILABLE)
         if row is None:
-            return Reason.UNKNOWN_USER
-        return Reason.OK if verdict else Reason.WRONG_PASSWORD
+            return Checked(Reason.UNKNOWN_USER)
+        return Checked(Reason.OK if verdict else Reason.WRONG_PASSWORD)
 
 
 def pam_authenticate(user: str, password: bytes, service: str) -> bool | None:

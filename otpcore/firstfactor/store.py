@@ -5,12 +5,17 @@ from __future__ import annotations
 from ..decision import Reason
 from ..passwords import burn_time, verify_password
 from ..store import UserRow
+from .checked import Checked
 
 __all__ = ["StorePassword"]
 
 
 class StorePassword:
-    def check(self, user: str, row: UserRow | None, password: bytes) -> Reason:
+    def check(self, user: str, row: UserRow | None, password: bytes) -> Checked:
+        return Checked(self._reason(row, password))
+
+    @staticmethod
+    def _reason(row: UserRow | None, password: bytes) -> Reason:
         if row is None:
             burn_time(password)
             return Reason.UNKNOWN_USER
