@@ -67,7 +67,8 @@ def test_run_quick(tmp_path):
     assert scenarios["wrong code (workers=2)"]["reject"] == 200
     assert scenarios["password+code, argon2id (workers=2)"]["accept"] == 4
     postgres = scenarios["accept, PostgreSQL (workers=2)"]
-    assert postgres["accept"] == 200 and postgres["database_cpu_us_per_request"] > 0
+    # /proc counts CPU time in 10 ms ticks: 200 requests may cost the database less than one
+    assert postgres["accept"] == 200 and postgres["database_cpu_us_per_request"] >= 0
     assert figures["postgresql_ratio"] > 0
     assert all(c.startswith("check ok") for c in figures["checks"])
     assert figures["rss"]["workers_mb"]

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from .tools import tool
@@ -49,9 +49,12 @@ class Browser:
     def click(self, css: str) -> None:
         """Click what submits a form or follows a link, and wait until the next page has replaced this one (a click
         returns before the browser has navigated: the next step would race it)."""
-        page = self.find("html")
+        # A mark on this page's window: the next page has a window of its own. (Waiting for this page's element to
+        # go stale races: chromedriver may answer "node does not belong to the document" instead of "stale".)
+        self.driver.execute_script("window.__leftBehind = true")
         self.find(css).click()
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
+        WebDriverWait(self.driver, 15, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script("return !window.__leftBehind && document.readyState === 'complete'"))
 
     def submit(self, form: str) -> None:
         self.click(f"{form} button[type=submit]")
