@@ -12,17 +12,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otpbase.hostport import parse_hostport
 
 from . import tomlkeys as keys
 from .delivery_config import DeliveryConfig, parse_delivery
 from .errors import ConfigError
-from .ldap_config import LdapConfig, parse_ldap
 from .oob import ALPHABETS, OPTION_BOUNDS
 from .policy import Policy
 from .web_config import WebConfig, parse_web
+
+if TYPE_CHECKING:
+    from .ldap_config import LdapConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -145,7 +147,7 @@ def parse_config(data: Mapping[str, Any], *, base: Path = Path("."), path: Path 
     radius = _parse_radius(keys.subtable(data, "", "radius"), base)
     policy = _parse_policy(keys.subtable(data, "", "policy"))
     delivery = parse_delivery(keys.subtable(data, "", "delivery"), base)
-    ldap = parse_ldap(keys.subtable(data, "", "ldap"), base)
+    ldap = _parse_ldap(keys.subtable(data, "", "ldap"), base)
     web = parse_web(keys.subtable(data, "", "web"), base)
     if ldap is None:
         users = [(f"radius.clients[{i}]", c.first_factor) for i, c in enumerate(radius.clients)]
@@ -154,6 +156,14 @@ def parse_config(data: Mapping[str, Any], *, base: Path = Path("."), path: Path 
             if kind == "ldap":
                 raise ConfigError(f"{key}.first_factor: ldap needs an [ldap] table (the directory)")
     return Config(path=path, store=store, radius=radius, policy=policy, delivery=delivery, ldap=ldap, web=web)
+
+
+def _parse_ldap(t: Mapping[str, Any], base: Path) -> LdapConfig | None:
+    if not t:
+        return None
+    from .ldap_config import parse_ldap  # only for the deployments that have a directory
+
+    return parse_ldap(t, base)
 
 
 def parse_address(text: str, default_port: int, key: str) -> tuple[str, int]:

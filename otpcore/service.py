@@ -17,16 +17,13 @@ from typing import TYPE_CHECKING
 
 from . import oob
 from . import policy as pol
-from .chap import FIRST_FACTORS, Response
 from .codecheck import RETRY_MESSAGE, CodeChecker
 from .config import Config
 from .context import CHALLENGE_MESSAGE, REJECT_MESSAGE, VerifyContext
 from .decision import Decision, Reason, Verdict
 from .delivery_config import DeliveryConfig
-from .emptycode import EmptyCodes
 from .errors import ConfigError
 from .firstfactor import FirstFactor, first_factor
-from .ldap_config import LdapConfig
 from .oobsend import (
     NOT_SENT_MESSAGE,
     PENDING_MESSAGE,
@@ -38,12 +35,19 @@ from .oobsend import (
 )
 from .replies import follow_directory
 from .reseal import reseal_legacy_tokens
-from .responsecheck import ResponseChecker
 from .seal import Sealer, load_key_file
 from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
 
 if TYPE_CHECKING:
+    from .chap import Response
+    from .emptycode import EmptyCodes
     from .firstfactor.ldap import Directory
+    from .ldap_config import LdapConfig
+    from .responsecheck import ResponseChecker
+
+# The first factors a CHAP / MS-CHAP response can be checked with (otpcore.chap, kept in step by a test there):
+# written here so that a PAM login, which never sees a response, does not import the response checks.
+RESPONSE_FIRST_FACTORS = ("none", "store")
 
 __all__ = ["CHALLENGE_MESSAGE", "ENROL_MESSAGE", "NOT_SENT_MESSAGE", "PENDING_MESSAGE", "REJECT_MESSAGE",
            "RETRY_MESSAGE", "SENT_MESSAGES", "SENT_REJECT_MESSAGE", "WAIT_MESSAGE", "Verifier"]
@@ -57,9 +61,9 @@ class Verifier:
                  enrollment_url: str = "") -> None:
         self.ctx = VerifyContext(store, sealer, policy)
         self.codes = CodeChecker(self.ctx)
-        self.responses = ResponseChecker(self.ctx)
         self.sender = CodeSender(self.ctx, self._deliverer, self.directory)
-        self.empty = EmptyCodes(self.ctx, self.codes, self.sender, self.has_active_token)
+        self._responses: ResponseChecker | None = None  # CHAP / MS-CHAP (RADIUS only): made when first needed
+        self._empty: EmptyCodes | None = None  # empty codes: made when first needed
         self.delivery = delivery  # sends email/sms codes; made from delivery_config when first needed
         self._delivery_config = delivery_config
         self._first_factors: dict[str, FirstFactor] = {}
@@ -124,7 +128,7 @@ class Verifier:
         """Whether login() is a code check alone (first_factor "none", a code, no State), or login_response() one
         (`response`; a State is ignored): store reads and writes and hashes only, so it may share a `batch()`."""
         if response:
-            return first_factor in FIRST_FACTORS
+            return first_factor in RESPONSE_FIRST_FACTORS
         return first_factor == "none" and bool(password) and state is None
 
     def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
@@ -301,6 +305,22 @@ class Verifier:
         return self.ctx.finish(user, door, client, now, Verdict.REJECT, Reason.NO_TOKEN)._replace(message=message)
 
     # -- helpers ------------------------------------------------------------------------------------------------------
+
+    @property
+    def responses(self) -> ResponseChecker:
+        if self._responses is None:
+            from .responsecheck import ResponseChecker
+
+            self._responses = ResponseChecker(self.ctx)
+        return self._responses
+
+    @property
+    def empty(self) -> EmptyCodes:
+        if self._empty is None:
+            from .emptycode import EmptyCodes
+
+            self._empty = EmptyCodes(self.ctx, self.codes, self.sender, self.has_active_token)
+        return self._empty
 
     def _first_factor(self, kind: str) -> FirstFactor:
         factor = self._first_factors.get(kind)

@@ -22,8 +22,6 @@ from collections.abc import Callable
 
 from otpbase.escape import escape
 
-from .backend_local import LocalBackend
-from .backend_radius import RadiusBackend
 from .log import ERR, NOTICE, WARNING, Log
 from .options import OptionError, Options, parse_options
 from .outcome import ACCEPT, CHALLENGE, LOCKED, REJECT, UNAVAILABLE, Outcome, Unavailable
@@ -32,10 +30,14 @@ TYPE_CHECKING = False  # typing itself costs a login several milliseconds: impor
 if TYPE_CHECKING:
     from typing import Any
 
+    from .backend_local import LocalBackend
+    from .backend_radius import RadiusBackend
+
+    Backend = LocalBackend | RadiusBackend
+
 __all__ = ["MAX_CHALLENGES", "Outcome", "authenticate"]
 
 MAX_CHALLENGES = 3  # challenge rounds in one login, as pam_radius_auth's max_challenge
-Backend = LocalBackend | RadiusBackend
 
 
 class _ConversationFailed(Exception):
@@ -177,8 +179,15 @@ def authenticate(pamh: Any, argv: list[str], *, clock: Callable[[], float] = tim
         return int(pamh.PAM_USER_UNKNOWN)
     service, rhost = getattr(pamh, "service", None), getattr(pamh, "rhost", None)
     where = f"user={escape(user, space=True)} rhost={escape(rhost or '', space=True)} mode={opts.mode}"
-    backend: Backend = (LocalBackend(opts, _client_name(service, rhost), clock, rhost) if opts.mode == "local"
-                        else RadiusBackend(opts, service, rhost, log))
+    backend: Backend
+    if opts.mode == "local":  # each mode imports only its own backend
+        from .backend_local import LocalBackend
+
+        backend = LocalBackend(opts, _client_name(service, rhost), clock, rhost)
+    else:
+        from .backend_radius import RadiusBackend
+
+        backend = RadiusBackend(opts, service, rhost, log)
     try:
         outcome = _login(pamh, opts, backend, user, log, where)
     except _ConversationFailed as exc:

@@ -190,3 +190,9 @@ def test_responses_share_a_group_commit(alice: Installation) -> None:
 def test_pam_cannot_check_a_response(alice: Installation) -> None:
     with pytest.raises(ValueError, match="pam"):
         login(alice.verifier(), mschap2(code(STEP)), first_factor="pam")
+
+
+def test_the_verifier_batches_responses_of_the_first_factors_that_check_them() -> None:
+    from otpcore import chap, service
+
+    assert service.RESPONSE_FIRST_FACTORS == chap.FIRST_FACTORS
