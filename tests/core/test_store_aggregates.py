@@ -102,6 +102,31 @@ def test_prefetch_reads_a_group_once_and_forgets_written_rows(store: Store) -> N
         assert store.user_with_tokens("a")[0].id == ids["a"]  # type: ignore[union-attr]
 
 
+def test_a_group_s_deferred_writes_and_audit_rows_read_back_exactly(store: Store) -> None:
+    """In a group (prefetch) the compare-and-set advances and the audit rows leave together at the end (PostgreSQL:
+    one JSON parameter per statement): large counters, a negative drift, a time with all its digits and text that
+    needs escaping in JSON come back unchanged."""
+    from otpcore.store.sqlcore import printable
+
+    alice = _user(store, "zoë")
+    hotp = store.add_token(alice, {"type": "hotp", "counter": 2**40}, 0.0)
+    totp = store.add_token(alice, {"type": "totp"}, 0.0)
+    user, client = 'zoë "q" \\ \u00e9 \t', "vpn/ü"
+    with store.transaction():
+        store.prefetch(["zoë"])
+        assert store.advance_hotp(hotp, expected=2**40, new_counter=2**62 + 1)
+        assert store.advance_totp(totp, expected=-1, new_step=57_766_666, drift=-2)
+        store.audit(now=1732999999.1234567, user=user, door="radius", client=client, result="accept", reason="ok",
+                    source="::1")
+        store.audit(now=7, user=None, door="radius", client=None, result="reject", reason="wrong_code")
+    assert store.require_token(hotp).counter == 2**62 + 1
+    assert (store.require_token(totp).last_step, store.require_token(totp).drift) == (57_766_666, -2)
+    rows = store.audit_rows()  # oldest first
+    assert [(r.time, r.user, r.client, r.result, r.reason, r.source) for r in rows] == [
+        (7.0, None, None, "reject", "wrong_code", None),
+        (1732999999.1234567, printable(user), printable(client), "accept", "ok", "::1")]
+
+
 def test_a_transaction_commits_together_or_not_at_all(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         _user(store)
@@ -176,8 +201,8 @@ def test_accounting_sessions(store: Store) -> None:
 
 
 def test_a_transaction_s_audit_rows_of_every_kind_are_written_together(store: Store) -> None:
-    """The audit rows of one transaction (PostgreSQL: one INSERT from arrays) with times given as ints and floats,
-    results as the service's enums, and missing clients and sources."""
+    """The audit rows of one transaction (PostgreSQL: one INSERT from a JSON parameter) with times given as ints and
+    floats, results as the service's enums, and missing clients and sources."""
     from otpcore.decision import Reason, Verdict
 
     with store.transaction():

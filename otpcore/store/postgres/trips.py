@@ -8,13 +8,17 @@ statement runs in-process): what an answer's latency and a worker's throughput a
   transaction (which must see them) or with its COMMIT. Under the users' row locks nobody else advances those
   tokens, so they do win; should one not (an admin changing a token without the user's lock), the statement fails,
   the transaction is rolled back, and the caller decides each request again on its own (radiusd does).
-- The audit rows of a transaction are inserted in one statement (arrays, unnest), in the COMMIT's pipeline.
+- The audit rows of a transaction are inserted in one statement, in the COMMIT's pipeline.
+- The rows of those statements are one parameter each, a JSON array of arrays (jsonb_array_elements): json.dumps is C,
+  where psycopg dumps an array parameter element by element in Python. In groups of about 20 that saves a worker 7
+  to 13 µs of CPU per accept (of 70 to 90), for the same CPU in the database.
 
 So a group of any size costs two round trips: BEGIN with the read of its users, and its writes with its COMMIT.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,14 +29,17 @@ from ..sqlcore import Params
 __all__ = ["AUDIT_ROWS", "Trips"]
 
 _CHECKED = "SELECT 1 / (count(*) = %s)::int FROM moved"  # division by zero unless every row moved
-_TOTP = ("WITH moved AS (UPDATE tokens t SET last_step = v.new, drift = v.drift FROM unnest(%s::bigint[], "
-         "%s::bigint[], %s::bigint[], %s::integer[]) AS v(id, expected, new, drift) WHERE t.id = v.id "
+_TOTP = ("WITH v AS (SELECT (r->>0)::bigint AS id, (r->>1)::bigint AS expected, (r->>2)::bigint AS new, "
+         "(r->>3)::integer AS drift FROM jsonb_array_elements(%s::jsonb) AS r), "
+         "moved AS (UPDATE tokens t SET last_step = v.new, drift = v.drift FROM v WHERE t.id = v.id "
          "AND t.last_step = v.expected AND v.new > t.last_step RETURNING 1) " + _CHECKED)
-_HOTP = ("WITH moved AS (UPDATE tokens t SET counter = v.new FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) "
-         "AS v(id, expected, new) WHERE t.id = v.id AND t.counter = v.expected AND v.new > t.counter RETURNING 1) "
-         + _CHECKED)
-AUDIT_ROWS = ('INSERT INTO audit (time, "user", door, client, result, reason, source) SELECT * FROM unnest('
-              "%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])")
+_HOTP = ("WITH v AS (SELECT (r->>0)::bigint AS id, (r->>1)::bigint AS expected, (r->>2)::bigint AS new "
+         "FROM jsonb_array_elements(%s::jsonb) AS r), "
+         "moved AS (UPDATE tokens t SET counter = v.new FROM v WHERE t.id = v.id AND t.counter = v.expected "
+         "AND v.new > t.counter RETURNING 1) " + _CHECKED)
+# the time a JSON number, an int (now=0) or a float: json.dumps writes the shortest text that reads back the same double
+AUDIT_ROWS = ('INSERT INTO audit (time, "user", door, client, result, reason, source) SELECT (r->>0)::float8, '
+              "r->>1, r->>2, r->>3, r->>4, r->>5, r->>6 FROM jsonb_array_elements(%s::jsonb) AS r")
 
 
 class Trips:
@@ -69,9 +76,7 @@ class Trips:
                 self.begin = False
             self._send_deferred()
             if commit and self.audit:
-                times, *texts = (list(column) for column in zip(*self.audit, strict=True))
-                # an array's elements are of one type: a time given as an int (now=0) would refuse the lot
-                self._conn.execute(AUDIT_ROWS, ([float(t) for t in times], *texts))
+                self._conn.execute(AUDIT_ROWS, (json.dumps(self.audit),))
                 self.audit = ()
             for statement, values in before:
                 self._conn.execute(statement, values)
@@ -84,5 +89,5 @@ class Trips:
     def _send_deferred(self) -> None:
         for rows, statement in ((self.totp, _TOTP), (self.hotp, _HOTP)):
             if rows:
-                self._conn.execute(statement, (*(list(column) for column in zip(*rows, strict=True)), len(rows)))
+                self._conn.execute(statement, (json.dumps(rows), len(rows)))
         self.totp, self.hotp = [], []
