@@ -23,7 +23,6 @@ from .context import CHALLENGE_MESSAGE, REJECT_MESSAGE, VerifyContext
 from .decision import Decision, Reason, Verdict
 from .delivery_config import DeliveryConfig
 from .errors import ConfigError
-from .firstfactor import FirstFactor, first_factor
 from .oobsend import (
     NOT_SENT_MESSAGE,
     PENDING_MESSAGE,
@@ -41,6 +40,7 @@ from .store import ChallengeRow, Store, TokenRow, UserRow, open_store
 if TYPE_CHECKING:
     from .chap import Response
     from .emptycode import EmptyCodes
+    from .firstfactor import FirstFactor
     from .firstfactor.ldap import Directory
     from .ldap_config import LdapConfig
     from .responsecheck import ResponseChecker
@@ -325,6 +325,8 @@ class Verifier:
     def _first_factor(self, kind: str) -> FirstFactor:
         factor = self._first_factors.get(kind)
         if factor is None:
+            from .firstfactor import first_factor  # a code-only door (PAM after pam_unix) never needs one
+
             factor = self._first_factors[kind] = first_factor(kind, self.policy, self.directory)
         return factor
 
