@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 
 from . import oob
 from . import policy as pol
@@ -143,7 +142,7 @@ class CodeChecker:
             stored_hash=challenge.code_hash, given_hash=oob.code_hash(ctx.sealer.fingerprint, row.id, code),
             attempts=challenge.attempts, expires=challenge.expires, settings=settings, now=now)
         if outcome is oob.CodeOutcome.ACCEPT:
-            ctx.store.add_challenge(replace(challenge, attempts=oob.USED))  # kept until expiry: a reuse is a replay
+            ctx.store.add_challenge(challenge._replace(attempts=oob.USED))  # kept until expiry: a reuse is a replay
             ctx.clear_failures(row)
             return ctx.accept(row, door, client, now, Reason.OK, challenge.token_id)
         if outcome is oob.CodeOutcome.EXPIRED:
@@ -174,10 +173,10 @@ class CodeChecker:
         """After a wrong answer: the code's last chance was used (refused), or a new State for the same code."""
         ctx = self.ctx
         if outcome is oob.CodeOutcome.EXHAUSTED:
-            ctx.store.add_challenge(replace(challenge, attempts=attempts))
+            ctx.store.add_challenge(challenge._replace(attempts=attempts))
             return ctx.finish(user, door, client, now, Verdict.REJECT, Reason.TOO_MANY_ATTEMPTS, challenge.token_id)
         new_state = os.urandom(16)  # a State is single use: the next try gets a new one, for the same code
-        ctx.store.add_challenge(replace(challenge, state=new_state, attempts=attempts,
+        ctx.store.add_challenge(challenge._replace(state=new_state, attempts=attempts,
                                         state_expires=min(challenge.expires, now + ctx.policy.challenge_timeout)))
         decision = ctx.finish(user, door, client, now, Verdict.CHALLENGE, reason, challenge.token_id)
         return decision._replace(state=new_state, message=RETRY_MESSAGE)

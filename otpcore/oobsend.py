@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import oob
@@ -120,7 +119,7 @@ class CodeSender:
                         and now < c.expires), None)
         if pending is not None and move:
             store.delete_challenge(pending.state)
-            store.add_challenge(replace(pending, state=state,
+            store.add_challenge(pending._replace(state=state,
                                         state_expires=min(pending.expires, now + self.ctx.policy.challenge_timeout)))
             return SendResult(Reason.RESEND_TOO_SOON, state, token_id=pending.token_id)
         return SendResult(Reason.SEND_LIMIT if capped else Reason.RESEND_TOO_SOON)

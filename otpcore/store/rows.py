@@ -1,9 +1,11 @@
-"""What the store holds and answers, whatever the engine: one type per row, and the outcomes of accounting writes."""
+"""What the store holds and answers, whatever the engine: one type per row, and the outcomes of accounting writes.
+
+NamedTuples, not dataclasses: a PAM login imports them all, and a NamedTuple class costs a tenth of a frozen dataclass
+to make (about 0.05 against 0.5 ms)."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import NamedTuple
 
 __all__ = ["SCHEMA_VERSION", "AuditRow", "ChallengeRow", "InviteRow", "NasClosed", "PortalSessionRow", "ReplyGroupRow",
@@ -64,8 +66,7 @@ class TokenRow(NamedTuple):
         return cls(0, 0, kind, "SHA1", 6, 30, 0, 0, -1, 0, None, None, None, True, 0.0, None, 2)
 
 
-@dataclass(frozen=True, slots=True)
-class ChallengeRow:
+class ChallengeRow(NamedTuple):
     state: bytes
     user_id: int
     client: str
@@ -77,8 +78,7 @@ class ChallengeRow:
     state_expires: float | None = None  # when the State stops being accepted (None: at `expires`)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
+class AuditRow(NamedTuple):
     id: int
     time: float
     user: str | None
@@ -89,8 +89,7 @@ class AuditRow:
     source: str | None = None  # where the request came from: the RADIUS peer's address, the PAM rhost (schema 5)
 
 
-@dataclass(frozen=True, slots=True)
-class SessionEvent:
+class SessionEvent(NamedTuple):
     """What one Accounting-Request says about a session (RFC 2866), as the store records it."""
 
     client: str  # the configured RADIUS client's name
@@ -122,8 +121,7 @@ class NasClosed(NamedTuple):
     stale: int
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
+class SessionRow(NamedTuple):
     id: int
     client: str
     session_id: str
@@ -142,8 +140,7 @@ class SessionRow:
     status: str  # active | stopped (Stop received) | closed (Accounting-On/Off of its NAS)
 
 
-@dataclass(frozen=True, slots=True)
-class PortalSessionRow:
+class PortalSessionRow(NamedTuple):
     """A session of the self-service portal (otp-web, schema 8)."""
 
     key: bytes  # keyed fingerprint of the session cookie (the cookie itself is never stored)
@@ -155,8 +152,7 @@ class PortalSessionRow:
     sealed: bytes | None  # the secret of a token being enrolled, sealed to this session (active once proved)
 
 
-@dataclass(frozen=True, slots=True)
-class InviteRow:
+class InviteRow(NamedTuple):
     """A one-time enrolment code of `otp-admin user invite` (schema 8), by user name."""
 
     user: str

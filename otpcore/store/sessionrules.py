@@ -10,8 +10,6 @@ what to write and what to report.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .rows import SessionEvent, SessionRow, SessionWrite
 
 __all__ = ["Plan", "grown", "merge", "new_session", "on_start", "on_stop", "on_update", "started"]
@@ -91,8 +89,7 @@ def grown(old: int | None, new: int | None) -> int | None:
 def merge(row: SessionRow, event: SessionEvent, *, stop: bool) -> SessionRow:
     """The session after `event`. Counters only grow and times only move forward, so a replayed or reordered
     request changes nothing; what a Start said (user, NAS) is only filled in, never overwritten."""
-    merged = replace(
-        row,
+    merged = row._replace(
         user=row.user or event.user,
         nas_identifier=row.nas_identifier or event.nas_identifier,
         framed_ip=event.framed_ip or row.framed_ip,
@@ -103,6 +100,6 @@ def merge(row: SessionRow, event: SessionEvent, *, stop: bool) -> SessionRow:
         output_octets=grown(row.output_octets, event.output_octets),
     )
     if stop:  # on_stop ignores a Stop older than the start, so the stop never precedes it
-        merged = replace(merged, stop_time=event.event_time, status="stopped",
-                         terminate_cause=event.terminate_cause or row.terminate_cause)
+        merged = merged._replace(stop_time=event.event_time, status="stopped",
+                                  terminate_cause=event.terminate_cause or row.terminate_cause)
     return merged

@@ -4,7 +4,6 @@ it and stay open."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -92,7 +91,7 @@ class Sessions(SqlStore):
     def _record(self, event: SessionEvent,
                 rule: Callable[[SessionRow | None, SessionEvent], sessionrules.Plan]) -> SessionWrite:
         texts: dict[str, Any] = {name: printable(getattr(event, name)) for name in _TEXT}
-        event = dataclasses.replace(event, **texts)
+        event = event._replace(**texts)
         with self.transaction():
             if self._session_sql.lock:  # else the transaction holds the whole store's write lock
                 self._one(self._session_sql.lock, (f"session {event.client} {event.session_id}",))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 
 from ..errors import StoreError
 from .rows import AuditRow, ChallengeRow, SessionRow, TokenRow, UserRow
@@ -31,9 +30,9 @@ def _columns(names: tuple[str, ...]) -> tuple[str, ...]:
 TABLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("users", _columns(UserRow._fields), "id"),
     ("tokens", _columns(TokenRow._fields), "id"),
-    ("challenges", _columns(tuple(f.name for f in fields(ChallengeRow))), "state"),
-    ("audit", _columns(tuple(f.name for f in fields(AuditRow))), "id"),
-    ("sessions", _columns(tuple(f.name for f in fields(SessionRow))), "id"),
+    ("challenges", _columns(ChallengeRow._fields), "state"),
+    ("audit", _columns(AuditRow._fields), "id"),
+    ("sessions", _columns(SessionRow._fields), "id"),
     ("throttle", ("key", "level", "updated"), "key"),
 )
 IDENTITY_TABLES = ("users", "tokens", "audit", "sessions")  # ids made by the store: its next id follows the copy's
