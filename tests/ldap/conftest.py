@@ -3,13 +3,15 @@ the tests that only read it, a fresh one for those that change it, and installat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.kit.config import Client
 from tests.kit.mail import Mailbox
+from tests.kit.radiusd import RadiusServer
 from tests.kit.slapd import Slapd, running_slapd
 
 from .kit import Site, ldap_table
@@ -57,3 +59,24 @@ def make_site(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     yield make
     for site in sites:
         site.close()
+
+
+@pytest.fixture
+def radius_server(tmp_path: Path) -> Iterator[Callable[..., RadiusServer]]:
+    """make(directory, urls=None, extra=TOML) -> otp-radiusd (not started) whose config has an [ldap] table for that
+    directory, then `extra`; clients "vpn" (127.0.0.1, first_factor ldap) and "otp" (127.0.0.2, the code alone)."""
+    started: list[RadiusServer] = []
+
+    def make(directory: Slapd, urls: Sequence[str] | None = None, extra: str = "") -> RadiusServer:
+        folder = tmp_path / f"radiusd{len(started)}"
+        folder.mkdir()
+        clients = [Client("vpn", "127.0.0.1", first_factor="ldap"), Client("otp", "127.0.0.2", first_factor="none")]
+        server = RadiusServer(folder, clients=clients,
+                              extra_config=ldap_table(directory, folder, urls=urls) + "\n" + extra)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        if server.proc is not None:
+            assert server.stop() == 0, server.log()

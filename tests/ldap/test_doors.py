@@ -5,14 +5,13 @@ PAM_AUTHINFO_UNAVAIL (PAM), within the bound, and code-only clients are answered
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
 from otpcore import oath
-from tests.kit.config import Client
 from tests.kit.netfaults import HOST, closed_port, silent_server, unanswered_port
 from tests.kit.pamtester import pamtester
 from tests.kit.ports import free_udp_port as free_port
@@ -22,25 +21,6 @@ from tests.kit.slapd import Slapd
 from tests.pam.pamkit import OtpEnv, module_line
 
 from .kit import SEED, SLACK, TIMEOUT, ldap_table
-
-
-@pytest.fixture
-def radius_server(tmp_path: Path) -> Iterator[Callable[..., RadiusServer]]:
-    """make(directory, urls) -> otp-radiusd whose config has an [ldap] table for that directory."""
-    started: list[RadiusServer] = []
-
-    def make(directory: Slapd, urls: Sequence[str] | None = None) -> RadiusServer:
-        folder = tmp_path / f"radiusd{len(started)}"
-        folder.mkdir()
-        clients = [Client("vpn", "127.0.0.1", first_factor="ldap"), Client("otp", "127.0.0.2", first_factor="none")]
-        server = RadiusServer(folder, clients=clients, extra_config=ldap_table(directory, folder, urls=urls))
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        if server.proc is not None:
-            assert server.stop() == 0, server.log()
 
 
 def test_radius_password_and_code(radius_server: Callable[..., RadiusServer], directory: Slapd):

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,13 +19,12 @@ from otpcore.config import parse_config
 from otpcore.decision import Reason, Verdict
 from otpcore.errors import ConfigError
 from otpcore.store import open_store
-from tests.kit.config import Client
 from tests.kit.radius_client import UdpClient, build_request
 from tests.kit.radiusd import RadiusServer
 from tests.kit.slapd import Slapd
 from tests.kit.tools import otp_admin
 
-from .kit import SEED, Site, ldap_table
+from .kit import SEED, Site
 from .test_config import table
 
 CLASS = 25  # RFC 2865 Class
@@ -116,28 +114,9 @@ def test_a_group_missing_from_the_store_is_logged_and_grants_nothing(
     assert openldap.user("alice").password not in caplog.text
 
 
-@pytest.fixture
-def radius_server(tmp_path: Path) -> Iterator[Callable[..., RadiusServer]]:
-    started: list[RadiusServer] = []
-
-    def make(directory: Slapd, **ldap: Any) -> RadiusServer:
-        folder = tmp_path / f"radiusd{len(started)}"
-        folder.mkdir()
-        server = RadiusServer(folder, clients=[Client("vpn", "127.0.0.1", first_factor="ldap")],
-                              extra_config=ldap_table(directory, folder, **ldap) + "\n"
-                              + reply_groups({directory.layout.group_dn: "vpn"}))
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        if server.proc is not None:
-            assert server.stop() == 0, server.log()
-
-
 def test_radius_accepts_carry_the_directory_group_also_after_a_challenge(
         radius_server: Callable[..., RadiusServer], directory: Slapd):
-    server = radius_server(directory)
+    server = radius_server(directory, extra=reply_groups({directory.layout.group_dn: "vpn"}))
     for args in (["group", "set", "vpn", "--reply", "Class=vpn-users"],
                  ["token", "add", "alice", "--type", "totp", "--secret", oath.encode_base32(SEED), "--qr", "none"],
                  ["token", "add", "bob", "--type", "totp", "--secret", oath.encode_base32(SEED), "--qr", "none"]):
