@@ -14,9 +14,12 @@ from . import tomlkeys as keys
 from .errors import ConfigError, InputError
 from .specs import validate_group_name
 
-__all__ = ["DEFAULT_USER_FILTER", "LdapConfig", "parse_ldap"]
+__all__ = ["DEFAULT_USER_FILTER", "DnKey", "LdapConfig", "dn_key", "parse_ldap"]
 
 DEFAULT_USER_FILTER = "(&(objectClass=person)(uid={user}))"
+# A DN as compared: its RDNs in order, each the sorted (type, value) pairs of its attribute-value assertions, types
+# and values case-folded, values unescaped. Tuples, not text: no spelling of one DN can read as another.
+DnKey = tuple[tuple[tuple[str, str], ...], ...]
 _KEYS = {"urls", "start_tls", "ca_file", "bind_dn", "bind_password_file", "base_dn", "user_filter", "email_attribute",
          "phone_attribute", "group_dn", "timeout", "group_attribute", "reply_groups"}
 
@@ -71,10 +74,14 @@ def parse_ldap(t: Mapping[str, Any], base: Path) -> LdapConfig | None:
 
 def _reply_groups(table: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """[ldap.reply_groups]: "group DN" = "reply group name" (otp-admin group set makes the group)."""
-    pairs = []
+    pairs, seen = [], set()
     for dn, name in table.items():
-        if "=" not in dn:
+        key = dn_key(dn)
+        if key is None:
             raise ConfigError(f"ldap.reply_groups: not a DN: {dn!r}")
+        if key in seen:
+            raise ConfigError(f"ldap.reply_groups: {dn!r} names a group listed before")
+        seen.add(key)
         if not isinstance(name, str):
             raise ConfigError(f"ldap.reply_groups.{dn!r}: must be the name of a reply group")
         try:
@@ -82,6 +89,44 @@ def _reply_groups(table: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         except InputError as exc:
             raise ConfigError(f"ldap.reply_groups.{dn!r}: {exc}") from None
     return tuple(pairs)
+
+
+def dn_key(dn: str) -> DnKey | None:
+    """`dn` as compared (DnKey), parsed by ldap3 (RFC 4514); None for text that is not a DN."""
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
+
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+    except LDAPInvalidDnError:
+        return None
+    if not parts or any(not kind or not value for kind, value, _ in parts) or parts[-1][2]:
+        return None  # an empty type or value, or a separator with nothing after it
+    rdns: list[tuple[tuple[str, str], ...]] = []
+    rdn: list[tuple[str, str]] = []
+    for kind, value, separator in parts:
+        rdn.append((kind.lower(), _unescaped(value).lower()))
+        if separator != "+":  # "," or the end: the RDN is complete
+            rdns.append(tuple(sorted(rdn)))
+            rdn = []
+    return tuple(rdns)
+
+
+def _unescaped(value: str) -> str:
+    """An RFC 4514 value as the directory holds it: `\\XX` hex pairs are bytes of UTF-8, `\\c` is c."""
+    out = bytearray()
+    i = 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value):
+            pair = value[i + 1:i + 3]
+            if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
+                out += bytes.fromhex(pair)
+                i += 3
+                continue
+            i += 1
+        out += value[i].encode()
+        i += 1
+    return out.decode("utf-8", "replace")
 
 
 def _urls(value: Any, start_tls: bool) -> tuple[str, ...]:

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from otpbase.escape import escape
+
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -61,20 +63,22 @@ def granted(store: Store, row: UserRow) -> tuple[ReplyPair, ...]:
     return combine(load_pairs(group.attributes if group is not None else None), load_pairs(row.reply))
 
 
-def follow_directory(store: Store, row: UserRow, group: str | None) -> None:
-    """The directory says the user is in reply group `group` (None: in none of ldap.reply_groups): the row follows."""
-    if group is not None and store.reply_group(group) is None:
-        log.warning("ldap.reply_groups names the reply group %s, which does not exist (otp-admin group set): "
-                    "%s is given none", group, row.name)
-        group = None
+def follow_directory(store: Store, row: UserRow, group: str | None) -> UserRow:
+    """The directory says the user is in reply group `group` (None: in none of ldap.reply_groups): the user's row
+    follows, and is returned as written (the accept of this very login reads its group from it)."""
     if group == row.reply_group:
-        return
+        return row
     with store.transaction():
+        if group is not None and store.reply_group(group) is None:
+            log.warning("ldap.reply_groups names the reply group %s, which does not exist (otp-admin group set): "
+                        "%s is given none", group, escape(row.name))
+            group = None
         fresh = store.user_by_id(row.id)  # under the write lock: the user's own list is kept as it is now
         if fresh is None or fresh.reply_group == group:
-            return
+            return fresh or row
         store.set_user_reply(row.id, group=group, attributes=fresh.reply)
-    log.info("directory: %s is now in reply group %s", row.name, group or "(none)")
+    log.info("directory: %s is now in reply group %s", escape(row.name), group or "(none)")
+    return fresh._replace(reply_group=group)
 
 
 def dump_pairs(pairs: Sequence[ReplyPair]) -> str:

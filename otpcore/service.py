@@ -242,7 +242,7 @@ class Verifier:
                 verdict = Reason.WRONG_CODE  # no code of the user's ends the entry: the code is wrong for sure
             return self._refused(user, password, verdict, door=door, client=client, now=now)
         if checked.sets_group:  # the directory's groups decide the reply group
-            follow_directory(ctx.store, row, checked.reply_group)
+            row = follow_directory(ctx.store, row, checked.reply_group)
         if code is not None:
             return self.codes.check(row.name, code, door=door, client=client, now=now)
         return self._password_only(row, token_rows, door=door, client=client, now=now)

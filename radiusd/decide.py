@@ -19,6 +19,10 @@ from typing import NamedTuple
 from otpbase.escape import escape
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT
 from otpbase.radius.replies import encode_reply
+
+# What the Verifier imports when first needed, imported with this module: never at a first request, under the store's
+# write lock
+from otpcore import emptycode, responsecheck  # noqa: F401
 from otpcore.config import Config
 from otpcore.decision import Verdict
 from otpcore.errors import StoreError

@@ -4,9 +4,9 @@ e-mail addresses and phone numbers of its users, read when a code is sent.
 A check searches the user's entry with the service account (bind_dn), binds as the entry it found with the password,
 and with group_dn asks the group whether it lists that entry as a member (after the bind: a guesser learns nothing
 about groups). With reply_groups, the entry's groups (group_attribute, read by the same search) name the user's reply
-group: the first group of the table the entry is a member of, DNs compared as ldap3 normalises them. Every name
-costs the same round trips whether the directory has it or not (a name it does not have is answered by a search that
-matches nothing, in place of the bind).
+group: the first group of the table the entry is a member of (DNs compared as otpcore.ldap_config.dn_key says), looked
+up only after the bind. Every name costs the same round trips whether the directory has it or not (a name it does not
+have is answered by a search that matches nothing, in place of the bind).
 
 Bounded: each URL gets `timeout` seconds for everything a check does there (the socket's timeout is set to what is
 left before each step), then the next URL is tried; a URL that failed is tried after the others for SKIP_SECONDS.
@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 from otpbase.escape import escape
 
 from ..decision import Reason
-from ..errors import ConfigError, DirectoryError
-from ..ldap_config import LdapConfig
+from ..errors import DirectoryError
+from ..ldap_config import DnKey, LdapConfig, dn_key
 from ..store import UserRow
 from .checked import Checked
 
@@ -59,7 +59,7 @@ class Entry:
     dn: str  # as the server spells it: the one to bind with
     email: str | None
     phone: str | None
-    groups: frozenset[str] = frozenset()  # the DNs of group_attribute, normalised (_dn_key); only with reply_groups
+    groups: tuple[str, ...] = ()  # the DNs of group_attribute as the directory wrote them; only with reply_groups
 
 
 class LdapPassword:
@@ -121,12 +121,9 @@ class Directory:
                                      connect_timeout=config.timeout) for url in config.urls}
         self._session: _Session | None = None
         self._failed: dict[str, float] = {}  # url -> when it last failed (monotonic)
-        self._reply_groups: list[tuple[str, str]] = []  # (DN as compared, reply group)
-        for dn, group in config.reply_groups:
-            key = _dn_key(dn)
-            if key is None:
-                raise ConfigError(f"ldap.reply_groups: not a DN: {dn!r}")
-            self._reply_groups.append((key, group))
+        # (the group's DN as compared, reply group); the config's DNs are checked when it is loaded
+        self._reply_groups: list[tuple[DnKey, str]] = [
+            (key, group) for dn, group in config.reply_groups if (key := dn_key(dn)) is not None]
 
     def close(self) -> None:
         if self._session is not None:
@@ -160,7 +157,9 @@ class Directory:
             return Checked(Reason.NOT_IN_GROUP)
         if not self._reply_groups:
             return Checked(Reason.OK)
-        group = next((group for dn, group in self._reply_groups if dn in entry.groups), None)
+        # only now, after the bind: what parsing a user's groups costs tells nobody who exists
+        member_of = {key for key in map(dn_key, entry.groups) if key is not None}
+        group = next((group for key, group in self._reply_groups if key in member_of), None)
         return Checked(Reason.OK, sets_group=True, reply_group=group)
 
     # -- the steps ----------------------------------------------------------------------------------------------------
@@ -191,8 +190,7 @@ class Directory:
         if not entries:
             return None
         values = entries[0].get("raw_attributes") or {}
-        groups = frozenset(filter(None, map(_dn_key, _texts(values, config.group_attribute)))
-                           ) if self._reply_groups else frozenset()
+        groups = tuple(_texts(values, config.group_attribute)) if self._reply_groups else ()
         return Entry(entries[0]["dn"], _first(values, config.email_attribute), _first(values, config.phone_attribute),
                      groups)
 
@@ -348,19 +346,6 @@ def _first(attributes: dict[str, Any], name: str) -> str | None:
     """The attribute's first value; None for a value with control characters (it goes into mail headers and logs)."""
     texts = _texts(attributes, name)
     return texts[0] if texts and texts[0].isprintable() else None
-
-
-def _dn_key(dn: str) -> str | None:
-    """A DN as compared: attribute types and values case-folded, the spaces around separators gone (ldap3 parses it,
-    escapes included); None for one that does not parse."""
-    from ldap3.core.exceptions import LDAPInvalidDnError
-    from ldap3.utils.dn import parse_dn
-
-    try:
-        parts = parse_dn(dn, escape=True, strip=True)
-    except LDAPInvalidDnError:
-        return None
-    return ",".join(f"{kind.lower()}={value.lower()}" for kind, value, _ in parts)
 
 
 def _close(connection: Any) -> None:

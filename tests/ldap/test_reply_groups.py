@@ -18,6 +18,8 @@ from otpcore import oath
 from otpcore.config import parse_config
 from otpcore.decision import Reason, Verdict
 from otpcore.errors import ConfigError
+from otpcore.firstfactor import ldap as ldap_module
+from otpcore.ldap_config import dn_key
 from otpcore.store import open_store
 from tests.kit.radius_client import UdpClient, build_request
 from tests.kit.radiusd import RadiusServer
@@ -74,6 +76,10 @@ def test_the_table_is_checked_at_load_time(tmp_path: Path):
     assert ldap is not None and ldap.reply_groups == (("cn=VPN,dc=example,dc=org", "vpn"),)
     assert ldap.group_attribute == "memberOf"
     for bad, error in [({"vpn-users": "vpn"}, "ldap.reply_groups: not a DN: 'vpn-users'"),
+                       ({"cn=vpn,dc=x,": "vpn"}, "ldap.reply_groups: not a DN: 'cn=vpn,dc=x,'"),
+                       ({"2.5.4.3=vpn,dc=x": "vpn"}, "ldap.reply_groups: not a DN: '2.5.4.3=vpn,dc=x'"),
+                       ({"cn=vpn,dc=x": "vpn", "CN=VPN, DC=X": "other"},
+                        "ldap.reply_groups: 'CN=VPN, DC=X' names a group listed before"),
                        ({"cn=vpn,dc=x": "no spaces"}, "ldap.reply_groups.'cn=vpn,dc=x': invalid group name"),
                        ({"cn=vpn,dc=x": 3}, "ldap.reply_groups.'cn=vpn,dc=x': must be the name of a reply group")]:
         with pytest.raises(ConfigError) as raised:
@@ -93,6 +99,50 @@ def test_the_directory_decides_the_group_at_each_password_check(grouped: tuple[S
     bob = site.login("bob", directory.user("bob").password + oath.totp(SEED, now), now=now)
     assert (bob.verdict, bob.reply) == (Verdict.ACCEPT, ())
     assert reply_group_of(site, "bob") is None
+
+
+def test_the_accept_of_the_same_login_carries_the_group_just_written(make_site: Callable[..., Site],
+                                                                      directory: Slapd):
+    """Users without a token accepted by policy (no_token = "accept"): the accept comes from the row the directory's
+    group was just written on, in both directions."""
+    site = make_site(directory, extra=reply_groups({directory.layout.group_dn: "vpn"}),
+                     policy={"no_token": "accept"})
+    group_set(site, "vpn", "Class=vpn-users")
+    group_set(site, "others", "Class=others")
+    for name, group in (("alice", "others"), ("bob", "vpn")):  # alice is a member, bob is not
+        for args in (["user", "add", name], ["user", "set", name, "--group", group]):
+            out = otp_admin(site.config_path, *args)
+            assert out.returncode == 0, out.stderr
+    alice = site.login("alice", directory.user("alice").password)
+    assert (alice.verdict, alice.reason, alice.reply) == (Verdict.ACCEPT, Reason.NO_TOKEN_ACCEPTED,
+                                                          (("Class", "vpn-users"),))
+    bob = site.login("bob", directory.user("bob").password)
+    assert (bob.verdict, bob.reply) == (Verdict.ACCEPT, ())
+    assert (reply_group_of(site, "alice"), reply_group_of(site, "bob")) == ("vpn", None)
+
+
+def test_dns_are_compared_as_dns_and_no_spelling_reads_as_another():
+    assert dn_key("CN=VPN Users , OU=Groups,DC=x") == dn_key("cn=vpn\\20users,ou=groups,dc=x") \
+        == dn_key("cn=VPN\\ Users,ou=groups,dc=X")
+    assert dn_key("cn=a\\2C b,dc=x") == dn_key("cn=a\\, b,dc=x") != dn_key("cn=a,cn=b,dc=x")
+    # a multi-valued RDN is one RDN: not the group one level below it
+    assert dn_key("cn=vpn+ou=groups,dc=x") != dn_key("cn=vpn,ou=groups,dc=x")
+    assert dn_key("cn=vpn+ou=groups,dc=x") == dn_key("ou=groups+cn=vpn,dc=x")
+    assert dn_key("cn=a\\\\,dc=x") != dn_key("cn=a,dc=x")
+    for bad in ("vpn", "cn=vpn,dc=x,", " =x", "cn=vpn,d c=x"):
+        assert dn_key(bad) is None, bad
+
+
+def test_a_user_s_groups_are_read_only_after_the_bind(grouped: tuple[Site, Slapd], monkeypatch: pytest.MonkeyPatch):
+    site, directory = grouped
+    site.verifier().directory()  # made: the table's own DNs are parsed
+    parsed: list[str] = []
+    monkeypatch.setattr(ldap_module, "dn_key", lambda dn: parsed.append(dn) or dn_key(dn))
+    now = time.time()
+    assert site.login("alice", "wrong" + oath.totp(SEED, now), now=now).reason is Reason.WRONG_PASSWORD
+    assert parsed == []
+    assert site.login("alice", directory.user("alice").password + oath.totp(SEED, now), now=now).accepted
+    assert parsed
 
 
 def test_a_wrong_password_changes_no_group(grouped: tuple[Site, Slapd]):
