@@ -4,13 +4,17 @@ OathTool, tests/kit/codes.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from otpcore import oath
 from otpcore.admin import Admin, TokenSpec, UserSpec
 from otpcore.config import Config, Policy
 from otpcore.seal import load_key_file
@@ -123,3 +127,28 @@ def race_verify(config_path: str, user: str, code: str, now: float, barrier: Any
             verifier.close()
     except BaseException as exc:  # reported to the test, which fails on it
         results.put(("error", repr(exc)))
+
+
+# -- reading what otp-admin printed ---------------------------------------------------------------------------------
+
+B32_20 = oath.encode_base32(SEED20)  # GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+B32_32 = oath.encode_base32(SEED32)
+B32_64 = oath.encode_base32(SEED64)
+
+
+def uri_of(output: str) -> tuple[str, dict[str, str]]:
+    """The otpauth:// URI printed by `token add`: (label path, parameters)."""
+    match = re.search(r"otpauth://\S+", output)
+    assert match, output
+    parts = urlsplit(match[0])
+    return f"{parts.netloc}{unquote(parts.path)}", {k: v[0] for k, v in parse_qs(parts.query).items()}
+
+
+def refused(out: subprocess.CompletedProcess[str], text: str = "") -> bool:
+    """Exit 1 with one line on stderr (containing `text`)."""
+    lines = out.stderr.splitlines()
+    return out.returncode == 1 and len(lines) == 1 and text in lines[0]
+
+
+def user_json(cli: Cli, name: str) -> dict[str, object]:
+    return json.loads(cli.ok("user", "show", name, "--json"))

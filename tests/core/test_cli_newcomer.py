@@ -11,9 +11,8 @@ from pathlib import Path
 from otpcore import oath
 from tests.kit.codes import OathTool
 
-from .helpers import SEED20, SEED32, SEED64, Cli, sha256_file, write_config
+from .helpers import B32_20, B32_32, B32_64, SEED20, SEED32, Cli, sha256_file, user_json, write_config
 
-B32_20, B32_32, B32_64 = (oath.encode_base32(s) for s in (SEED20, SEED32, SEED64))
 CLIENTS = """
 [[radius.clients]]
 name = "vpn"
@@ -27,10 +26,6 @@ address = "10.0.1.0/24"
 secret = "s3cret"
 first_factor = "none"
 """
-
-
-def user_json(cli: Cli, name: str) -> dict[str, object]:
-    return json.loads(cli.ok("user", "show", name, "--json"))
 
 
 def audit_reasons(cli: Cli, user: str) -> list[str]:

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from otpcore import oath
 from tests.kit.codes import OathTool
 
-from .helpers import SEED20, SEED32, Cli, sha256_file
+from .helpers import B32_20, B32_32, SEED20, SEED32, Cli, sha256_file
 
-B32_20 = oath.encode_base32(SEED20)
-B32_32 = oath.encode_base32(SEED32)
 USERS_CSV = f"user,type,secret,digits\ndave,hotp,{B32_20},\nerin,totp,{B32_32},\n"
 
 
