@@ -123,10 +123,8 @@ def _bind(config: Config) -> tuple[_Sets, _Sets, _Sets] | int:
         acct_sockets = [[] for _ in range(workers)]
     tls_sockets: _Sets = [[] for _ in range(workers)]
     if config.radius.tls is not None:
-        from .tlssetup import bind_tls
-
         try:
-            tls_sockets = bind_tls(config.radius.tls.listen, workers)
+            tls_sockets = bind_sockets(config.radius.tls.listen, workers, socket.SOCK_STREAM)
         except OSError as exc:
             _close(sockets + acct_sockets)
             print(f"otp-radiusd: radius.tls_listen: {exc.strerror}", file=sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 
 from otpbase.escape import escape
@@ -10,9 +9,8 @@ from otpcore.config import TlsConfig
 from otpcore.errors import ConfigError
 
 from .tlsconn import ALPN_RADIUS10, ALPN_RADIUS11
-from .udp import format_address
 
-__all__ = ["bind_tls", "describe_error", "server_context"]
+__all__ = ["describe_error", "server_context"]
 
 
 def server_context(config: TlsConfig) -> ssl.SSLContext:
@@ -44,41 +42,3 @@ def server_context(config: TlsConfig) -> ssl.SSLContext:
 def describe_error(exc: OSError | ssl.SSLError) -> str:
     """An OSError's or an SSLError's text for a log line (OpenSSL's reason), escaped all the same."""
     return escape(exc.strerror if exc.strerror else str(exc))
-
-
-def bind_tls(listen: tuple[tuple[str, int], ...], copies: int) -> list[list[socket.socket]]:
-    """`copies` sets of listening TCP sockets (SO_REUSEPORT shares each port between the workers). Raises OSError
-    with the address in the message."""
-    sets: list[list[socket.socket]] = []
-    try:
-        for _ in range(copies):
-            socks: list[socket.socket] = []
-            sets.append(socks)
-            for host, port in listen:
-                socks.append(_listen(host, port, shared=copies > 1))
-    except BaseException:
-        for sock in (s for socks in sets for s in socks):
-            sock.close()
-        raise
-    return sets
-
-
-def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise OSError(exc.errno, f"cannot listen on {format_address((host, port))}: {exc.strerror}") from None
-        sock.listen(128)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
