@@ -19,7 +19,8 @@ from .certs import make_ca
 from .ports import free_udp_port
 from .tools import tool
 
-__all__ = ["DEBIAN_CONFIG", "FRONT_END_SECRET", "PAP_SOURCE", "PEAP_SOURCE", "FreeRadiusFrontEnd", "eapol_test"]
+__all__ = ["DEBIAN_CONFIG", "FRONT_END_SECRET", "PAP_SOURCE", "PEAP_SOURCE", "FreeRadiusFrontEnd", "RunningFreeradius",
+           "copy_debian_config", "eapol_test"]
 
 DEBIAN_CONFIG = Path("/etc/freeradius/3.0")
 FRONT_END_SECRET = "front-end-secret"  # between FreeRADIUS and otp-radiusd
@@ -198,6 +199,50 @@ server otp-inner {{
 """
 
 
+def copy_debian_config(confdir: Path, *subdirs: str) -> None:
+    """Debian's FreeRADIUS tree in `confdir` (for its dictionaries), with no module or site enabled (the test writes
+    all that shapes the request path into radiusd.conf), and the folders `subdirs` made."""
+    shutil.copytree(DEBIAN_CONFIG, confdir, symlinks=True)
+    for sub in ("mods-enabled", "sites-enabled"):
+        shutil.rmtree(confdir / sub)
+        (confdir / sub).mkdir()
+    for sub in subdirs:
+        (confdir / sub).mkdir(exist_ok=True)
+
+
+class RunningFreeradius:
+    """`freeradius -X -d CONFDIR` (the debug output, which says how each request was handled, in `output`): started
+    once `freeradius -C` accepts the config, returned once it is ready to process requests."""
+
+    def __init__(self, confdir: Path, output: Path, wait: float = 30.0) -> None:
+        self.output = output
+        binary = tool("freeradius")
+        check = subprocess.run([binary, "-C", "-d", str(confdir)], capture_output=True, text=True, timeout=60)
+        if check.returncode != 0:
+            raise AssertionError(f"freeradius refused its config:\n{check.stdout[-4000:]}{check.stderr[-2000:]}")
+        with open(output, "wb") as out:
+            self.proc = subprocess.Popen([binary, "-X", "-d", str(confdir)], stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while "Ready to process requests" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"freeradius did not start:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 class FreeRadiusFrontEnd:
     """FreeRADIUS on a free loopback port, proxying to an otp-radiusd on `otp_port`; `ca_pem` is what a supplicant
     trusts."""
@@ -207,7 +252,7 @@ class FreeRadiusFrontEnd:
         self.confdir = folder / "raddb"
         self.otp_port = otp_port
         self.port = free_udp_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.server: RunningFreeradius | None = None
         self.ca_pem = folder / "ca.pem"
 
     def __enter__(self) -> Self:
@@ -218,12 +263,7 @@ class FreeRadiusFrontEnd:
         self.stop()
 
     def write_config(self) -> None:
-        shutil.copytree(DEBIAN_CONFIG, self.confdir, symlinks=True)
-        for sub in ("mods-enabled", "sites-enabled"):
-            shutil.rmtree(self.confdir / sub)
-            (self.confdir / sub).mkdir()
-        for sub in ("log", "run", "tls"):
-            (self.confdir / sub).mkdir(exist_ok=True)
+        copy_debian_config(self.confdir, "log", "run", "tls")
         ca = make_ca("eap-ca")
         ca.write_cert(self.confdir / "tls" / "ca.pem")
         ca.write_cert(self.ca_pem)
@@ -235,33 +275,15 @@ class FreeRadiusFrontEnd:
 
     def start(self, wait: float = 30.0) -> None:
         self.write_config()
-        binary = tool("freeradius")
-        check = subprocess.run([binary, "-C", "-d", str(self.confdir)], capture_output=True, text=True, timeout=60)
-        if check.returncode != 0:
-            raise AssertionError(f"freeradius refused its config:\n{check.stdout[-4000:]}{check.stderr[-2000:]}")
-        self.proc = subprocess.Popen([binary, "-f", "-xx", "-l", str(self.folder / "debug.log"), "-d",
-                                      str(self.confdir)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + wait
-        while "Ready to process requests" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"freeradius did not start:\n{self.log()[-4000:]}")
-            time.sleep(0.05)
+        self.server = RunningFreeradius(self.confdir, self.folder / "debug.log", wait)
 
     def log(self) -> str:
-        path = self.folder / "debug.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.server.log() if self.server is not None else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        if self.server is not None:
+            self.server.stop()
+        self.server = None
 
 
 def eapol_test(folder: Path, front_end: FreeRadiusFrontEnd, network: str, *, name: str = "eap"

@@ -4,18 +4,16 @@ config directory (the Debian tree copied for its dictionaries, radiusd.conf writ
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
+from tests.kit.freeradius import RunningFreeradius, copy_debian_config
 from tests.kit.ports import free_udp_port
 from tests.kit.radsec import ClientFiles, RadsecPki
 from tests.kit.tools import tool
 
 __all__ = ["NAS_SECRET", "FreeradiusProxy"]
 
-DEBIAN_CONFIG = Path("/etc/freeradius/3.0")
 NAS_SECRET = "nas-secret"
 
 _CONF = """\
@@ -116,43 +114,18 @@ class FreeradiusProxy:
     def __init__(self, folder: Path, pki: RadsecPki, files: ClientFiles) -> None:
         self.port = free_udp_port()
         self.dir = folder / "raddb"
-        shutil.copytree(DEBIAN_CONFIG, self.dir, symlinks=True)
-        for sub in ("mods-enabled", "sites-enabled"):
-            shutil.rmtree(self.dir / sub)
-            (self.dir / sub).mkdir()
-        for sub in ("log", "run"):
-            (self.dir / sub).mkdir()
+        copy_debian_config(self.dir, "log", "run")
         (self.dir / "radiusd.conf").write_text(_CONF.format(
             dir=self.dir, otp_port=pki.port, key=files.key, cert=files.cert, ca=pki.ca_path, nas_secret=NAS_SECRET,
             port=self.port))
-        self.output = folder / "freeradius.out"
-        binary = tool("freeradius")
-        check = subprocess.run([binary, "-C", "-d", str(self.dir)], capture_output=True, text=True, timeout=60)
-        assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
-        with open(self.output, "wb") as out:  # -X: the debug log, which says how each request was proxied
-            self.proc = subprocess.Popen([binary, "-X", "-d", str(self.dir)], stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while "Ready to process requests" not in self.log():
-            assert self.proc.poll() is None, f"freeradius exited:\n{self.log()[-3000:]}"
-            assert time.monotonic() < deadline, f"freeradius did not start:\n{self.log()[-3000:]}"
-            time.sleep(0.1)
+        self.server = RunningFreeradius(self.dir, folder / "freeradius.out")
 
     def log(self) -> str:
-        return self.output.read_text(errors="replace")
+        return self.server.log()
 
     def radclient(self, attrs: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([tool("radclient"), "-x", "-t", "10", "-r", "1", f"127.0.0.1:{self.port}", "auth",
                                NAS_SECRET], input=attrs, capture_output=True, text=True, timeout=60)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.server.stop()
