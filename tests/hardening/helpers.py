@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import select
 import socket
@@ -26,7 +27,7 @@ from tests.kit.radius_client import SECRET, Reply, Sent, build_request, check_re
 
 __all__ = [
     "NO_LIMITS", "HotpUser", "Store", "add_hotp_users", "blast", "code_requests", "ext4_image", "mount_source",
-    "reject_reasons", "run", "tmpfs",
+    "reject_reasons", "run", "tmpfs", "wrong_codes",
 ]
 
 # A policy for floods of failures on purpose: no lockout, no per-client throttle.
@@ -46,6 +47,17 @@ class HotpUser:
     @property
     def b32(self) -> str:
         return encode_base32(self.secret)
+
+
+def wrong_codes(user: HotpUser, n: int, rng: random.Random) -> list[str]:
+    """`n` distinct 6-digit codes none of which is the user's for counters 0 to 63."""
+    valid = {user.code(c) for c in range(0, 64)}
+    out: list[str] = []
+    while len(out) < n:
+        code = f"{rng.randrange(10**6):06d}"
+        if code not in valid and code not in out:
+            out.append(code)
+    return out
 
 
 def add_hotp_users(config_path: Path, names: Sequence[str], *, password: str | None = None, counter: int = 0

@@ -29,7 +29,7 @@ from tests.kit.radius_client import Reply
 from tests.kit.radiusd import RadiusServer
 from tests.kit.tools import tool
 
-from .helpers import HotpUser, Store, add_hotp_users, blast, code_requests, reject_reasons
+from .helpers import HotpUser, Store, add_hotp_users, blast, code_requests, reject_reasons, wrong_codes
 
 pytestmark = pytest.mark.slow
 
@@ -45,16 +45,6 @@ RADIUS_PER_PAM_CODE = 4
 ARRANGED = {0: "pam", 1: "radius", 2: "pam", 3: "radius"}
 WRONG_USERS = 20
 WRONG_CODES = 25  # distinct wrong codes per wrong-code user, all at once: the failure count must reach exactly this
-
-
-def _wrong_codes(user: HotpUser, n: int, rng: random.Random) -> list[str]:
-    valid = {user.code(c) for c in range(0, 64)}
-    out: list[str] = []
-    while len(out) < n:
-        code = f"{rng.randrange(10**6):06d}"
-        if code not in valid and code not in out:
-            out.append(code)
-    return out
 
 
 def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: Callable[..., RadiusServer]) -> None:
@@ -124,7 +114,7 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
             t.start()
 
         # Failure counting under contention: distinct wrong codes, all at once, each exactly once.
-        wrong_pairs = [(u.name, c) for u in wrong_users for c in _wrong_codes(u, WRONG_CODES, rng)]
+        wrong_pairs = [(u.name, c) for u in wrong_users for c in wrong_codes(u, WRONG_CODES, rng)]
         rng.shuffle(wrong_pairs)
         wrong_replies = blast(srv.address, code_requests(wrong_pairs), timeout=60)
 
@@ -194,5 +184,5 @@ def test_valid_codes_accepted_exactly_once_across_workers_and_pam(make_server: C
 def test_wrong_codes_never_collide_with_valid_ones() -> None:
     """The race's wrong codes are never valid ones (the failure-count oracle would be wrong otherwise)."""
     user = HotpUser("x", secrets.token_bytes(20))
-    codes = _wrong_codes(user, 200, random.Random(1))
+    codes = wrong_codes(user, 200, random.Random(1))
     assert len(set(codes)) == 200 and not {user.code(c) for c in range(64)} & set(codes)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from otpbase.radius import ACCESS_ACCEPT, ACCESS_REJECT
-from tests.hardening.helpers import HotpUser, add_hotp_users, blast, code_requests, reject_reasons
+from tests.hardening.helpers import HotpUser, add_hotp_users, blast, code_requests, reject_reasons, wrong_codes
 from tests.kit.config import Client
 from tests.kit.pamservices import local_pam_service as pam_service
 from tests.kit.postgres import Database
@@ -147,16 +147,6 @@ def _pam_user_rounds(race: Race, user: HotpUser, admin_config: str, errors: list
         errors.append(exc)
 
 
-def _wrong_codes(user: HotpUser, n: int, rng: random.Random) -> list[str]:
-    valid = {user.code(c) for c in range(0, 64)}
-    out: list[str] = []
-    while len(out) < n:
-        code = f"{rng.randrange(10**6):06d}"
-        if code not in valid and code not in out:
-            out.append(code)
-    return out
-
-
 def test_codes_accepted_exactly_once_across_nodes_pam_and_admin(make_node: Callable[..., PgServer],
                                                                  pg_database: Database) -> None:
     a = make_node(pg_database, clients=[OTP], workers=2, policy=POLICY)
@@ -176,7 +166,7 @@ def test_codes_accepted_exactly_once_across_nodes_pam_and_admin(make_node: Calla
                    for u in pam_users]
         for t in threads:
             t.start()
-        wrong_pairs = [(u.name, c) for u in wrong_users for c in _wrong_codes(u, WRONG_CODES, rng)]
+        wrong_pairs = [(u.name, c) for u in wrong_users for c in wrong_codes(u, WRONG_CODES, rng)]
         rng.shuffle(wrong_pairs)
         wrong_replies = race.send(wrong_pairs)
         for k in range(ROUNDS):
