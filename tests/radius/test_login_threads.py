@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,19 +25,18 @@ from radiusd.server import Worker, bind_sockets
 from tests.kit.config import Client
 from tests.kit.radius_client import SECRET, SILENCE_TIMEOUT, UdpClient, build_request
 from tests.kit.radiusd import RadiusServer
+from tests.kit.stubverifier import UnbatchedVerifier
 
 HELD_TIMEOUT = 10.0
 
 
 @dataclass
-class GatedVerifier:
+class GatedVerifier(UnbatchedVerifier):
     """A stub verifier: the logins of a user in `gates` wait until that gate is set. One per evaluating thread."""
 
     gates: dict[str, threading.Event]
     config: Config
     calls: list[str] = field(default_factory=list)
-    closed: bool = False
-    store: object = None  # none: no accounting and no checkpoints here
 
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
               source: str | None = None) -> Decision:
@@ -55,19 +54,6 @@ class GatedVerifier:
     def answer_challenge(self, state: bytes, user: str, code: bytes, *, door: str, client: str, now: float,
                          source: str | None = None) -> Decision:
         raise AssertionError("no challenges here")
-
-    @staticmethod
-    def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
-        return False  # every request goes to the evaluating threads
-
-    def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
-        raise AssertionError("nothing is batched")
-
-    def batch(self, users: Sequence[str] = ()) -> contextlib.AbstractContextManager[None]:
-        raise AssertionError("nothing is batched")
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def _config(login_threads: int, name: str = "local") -> Config:

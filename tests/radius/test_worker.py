@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,24 +24,13 @@ from otpcore.config import ClientConfig, Config, RadiusConfig
 from otpcore.decision import Decision, Reason, Verdict
 from radiusd.server import Worker, bind_sockets
 from tests.kit.radius_client import SECRET, UdpClient, build_request
+from tests.kit.stubverifier import UnbatchedVerifier
 
 
 @dataclass
-class StubVerifier:
+class StubVerifier(UnbatchedVerifier):
     calls: list[tuple[str, str, bytes]] = field(default_factory=list)
     gate: threading.Event = field(default_factory=threading.Event)
-    closed: bool = False
-    store: object = None  # none: accounting is not tested here, and no checkpoints
-
-    @staticmethod
-    def batchable(password: bytes | None, first_factor: str, state: bytes | None, *, response: bool = False) -> bool:
-        return False  # every request goes to the evaluating threads
-
-    def precheck(self, logins: Sequence[tuple[str, bytes, str]], *, now: float) -> None:
-        raise AssertionError("nothing is batched")
-
-    def batch(self, users: Sequence[str] = ()) -> contextlib.AbstractContextManager[None]:
-        raise AssertionError("nothing is batched")
 
     def login(self, user: str, password: bytes, *, first_factor: str, door: str, client: str, now: float,
               source: str | None = None) -> Decision:
@@ -62,9 +50,6 @@ class StubVerifier:
         self.calls.append(("answer", user, code))
         ok = state == b"S" * 16 and code == b"123456"
         return Decision(Verdict.ACCEPT if ok else Verdict.REJECT, Reason.OK if ok else Reason.BAD_STATE, user)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def _config(*clients: tuple[str, str, bytes]) -> Config:
